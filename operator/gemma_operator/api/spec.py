@@ -1,0 +1,241 @@
+"""``GemmaFineTune.spec``: what a data scientist writes. Field names are part of the public contract."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from .base import ApiModel, cel, with_cel
+from .facts import LINEAR_MODULES, TPU_V3_TOPOLOGIES
+
+ModelName = Literal["gemma-2-2b", "gemma-2-2b-it", "gemma-2-9b", "gemma-2-9b-it", "gemma-2-27b", "gemma-2-27b-it"]
+Method = Literal["lora", "qlora", "freeze", "full"]
+DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
+AcceleratorType = Literal["nvidia-tesla-t4", "tpu-v3", "cpu"]
+Topology = Literal[tuple(TPU_V3_TOPOLOGIES)]  # type: ignore[valid-type]
+LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+TargetModule = Literal[(*LINEAR_MODULES, "all-linear")]  # type: ignore[valid-type]
+
+# gs://bucket[/path] or a local path; http(s) and other schemes are refused.
+GCS_OR_LOCAL = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
+MODEL_URI = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|hf://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+Uri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=GCS_OR_LOCAL)]
+ModelUri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=MODEL_URI)]
+DnsLabel = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
+DnsSubdomain = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
+EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+
+
+class Dataset(ApiModel):
+    """Where the training data is and how its rows look."""
+
+    train_uri: Uri
+    """JSONL or Parquet file (or folder of them) with the training rows: gs://bucket/path or a local path."""
+    eval_uri: Uri | None = None
+    """Optional evaluation rows in the same format; eval loss is reported when set."""
+    format: DataFormat = "auto"
+    """Row format: messages, prompt-completion or text; auto detects it from the first row."""
+
+
+class Lora(ApiModel):
+    """LoRA adapter settings (peft), used by the lora and qlora methods."""
+
+    r: int = Field(16, ge=1, le=256)
+    """Adapter rank."""
+    alpha: int = Field(32, ge=1, le=1024)
+    """Scaling numerator: the update is scaled by alpha / r."""
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    """Dropout on the adapter input."""
+    target_modules: list[TargetModule] = Field(
+        default_factory=lambda: list(LINEAR_MODULES), min_length=1, max_length=8
+    )
+    """Projections that get an adapter: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, or all-linear."""
+
+
+class Freeze(ApiModel):
+    """Settings of the freeze method: only the last decoder layers train."""
+
+    trainable_layers: int = Field(2, ge=1, le=64)
+    """How many of the last decoder layers are trained (the rest stay frozen)."""
+
+
+class Training(ApiModel):
+    """Hyperparameters (transformers TrainingArguments names in camelCase)."""
+
+    epochs: float = Field(1.0, gt=0, le=1000)
+    """Passes over the training data; maxSteps wins when both are set."""
+    max_steps: int | None = Field(None, ge=1, le=10_000_000)
+    """Optimizer steps to run; unset means as many as epochs need."""
+    learning_rate: float = Field(2e-4, gt=0, le=1.0)
+    """Peak learning rate."""
+    batch_size: int = Field(2, ge=1, le=1024)
+    """Sequences per device per micro-step (global batch under TPU SPMD)."""
+    gradient_accumulation_steps: int = Field(4, ge=1, le=1024)
+    """Micro-steps per optimizer step."""
+    max_seq_length: int = Field(1024, ge=16, le=8192)
+    """Longer rows are truncated to this many tokens."""
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    """Fraction of steps spent warming the learning rate up."""
+    lr_scheduler: LrScheduler = "cosine"
+    """Learning-rate schedule after warmup."""
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    """AdamW weight decay."""
+    max_grad_norm: float = Field(1.0, gt=0, le=100.0)
+    """Gradient clipping norm."""
+    logging_steps: int = Field(1, ge=1, le=100_000)
+    """Steps between lines of metrics.jsonl."""
+    eval_every_steps: int | None = Field(None, ge=1, le=10_000_000)
+    """Steps between evaluations when evalUri is set; unset: at every checkpoint."""
+    seed: int = Field(42, ge=0, le=2**31 - 1)
+    """Seed of initialisation, data order and dropout; equal seeds give equal runs."""
+
+
+class Accelerator(ApiModel):
+    """What the run trains on and how it is scheduled."""
+
+    model_config = with_cel(
+        cel("self.type == 'nvidia-tesla-t4' || !has(self.count)",
+            "count applies only to nvidia-tesla-t4: remove it (a TPU slice is sized by topology)", ".count"),
+        cel("self.type == 'tpu-v3' || !has(self.topology)",
+            "topology applies only to tpu-v3: remove it or set type: tpu-v3", ".topology"),
+    )
+
+    type: AcceleratorType
+    """nvidia-tesla-t4, tpu-v3, or cpu (local runs and tests)."""
+    count: Literal[1, 2, 4] | None = None
+    """T4 GPUs per pod (1, 2 or 4; data-parallel); only for nvidia-tesla-t4, default 1."""
+    topology: Topology | None = None
+    """TPU v3 slice: 2x2 is one host (v3-8); 4x4 (v3-32) and larger are multi-host; only for tpu-v3, default 2x2."""
+    spot: bool = False
+    """Run on spot nodes; preemptions resume from the last committed checkpoint."""
+
+
+class Output(ApiModel):
+    """Where the run writes; nothing here is ever deleted by the operator."""
+
+    uri: Uri
+    """Base folder: each run writes to <uri>/<runId>/. gs:// on GKE; a local path only with accelerator cpu."""
+    checkpoint_every_steps: int = Field(50, ge=1, le=10_000_000)
+    """Optimizer steps between committed checkpoints."""
+    keep_checkpoints: int = Field(3, ge=1, le=100)
+    """Committed checkpoints kept; older ones are removed after a newer one commits."""
+    merge_adapter: bool = False
+    """Also write merged/ with the adapter folded into the base weights."""
+
+
+class RunPolicy(ApiModel):
+    """How Kubernetes runs the Job; changing it never restarts training."""
+
+    backoff_limit: int = Field(3, ge=0, le=100)
+    """Trainer failures (not preemptions) tolerated before the run fails."""
+    active_deadline_seconds: int | None = Field(None, ge=1)
+    """Wall-clock limit of one run attempt."""
+    ttl_seconds_after_finished: int | None = Field(None, ge=0)
+    """Delete the finished Job after this long; the GemmaFineTune keeps its status."""
+    suspend: bool = False
+    """Suspend the run (its pods stop after a checkpoint); set back to false to resume."""
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the fine-tune's namespace."""
+
+    name: DnsSubdomain
+    """Secret name."""
+    key: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = "token"
+    """Key inside the Secret."""
+
+
+class Toleration(ApiModel):
+    """A Kubernetes toleration added to the trainer pods."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class Resources(ApiModel):
+    """Extra CPU and memory for the trainer container (accelerators are set from accelerator)."""
+
+    requests: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9.]+[a-zA-Z]*$")]] | None = None
+    limits: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9.]+[a-zA-Z]*$")]] | None = None
+
+
+class EnvVar(ApiModel):
+    """A plain environment variable for the trainer (use hfTokenSecretRef for the token)."""
+
+    name: EnvName
+    value: str = ""
+
+
+class Pod(ApiModel):
+    """How the trainer pods look."""
+
+    image: Image | None = None
+    """Trainer image; default from the operator's settings for the accelerator."""
+    service_account_name: DnsSubdomain | None = None
+    """Kubernetes service account of the trainer (Workload Identity to GCS); default from the operator."""
+    hf_token_secret_ref: SecretKeyRef | None = None
+    """Secret holding a Hugging Face token for hf:// models; it only ever travels as a reference."""
+    queue_name: DnsSubdomain | None = None
+    """Kueue LocalQueue; when set Kueue admits the Job and the operator creates it suspended."""
+    priority_class_name: DnsSubdomain | None = None
+    """PriorityClass of the trainer pods."""
+    node_selector: dict[str, str] | None = None
+    """Extra node labels the pods require."""
+    tolerations: list[Toleration] | None = None
+    """Extra tolerations (the accelerator's own taint is tolerated already)."""
+    resources: Resources | None = None
+    """CPU and memory requests and limits of the trainer container."""
+    env: list[EnvVar] | None = None
+    """Extra environment variables of the trainer container."""
+    annotations: dict[str, str] | None = None
+    """Annotations of the trainer pods."""
+    labels: dict[str, str] | None = None
+    """Labels of the trainer pods."""
+
+
+class GemmaFineTuneSpec(ApiModel):
+    """A Gemma 2 fine-tune: model, data, method, hyperparameters, accelerator and output."""
+
+    model_config = with_cel(
+        cel("self.method != 'qlora' || self.accelerator.type == 'nvidia-tesla-t4'",
+            "method qlora needs a CUDA GPU (bitsandbytes): use accelerator.type nvidia-tesla-t4, "
+            "or method lora on tpu-v3", ".method"),
+        cel("self.output.uri.startsWith('gs://') || self.accelerator.type == 'cpu'",
+            "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with accelerator.type cpu",
+            ".output.uri"),
+    )
+
+    model: ModelName
+    """Gemma 2 checkpoint: gemma-2-2b, gemma-2-9b, gemma-2-27b, or their -it variants."""
+    model_uri: ModelUri | None = None
+    """Where weights are read: gs://..., hf://org/name, or a local folder; default hf://google/<model>."""
+    dataset: Dataset
+    method: Method = "lora"
+    """lora, qlora (4-bit base, T4 only), freeze (train the last freeze.trainableLayers layers), or full."""
+    lora: Lora = Field(default_factory=Lora)
+    freeze: Freeze = Field(default_factory=Freeze)
+    training: Training = Field(default_factory=Training)
+    accelerator: Accelerator
+    output: Output
+    run_policy: RunPolicy = Field(default_factory=RunPolicy)
+    pod: Pod = Field(default_factory=Pod)
+
+    @property
+    def resolved_model_uri(self) -> str:
+        return self.model_uri or f"hf://google/{self.model}"
+
+    @property
+    def gpu_count(self) -> int:
+        return self.accelerator.count or 1
+
+    @property
+    def topology(self) -> str:
+        return self.accelerator.topology or "2x2"

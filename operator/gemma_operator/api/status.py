@@ -1,0 +1,93 @@
+"""``GemmaFineTune.status``: written only by the operator (status subresource)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import ApiModel
+
+Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A condition per the Kubernetes API conventions."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class Progress(ApiModel):
+    """Live training progress, read from the run's progress.json."""
+
+    step: int = 0
+    total_steps: int | None = None
+    percent: float | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    updated_at: str | None = None
+
+
+class Outputs(ApiModel):
+    """Where the results of the current run are."""
+
+    run_uri: str | None = None
+    adapter_uri: str | None = None
+    merged_model_uri: str | None = None
+    metrics_uri: str | None = None
+    loss_plot_uri: str | None = None
+
+
+class Restarts(ApiModel):
+    """How often the current run was restarted."""
+
+    preemptions: int = 0
+    """Pods lost to spot preemption or node failure (they do not count against backoffLimit)."""
+    failures: int = 0
+    """Trainer failures (count against backoffLimit)."""
+    slice_restarts: int = 0
+    """Multi-host TPU slices replaced as a whole after a host was lost."""
+
+
+class RunRecord(ApiModel):
+    """One run in status.runs (newest first, bounded)."""
+
+    run_id: str
+    generation: int | None = None
+    phase: Phase
+    reason: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    run_uri: str | None = None
+    adapter_uri: str | None = None
+
+
+class GemmaFineTuneStatus(ApiModel):
+    phase: Phase | None = None
+    """Pending, Running, Suspended, Succeeded or Failed."""
+    message: str | None = None
+    """Human summary of the phase."""
+    conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = None
+    run_id: str | None = None
+    """Current run: a hash of every field that affects training."""
+    attempt: int | None = None
+    """Job attempt within the current run (a multi-host slice restart starts a new attempt)."""
+    job_name: str | None = None
+    progress: Progress | None = None
+    last_checkpoint: str | None = None
+    outputs: Outputs | None = None
+    restarts: Restarts | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    runs: list[RunRecord] = Field(default_factory=list)
+    """Earlier and current runs, newest first."""

@@ -1,0 +1,148 @@
+"""``gemmaft``: one command for users, the operator and the trainer image.
+
+Each subcommand imports what it needs when it runs, so the trainer image (no kopf, no Kubernetes client) and
+the operator image (no torch) share this entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_INVALID = 2
+
+
+def _load_documents(path: str) -> list[Any]:
+    import yaml
+
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def _print_problems(source: str, problems) -> None:
+    print(f"{source}: invalid GemmaFineTune", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem.field}: {problem.message}", file=sys.stderr)
+
+
+def _load_finetunes(path: str):
+    """Every GemmaFineTune in FILE, or None after printing field-level problems."""
+    import yaml
+
+    from gemma_operator.api import SpecError, parse_finetune
+
+    try:
+        docs = _load_documents(path)
+    except (OSError, yaml.YAMLError) as err:
+        print(f"{path}: cannot read: {err}", file=sys.stderr)
+        return None
+    if not docs:
+        print(f"{path}: no YAML documents found", file=sys.stderr)
+        return None
+    finetunes, ok = [], True
+    for index, doc in enumerate(docs):
+        source = path if len(docs) == 1 else f"{path} (document {index + 1})"
+        try:
+            finetunes.append(parse_finetune(doc))
+        except SpecError as err:
+            _print_problems(source, err.problems)
+            ok = False
+    return finetunes if ok else None
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    import yaml
+
+    from gemma_operator.api.crd import build_crd
+
+    sys.stdout.write(yaml.safe_dump(build_crd(), sort_keys=False, width=120))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    finetunes = _load_finetunes(args.file)
+    if finetunes is None:
+        return EXIT_INVALID
+    from gemma_operator.api import estimate
+
+    for ft in finetunes:
+        print(f"{ft.metadata.name}: valid ({estimate(ft.spec).describe()})")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import yaml
+
+    from gemma_operator.render import RenderSettings, render_run
+
+    finetunes = _load_finetunes(args.file)
+    if finetunes is None:
+        return EXIT_INVALID
+    objects = []
+    for ft in finetunes:
+        namespace = args.namespace or ft.metadata.namespace or "default"
+        objects.extend(render_run(ft, RenderSettings.from_env(), namespace=namespace))
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=120))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gemma_trainer.cli import train_main
+
+    return train_main(args)
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from gemma_operator.runtime.main import run_operator
+
+    return run_operator(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gemma_operator.local.demo import run_demo
+
+    return run_demo(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gemmaft", description="Gemma 2 fine-tunes on Kubernetes.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("crd", help="print the GemmaFineTune CRD").set_defaults(func=cmd_crd)
+
+    p = sub.add_parser("validate", help="check GemmaFineTune manifests; field-level messages on error")
+    p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="print every object the operator would create, as YAML")
+    p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
+    p.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else default)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("train", help="run the trainer on a GemmaFineTune manifest or a mounted run config")
+    p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
+    p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
+    p.add_argument("--max-steps", type=int, help="override spec.training.maxSteps (local runs)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("operator", help="run the operator (kopf)")
+    p.add_argument("--namespace", action="append", help="namespace to watch (repeatable); default: settings")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(func=cmd_operator)
+
+    p = sub.add_parser("demo", help="a real fine-tune through the real operator, on this machine")
+    p.add_argument("--keep", action="store_true", help="keep the local API running at the end")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the quickstart's)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
