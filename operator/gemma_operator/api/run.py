@@ -1,0 +1,53 @@
+"""The contract between the trainer and the operator: run-folder layout, progress file, exit codes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from .base import ApiModel
+
+# Trainer exit codes (the Job's podFailurePolicy acts on them).
+EXIT_OK = 0
+EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
+EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
+EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
+
+# Where the run config is mounted in trainer pods.
+CONFIG_DIR = "/etc/gemmaft"
+CONFIG_FILE = "run.yaml"
+
+# Layout of <output.uri>/<runId>/.
+PROGRESS_FILE = "progress.json"
+METRICS_FILE = "metrics.jsonl"
+LOSS_PLOT_FILE = "loss.png"
+CHECKPOINTS_DIR = "checkpoints"
+COMMIT_MARKER = "COMMITTED"
+ADAPTER_DIR = "adapter"
+MERGED_DIR = "merged"
+
+RunState = Literal["starting", "training", "checkpointing", "preempted", "completed", "failed"]
+
+
+def checkpoint_dir(step: int) -> str:
+    """Folder of one checkpoint, relative to the run folder."""
+    return f"{CHECKPOINTS_DIR}/step-{step:08d}"
+
+
+class RunProgress(ApiModel):
+    """``<run>/progress.json``: written by the trainer, read by the operator into status.progress."""
+
+    state: RunState
+    step: int = 0
+    total_steps: int | None = None
+    epoch: float | None = None
+    loss: float | None = None
+    eval_loss: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    updated_at: str
+    """RFC 3339 time of this write."""
+    last_checkpoint: str | None = None
+    """URI of the newest committed checkpoint."""
+    adapter_uri: str | None = None
+    merged_model_uri: str | None = None
+    message: str | None = None
