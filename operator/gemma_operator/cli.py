@@ -77,6 +77,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from gemma_operator.render import RenderSettings, render_run
 
+    _BlockDumper = _block_dumper()
     finetunes = _load_finetunes(args.file)
     if finetunes is None:
         return EXIT_INVALID
@@ -84,8 +85,22 @@ def cmd_render(args: argparse.Namespace) -> int:
     for ft in finetunes:
         namespace = args.namespace or ft.metadata.namespace or "default"
         objects.extend(render_run(ft, RenderSettings.from_env(), namespace=namespace))
-    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=120))
+    sys.stdout.write(yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, width=120))
     return 0
+
+
+def _block_dumper():
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        """Multi-line strings (the run config in the ConfigMap) as readable ``|`` blocks."""
+
+    def str_block(dumper, value):
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    BlockDumper.add_representer(str, str_block)
+    return BlockDumper
 
 
 def cmd_train(args: argparse.Namespace) -> int:

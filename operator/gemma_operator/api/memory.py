@@ -44,7 +44,7 @@ class MemoryEstimate:
 
     def describe(self) -> str:
         shard = f" / {self.devices} devices" if self.devices > 1 else ""
-        cap = "unchecked" if self.capacity is None else f"{self.capacity / GB:.1f} GB"
+        cap = "memory not checked" if self.capacity is None else f"{self.capacity / GB:.1f} GB"
         return (
             f"needs about {self.per_device / GB:.1f} GB per device (weights {self.weights / GB:.1f} GB"
             f" + trainable state {self.trainable / GB:.1f} GB + activations {self.activations / GB:.1f} GB"

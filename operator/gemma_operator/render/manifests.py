@@ -1,0 +1,135 @@
+"""Spec in, Kubernetes objects out: the run's ConfigMap, the headless Service of a slice, and the Job."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+import yaml
+
+from gemma_operator.api import GemmaFineTune, RunConfig
+from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
+from gemma_operator.api.run import CONFIG_DIR, CONFIG_FILE, EXIT_INVALID_INPUT, EXIT_PREEMPTED
+
+from . import names as naming
+from .placement import Placement, placement
+from .settings import RenderSettings
+
+TRAINER_UID = 10001
+MANAGED_BY = "gemma-finetune-operator"
+LABEL_FINETUNE = "gemmaft.dev/finetune"
+LABEL_RUN = "gemmaft.dev/run-id"
+LABEL_ATTEMPT = "gemmaft.dev/attempt"
+
+
+@dataclass(frozen=True)
+class RunNames:
+    job: str
+    service: str
+    config_map: str
+
+
+def run_names(name: str, run_id: str, attempt: int = 0) -> RunNames:
+    return RunNames(
+        job=naming.job_name(name, run_id, attempt),
+        service=naming.service_name(name, run_id, attempt),
+        config_map=naming.config_map_name(name, run_id),
+    )
+
+
+def run_labels(name: str, run_id: str, attempt: int | None = None) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "gemma-finetune",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_FINETUNE: name,
+        LABEL_RUN: run_id,
+    }
+    if attempt is not None:
+        labels[LABEL_ATTEMPT] = str(attempt)
+    return labels
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("gemma_operator.render", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["j"] = json.dumps  # every value is emitted as JSON: valid YAML, no injection
+    return env
+
+
+def _render(template: str, **context: Any) -> dict[str, Any]:
+    return yaml.safe_load(_environment().get_template(template).render(**context))
+
+
+def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "GEMMAFT_RUN_ID", "value": config.run_id},
+        {"name": "GEMMAFT_RUN_URI", "value": config.run_uri},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "HF_HOME", "value": "/tmp/hf"},
+    ]
+    env += [{"name": k, "value": v} for k, v in where.env.items()]
+    ref = ft.spec.pod.hf_token_secret_ref
+    if ref is not None:  # only ever a reference: the token never enters the ConfigMap or the pod spec
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    env += [{"name": e.name, "value": e.value} for e in ft.spec.pod.env or ()]
+    return env
+
+
+def _resources(ft: GemmaFineTune, where: Placement) -> dict[str, Any]:
+    extra = ft.spec.pod.resources
+    requests = dict(extra.requests or {}) if extra else {}
+    limits = dict(extra.limits or {}) if extra else {}
+    limits.update(where.limits)  # the accelerator count comes from spec.accelerator, never from pod.resources
+    for key in where.limits:
+        requests.pop(key, None)
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+
+
+def render_run(
+    ft: GemmaFineTune, settings: RenderSettings, namespace: str, attempt: int = 0
+) -> list[dict[str, Any]]:
+    """Every object one attempt of the fine-tune's current run needs (owner references are the caller's)."""
+    spec, name = ft.spec, ft.metadata.name
+    config = RunConfig.for_finetune(ft, namespace=namespace)
+    where = placement(spec)
+    names = run_names(name, config.run_id, attempt)
+    labels = run_labels(name, config.run_id)
+    attempt_labels = run_labels(name, config.run_id, attempt)
+    job_labels = dict(attempt_labels)
+    if spec.pod.queue_name:
+        job_labels[KUEUE_QUEUE_LABEL] = spec.pod.queue_name
+    pod_labels = {**(spec.pod.labels or {}), **attempt_labels}
+    command = ["gemmaft", "train", "-f", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    objects = [
+        _render(
+            "configmap.yaml.j2", names=names, namespace=namespace, labels=labels, config_file=CONFIG_FILE,
+            run_config_yaml=yaml.safe_dump(config.to_api(), sort_keys=False),
+        )
+    ]
+    if where.multi_host:
+        objects.append(_render("service.yaml.j2", names=names, namespace=namespace, labels=attempt_labels,
+                               selector=attempt_labels))
+    objects.append(
+        _render(
+            "job.yaml.j2",
+            names=names, namespace=namespace, spec=spec, pod=spec.pod, placement=where,
+            job_labels=job_labels, pod_labels=pod_labels,
+            suspend=spec.run_policy.suspend or bool(spec.pod.queue_name),
+            service_account=spec.pod.service_account_name or settings.service_account,
+            grace_seconds=settings.grace_seconds, shm_size=settings.shm_size, uid=TRAINER_UID,
+            node_selector={**(spec.pod.node_selector or {}), **where.node_selector},
+            tolerations=where.tolerations + [t.to_api() for t in spec.pod.tolerations or ()],
+            image=spec.pod.image or settings.image_for(spec.accelerator.type),
+            command=command, env=_env_vars(ft, config, where), resources=_resources(ft, where),
+            config_dir=CONFIG_DIR, exit_invalid=EXIT_INVALID_INPUT, exit_preempted=EXIT_PREEMPTED,
+        )
+    )
+    return objects

@@ -1,0 +1,46 @@
+"""Deterministic object names that fit Kubernetes' limits for any GemmaFineTune name.
+
+Every name is a DNS-1035 label (what Services need; valid for Jobs and ConfigMaps too). Job names leave room
+for the ``-<index>`` suffix of Indexed Job hostnames, which must stay within 63 characters as well.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+DNS_LABEL_MAX = 63
+JOB_NAME_MAX = DNS_LABEL_MAX - 5  # hostname "<job>-<index>" with up to 4 index digits
+
+
+def _sanitize(name: str) -> str:
+    cleaned = re.sub(r"[^a-z0-9-]", "-", name.lower())
+    return cleaned if cleaned[:1].isalpha() else f"g{cleaned}"
+
+
+def bounded_name(base: str, suffix: str, limit: int = DNS_LABEL_MAX) -> str:
+    """``<base>-<suffix>`` within ``limit`` characters; a truncated base keeps a hash of the original."""
+    base = _sanitize(base)
+    full = f"{base}-{suffix}"
+    if len(full) <= limit:
+        return full
+    digest = hashlib.sha256(base.encode()).hexdigest()[:6]
+    room = limit - len(suffix) - len(digest) - 2
+    return f"{base[:room].rstrip('-')}-{digest}-{suffix}"
+
+
+def _run_suffix(run_id: str, attempt: int) -> str:
+    return run_id if attempt == 0 else f"{run_id}-a{attempt}"
+
+
+def job_name(name: str, run_id: str, attempt: int = 0) -> str:
+    return bounded_name(name, _run_suffix(run_id, attempt), JOB_NAME_MAX)
+
+
+def service_name(name: str, run_id: str, attempt: int = 0) -> str:
+    """Headless Service of a multi-host slice (the pods' subdomain)."""
+    return job_name(name, run_id, attempt)
+
+
+def config_map_name(name: str, run_id: str) -> str:
+    return bounded_name(name, f"{run_id}-config")

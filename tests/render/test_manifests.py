@@ -1,0 +1,187 @@
+"""Rendered objects: placement per accelerator, Job semantics, names, secrets, and real schema validation."""
+
+from __future__ import annotations
+
+import re
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from gemma_operator.api import RunConfig, parse_finetune
+from gemma_operator.render import RenderSettings, names, render_run
+from tests.conftest import EXAMPLES, manifest
+
+K8S_VERSION = "1.32"
+SETTINGS = RenderSettings()
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+MATRIX = {
+    "t4": {"accelerator": {"type": "nvidia-tesla-t4"}},
+    "t4x4-spot": {"accelerator": {"type": "nvidia-tesla-t4", "count": 4, "spot": True}},
+    "tpu-2x2": {"accelerator": {"type": "tpu-v3", "topology": "2x2"}},
+    "tpu-4x4-spot": {"accelerator": {"type": "tpu-v3", "topology": "4x4", "spot": True}},
+    "tpu-8x8": {"accelerator": {"type": "tpu-v3", "topology": "8x8"}},
+    "cpu-local": {"accelerator": {"type": "cpu"}, "output": {"uri": "./out"}},
+    "kueue-secrets": {
+        "pod": {
+            "queueName": "team-a", "priorityClassName": "low", "hfTokenSecretRef": {"name": "hf"},
+            "env": [{"name": "WANDB_MODE", "value": "offline"}], "labels": {"team": "a"},
+            "annotations": {"note": "x"}, "nodeSelector": {"pool": "gpu"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+            "resources": {"requests": {"cpu": "4", "memory": "24Gi"}, "limits": {"memory": "30Gi"}},
+        },
+        "runPolicy": {"activeDeadlineSeconds": 86400, "ttlSecondsAfterFinished": 3600},
+    },
+}
+
+
+def render(overrides: dict, name: str = "demo", attempt: int = 0) -> dict[str, dict]:
+    obj = manifest(**overrides)
+    obj["metadata"]["name"] = name
+    objects = render_run(parse_finetune(obj), SETTINGS, namespace="ml", attempt=attempt)
+    return {o["kind"]: o for o in objects}
+
+
+def pod_spec(objs: dict) -> dict:
+    return objs["Job"]["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=list(MATRIX))
+def test_every_object_passes_the_kubernetes_schema_strictly(case):
+    for obj in render(MATRIX[case]).values():
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_render_valid_objects(path):
+    for obj in render_run(parse_finetune(yaml.safe_load(path.read_text())), SETTINGS, namespace="ml"):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_t4_selects_t4_nodes_tolerates_the_taint_and_limits_gpus():
+    spec = pod_spec(render(MATRIX["t4x4-spot"]))
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+                                    "cloud.google.com/gke-spot": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "4"}
+
+
+def test_tpu_single_host_is_one_pod_on_a_v3_device():
+    objs = render(MATRIX["tpu-2x2"])
+    spec = pod_spec(objs)
+    assert spec["nodeSelector"] == {"cloud.google.com/gke-tpu-accelerator": "tpu-v3-device",
+                                    "cloud.google.com/gke-tpu-topology": "2x2"}
+    assert spec["containers"][0]["resources"]["limits"] == {"google.com/tpu": "4"}
+    assert "completionMode" not in objs["Job"]["spec"] and "Service" not in objs
+    assert {"name": "PJRT_DEVICE", "value": "TPU"} in spec["containers"][0]["env"]
+
+
+@pytest.mark.parametrize("topology, hosts", [("4x4", 4), ("8x8", 16)])
+def test_tpu_multi_host_is_an_indexed_job_with_a_headless_service(topology, hosts):
+    objs = render({"accelerator": {"type": "tpu-v3", "topology": topology}})
+    job, svc = objs["Job"], objs["Service"]
+    assert (job["spec"]["completionMode"], job["spec"]["completions"], job["spec"]["parallelism"]) == \
+        ("Indexed", hosts, hosts)
+    spec = pod_spec(objs)
+    assert spec["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v3-slice"
+    assert spec["nodeSelector"]["cloud.google.com/gke-tpu-topology"] == topology
+    assert spec["subdomain"] == svc["metadata"]["name"]
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    pod_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_job_semantics_shared_by_every_accelerator():
+    for case in MATRIX.values():
+        objs = render(case)
+        job = objs["Job"]
+        rules = job["spec"]["podFailurePolicy"]["rules"]
+        assert rules[0]["action"] == "FailJob" and rules[0]["onExitCodes"]["values"] == [2]
+        assert {"type": "DisruptionTarget", "status": "True"} in rules[1]["onPodConditions"]
+        spec = pod_spec(objs)
+        assert spec["restartPolicy"] == "Never"
+        shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
+        assert shm["emptyDir"]["medium"] == "Memory"
+        mounts = {m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+        assert {"/dev/shm", "/etc/gemmaft", "/tmp"} <= mounts
+        assert job["metadata"]["labels"]["gemmaft.dev/finetune"] == "demo"
+
+
+def test_pods_meet_the_restricted_profile():
+    for case in MATRIX.values():
+        spec = pod_spec(render(case))
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in spec["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
+        assert not any("hostPath" in v for v in spec["volumes"])
+
+
+def test_config_map_carries_the_run_config_the_trainer_reads():
+    objs = render(MATRIX["t4"])
+    config = RunConfig.model_validate(yaml.safe_load(objs["ConfigMap"]["data"]["run.yaml"]))
+    assert config.spec == parse_finetune(manifest(**MATRIX["t4"])).spec
+    assert config.run_uri == f"gs://out/runs/{config.run_id}"
+    volume = next(v for v in pod_spec(objs)["volumes"] if v["name"] == "run-config")
+    assert volume["configMap"]["name"] == objs["ConfigMap"]["metadata"]["name"]
+
+
+def test_kueue_owns_admission_and_secrets_stay_references():
+    objs = render(MATRIX["kueue-secrets"])
+    job = objs["Job"]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    assert job["spec"]["suspend"] is True
+    env = {e["name"]: e for e in pod_spec(objs)["containers"][0]["env"]}
+    assert env["HF_TOKEN"] == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}}
+    assert "HF_TOKEN" not in objs["ConfigMap"]["data"]["run.yaml"]
+    assert pod_spec(objs)["nodeSelector"] == {"pool": "gpu", "cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+
+
+def test_pod_resources_cannot_change_the_accelerator_count():
+    objs = render({"pod": {"resources": {"limits": {"nvidia.com/gpu": "8", "memory": "20Gi"}}}})
+    limits = pod_spec(objs)["containers"][0]["resources"]["limits"]
+    assert limits == {"nvidia.com/gpu": "1", "memory": "20Gi"}
+
+
+def test_suspend_and_run_policy_reach_the_job():
+    job = render({"runPolicy": {"suspend": True, "backoffLimit": 9, "ttlSecondsAfterFinished": 60}})["Job"]
+    assert (job["spec"]["suspend"], job["spec"]["backoffLimit"], job["spec"]["ttlSecondsAfterFinished"]) == \
+        (True, 9, 60)
+
+
+@pytest.mark.parametrize("name", ["a", "9lives", "x" * 253, "team.alpha-" + "y" * 200, "a" * 52])
+def test_names_fit_kubernetes_limits_for_any_finetune_name(name):
+    objs = render({"accelerator": {"type": "tpu-v3", "topology": "32x32"}}, name=name, attempt=12)
+    for obj in objs.values():
+        assert DNS_1035.match(obj["metadata"]["name"]) and len(obj["metadata"]["name"]) <= 63
+    job = objs["Job"]["metadata"]["name"]
+    assert len(f"{job}-{objs['Job']['spec']['completions'] - 1}") <= 63  # Indexed Job hostnames
+
+
+def test_names_are_deterministic_and_distinct_per_run_and_attempt():
+    long = "x" * 100
+    assert names.job_name(long, "abc", 0) == names.job_name(long, "abc", 0)
+    assert len({names.job_name(long, "abc", 0), names.job_name(long, "abc", 1), names.job_name(long, "abd", 0),
+                names.job_name("x" * 99, "abc", 0)}) == 4
+
+
+def test_default_images_come_from_settings_and_pod_image_wins():
+    settings = RenderSettings.from_env({"GEMMAFT_IMAGE_TPU": "reg/tpu:1"})
+    ft = parse_finetune(manifest(accelerator={"type": "tpu-v3"}))
+    assert pod_spec({o["kind"]: o for o in render_run(ft, settings, "ml")})["containers"][0]["image"] == "reg/tpu:1"
+    ft = parse_finetune(manifest(pod={"image": "mine/trainer:2"}))
+    assert pod_spec({o["kind"]: o for o in render_run(ft, settings, "ml")})["containers"][0]["image"] == "mine/trainer:2"
+
+
+def test_cli_render_prints_every_object_as_multi_document_yaml():
+    from tests.api.test_model import run_cli
+
+    out = run_cli("render", "-f", str(EXAMPLES / "tpu-v3-32-multihost.yaml"), "-n", "team-x")
+    assert out.returncode == 0, out.stderr
+    docs = list(yaml.safe_load_all(out.stdout))
+    assert [d["kind"] for d in docs] == ["ConfigMap", "Service", "Job"]
+    assert {d["metadata"]["namespace"] for d in docs} == {"team-x"}
+    bad = run_cli("render", "-f", "-", stdin=yaml.safe_dump(manifest(method="qlora", accelerator={"type": "cpu"})))
+    assert bad.returncode == 2 and "spec.method" in bad.stderr and bad.stdout == ""
