@@ -127,23 +127,23 @@ def tiny_gemma2_config(vocab_size: int, **overrides):
     """The tiny ``Gemma2Config``; ``overrides`` replace any field."""
     from transformers import Gemma2Config
 
-    values = dict(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        query_pre_attn_scalar=16,
-        max_position_embeddings=512,
-        sliding_window=64,
-        pad_token_id=0,
-        eos_token_id=1,
-        bos_token_id=2,
-        tie_word_embeddings=True,
-        attn_implementation="eager",
-    )
+    values = {
+        "vocab_size": vocab_size,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "query_pre_attn_scalar": 16,
+        "max_position_embeddings": 512,
+        "sliding_window": 64,
+        "pad_token_id": 0,
+        "eos_token_id": 1,
+        "bos_token_id": 2,
+        "tie_word_embeddings": True,
+        "attn_implementation": "eager",
+    }
     values.update(overrides)
     return Gemma2Config(**values)
 
