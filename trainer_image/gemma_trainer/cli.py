@@ -1,0 +1,143 @@
+"""``gemmaft train``: read the run config, launch data-parallel workers when asked, map errors to exit codes.
+
+Exit codes (gemma_operator.api.run): 0 done; 2 invalid config, data or model (one line naming the file/field,
+no stack trace); 1 transient (storage, no accelerator visible) or unexpected; 143 preempted after a committed
+checkpoint.
+
+With ``accelerator.count > 1`` on CUDA, this process starts ``torch.distributed.run`` with one worker per GPU
+(``python -m gemma_trainer.cli --worker ...``), forwards SIGTERM to it and returns the exit code that rank 0
+left in ``$GEMMAFT_EXIT_FILE``. ``GEMMAFT_NPROC`` overrides the number of workers (CPU tests of the launcher).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gemma_operator.api.run import EXIT_FAILED, EXIT_INVALID_INPUT, EXIT_OK, EXIT_PREEMPTED
+
+log = logging.getLogger("gemma_trainer")
+
+EXIT_FILE_ENV = "GEMMAFT_EXIT_FILE"
+NPROC_ENV = "GEMMAFT_NPROC"
+
+
+def setup_logging() -> None:
+    rank = os.environ.get("RANK")
+    prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s %(levelname)s {prefix}%(message)s", force=True)
+    for noisy in ("urllib3", "google", "filelock", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"gemmaft train: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _expected_errors():
+    from .checkpoints import CheckpointError
+    from .config import ConfigError
+    from .model import AcceleratorUnavailable, ModelError
+    from .storage import StorageError
+
+    try:
+        from .data import DataError
+    except ImportError:  # pragma: no cover - data.py is always present in the image
+        DataError = ()  # noqa: N806
+    return ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable
+
+
+def train_main(args: argparse.Namespace) -> int:
+    """Entry point of ``gemmaft train`` (args.file, args.output_uri, args.max_steps)."""
+    setup_logging()
+    ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
+    try:
+        from .config import accelerator_plan, load_run_config
+
+        cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None))
+        plan = accelerator_plan(cfg.spec)
+        nproc = int(os.environ.get(NPROC_ENV) or plan.nproc)
+        if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
+            return launch_workers(args, nproc)
+        from .train import Rank, run_training
+
+        rank = Rank.from_env()
+        code = run_training(cfg, rank=rank, plan=plan)
+        _leave_exit_code(rank.rank, code)
+        return code
+    except ConfigError as err:
+        return _fail(EXIT_INVALID_INPUT, err.describe())
+    except (ModelError, DataError) as err:
+        return _fail(EXIT_INVALID_INPUT, str(err))
+    except (StorageError, CheckpointError, AcceleratorUnavailable) as err:
+        return _fail(EXIT_FAILED, str(err))
+    except KeyboardInterrupt:
+        return _fail(EXIT_FAILED, "interrupted")
+    except Exception:
+        log.exception("unexpected error")
+        return EXIT_FAILED
+
+
+def _leave_exit_code(rank: int, code: int) -> None:
+    path = os.environ.get(EXIT_FILE_ENV)
+    if path and rank == 0:
+        Path(path).write_text(str(code))
+
+
+def launch_workers(args: argparse.Namespace, nproc: int) -> int:
+    """Run ``nproc`` data-parallel workers with torch.distributed.run and return rank 0's exit code."""
+    fd, exit_file = tempfile.mkstemp(prefix="gemmaft-exit-")
+    os.close(fd)
+    Path(exit_file).write_text("")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "gemma_trainer.cli", "--worker", "-f", args.file]
+    if getattr(args, "output_uri", None):
+        cmd += ["--output-uri", args.output_uri]
+    if getattr(args, "max_steps", None) is not None:
+        cmd += ["--max-steps", str(args.max_steps)]
+    env = dict(os.environ, **{EXIT_FILE_ENV: exit_file})
+    env.pop(NPROC_ENV, None)
+    log.info("launching %d data-parallel workers", nproc)
+    child = subprocess.Popen(cmd, env=env, start_new_session=True)
+
+    def forward(signum, frame):
+        try:
+            os.killpg(child.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        rc = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    text = Path(exit_file).read_text().strip()
+    os.unlink(exit_file)
+    if text:
+        return int(text)
+    log.error("workers exited with %s and rank 0 left no exit code", rc)
+    return EXIT_FAILED if rc != EXIT_PREEMPTED else EXIT_PREEMPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gemma_trainer.cli")
+    parser.add_argument("-f", "--file", required=True)
+    parser.add_argument("--output-uri")
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return train_main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["EXIT_OK", "main", "train_main"]

@@ -1,0 +1,159 @@
+"""Read the run config (a GemmaFineTune manifest or the mounted GemmaFineTuneRun) and choose, per accelerator,
+the precision, TrainingArguments extras and collator settings.
+
+``accelerator_plan`` is the seam for the TPU path: ``tpu-v3`` asks ``gemma_trainer.xla.plan_for(spec)`` (when
+that module exists) for the mesh / FSDP v2 arguments and the fixed pad bucket lengths.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gemma_operator.api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
+from gemma_operator.api.rules import Problem, check_rules
+from gemma_operator.api.validation import problems_of
+
+
+class ConfigError(Exception):
+    """The run config cannot be used; ``lines`` are field-level messages (exit code 2)."""
+
+    def __init__(self, source: str, lines: list[str]):
+        self.source = source
+        self.lines = lines
+        super().__init__(f"{source}: " + "; ".join(lines))
+
+    def describe(self) -> str:
+        if len(self.lines) == 1:
+            return f"{self.source}: {self.lines[0]}"
+        return "\n".join([f"{self.source}: invalid run config", *(f"  - {line}" for line in self.lines)])
+
+
+def _read_document(path: str) -> Any:
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise ConfigError(path, [f"cannot read: {err.strerror or err}"]) from None
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as err:
+        raise ConfigError(path, [f"not valid YAML/JSON: {str(err).splitlines()[0]}"]) from None
+    if len(docs) != 1:
+        raise ConfigError(path, [f"expected exactly one YAML document, found {len(docs)}"])
+    if not isinstance(docs[0], dict):
+        raise ConfigError(path, ["expected a mapping with apiVersion, kind, ..."])
+    return docs[0]
+
+
+def _override(spec: dict, output_uri: str | None, max_steps: int | None) -> None:
+    if output_uri:
+        spec.setdefault("output", {})["uri"] = output_uri
+    if max_steps is not None:
+        spec.setdefault("training", {})["maxSteps"] = max_steps
+
+
+def load_run_config(path: str, output_uri: str | None = None, max_steps: int | None = None) -> RunConfig:
+    """The validated run config from FILE; overrides are applied before validation (so they are validated too)."""
+    raw = copy.deepcopy(_read_document(path))
+    kind = raw.get("kind")
+    if kind == RUN_CONFIG_KIND:
+        spec = raw.get("spec")
+        if isinstance(spec, dict):
+            _override(spec, output_uri, max_steps)
+        try:
+            cfg = RunConfig.model_validate(raw)
+        except Exception as err:  # pydantic.ValidationError
+            from pydantic import ValidationError
+
+            if not isinstance(err, ValidationError):
+                raise
+            raise ConfigError(path, [str(p) for p in problems_of(err, RunConfig, "")]) from None
+        problems: list[Problem] = check_rules(cfg.spec)
+        if problems:
+            raise ConfigError(path, [str(p) for p in problems])
+        if output_uri:
+            cfg = cfg.model_copy(update={"run_uri": f"{output_uri.rstrip('/')}/{cfg.run_id}"})
+        return cfg
+    if isinstance(raw.get("spec"), dict):
+        _override(raw["spec"], output_uri, max_steps)
+    try:
+        ft = parse_finetune(raw)
+    except SpecError as err:
+        raise ConfigError(path, [str(p) for p in err.problems]) from None
+    return RunConfig.for_finetune(ft)
+
+
+# ---------------------------------------------------------------- accelerator plan
+
+
+@dataclass
+class AcceleratorPlan:
+    """Everything that differs between CPU, T4 (CUDA), newer CUDA and TPU."""
+
+    accelerator: str  # spec.accelerator.type
+    device: str  # "cpu", "cuda", "xla"
+    precision: str  # "fp32", "fp16" (autocast, fp32 master LoRA weights), "bf16"
+    model_dtype: str  # dtype the base weights are loaded in: float32, float16, bfloat16
+    nproc: int = 1  # data-parallel processes on this host (torchrun), 1: no launcher
+    pad_buckets: list[int] | None = None  # fixed pad lengths (XLA static shapes); None: pad to the batch max
+    training_args: dict[str, Any] = field(default_factory=dict)  # extra TrainingArguments
+
+    def describe(self) -> str:
+        return f"{self.accelerator} on {self.device}, {self.precision}, {self.nproc} process(es)"
+
+
+def cuda_capability() -> tuple[int, int] | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_capability(0)
+
+
+def precision_for_capability(capability: tuple[int, int] | None) -> str:
+    """fp16 below compute capability 8.0 (T4 is 7.5: no bf16), bf16 from Ampere on, fp32 without CUDA."""
+    if capability is None:
+        return "fp32"
+    return "bf16" if capability >= (8, 0) else "fp16"
+
+
+def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect") -> AcceleratorPlan:
+    """Precision, device, launcher and TrainingArguments extras for ``spec.accelerator``.
+
+    ``capability`` is the CUDA compute capability (``"detect"`` asks torch); passing it lets tests check the
+    choice without a GPU.
+    """
+    acc = spec.accelerator.type
+    if acc == "tpu-v3":
+        try:
+            from gemma_trainer import xla  # type: ignore[attr-defined]
+        except ImportError:
+            xla = None
+        if xla is not None and hasattr(xla, "plan_for"):
+            return xla.plan_for(spec)
+        return AcceleratorPlan(acc, "xla", "bf16", "bfloat16",
+                               training_args={"bf16": True, "dataloader_drop_last": True})
+    if acc == "nvidia-tesla-t4":
+        cap = cuda_capability() if capability == "detect" else capability
+        precision = precision_for_capability(cap)
+        device = "cuda" if cap is not None else "cpu"
+        nproc = spec.gpu_count if cap is not None else 1
+        args: dict[str, Any] = {}
+        if precision == "fp16":
+            args["fp16"] = True
+        elif precision == "bf16":
+            args["bf16"] = True
+        if nproc > 1:
+            args["ddp_find_unused_parameters"] = False
+        model_dtype = {"fp16": "float16", "bf16": "bfloat16"}.get(precision, "float32")
+        return AcceleratorPlan(acc, device, precision, model_dtype, nproc=nproc, training_args=args)
+    return AcceleratorPlan(acc, "cpu", "fp32", "float32", training_args={"use_cpu": True})
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

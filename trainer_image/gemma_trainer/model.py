@@ -1,0 +1,257 @@
+"""Find, load and prepare the base model for a method, and write the result.
+
+Model locations (``spec.modelUri``, default ``hf://google/<model>``):
+  * ``gs://bucket/path``: downloaded once to ``$GEMMAFT_CACHE_DIR`` (default ``~/.cache/gemmaft/models``);
+  * ``hf://org/name``: ``huggingface_hub.snapshot_download`` with ``HF_TOKEN`` from the environment;
+  * a local folder with ``config.json``.
+
+Results in the run folder:
+  * lora / qlora: ``adapter/`` is a PEFT adapter (``PeftModel.from_pretrained(base, path)``) plus tokenizer files;
+    with ``output.mergeAdapter`` also ``merged/`` (``AutoModelForCausalLM.from_pretrained``).
+  * freeze: ``adapter/trainable.safetensors`` holds only the trained tensors (names as in the base model's
+    state dict: the last ``trainableLayers`` decoder layers and the final norm) with ``trainable.json`` and the
+    tokenizer; ``merged/`` (the whole fine-tuned model) with ``mergeAdapter``.
+  * full: ``adapter/`` is the whole fine-tuned model (``AutoModelForCausalLM.from_pretrained``) plus tokenizer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TRAINABLE_WEIGHTS = "trainable.safetensors"
+TRAINABLE_INFO = "trainable.json"
+
+
+class ModelError(Exception):
+    """The model cannot be found or used as asked (exit code 2)."""
+
+
+class AcceleratorUnavailable(Exception):
+    """The accelerator the spec asks for is not visible in this container (exit code 1: retried)."""
+
+
+# ---------------------------------------------------------------- locating
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("GEMMAFT_CACHE_DIR") or Path.home() / ".cache" / "gemmaft" / "models")
+
+
+def resolve_model_dir(uri: str) -> Path:
+    """A local folder holding the model named by ``uri`` (downloaded when needed)."""
+    if uri.startswith("gs://"):
+        return _from_gcs(uri)
+    if uri.startswith("hf://"):
+        return _from_hub(uri[len("hf://"):])
+    path = Path(uri).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"spec.modelUri: model folder {uri} does not exist")
+    if not (path / "config.json").is_file():
+        raise ModelError(f"spec.modelUri: {uri} has no config.json (expected a save_pretrained folder)")
+    return path
+
+
+def _from_gcs(uri: str) -> Path:
+    from gemma_trainer.storage import open_store
+
+    local = cache_root() / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    done = local / ".gemmaft-complete"
+    if done.exists():
+        return local
+    store = open_store(uri)
+    if not store.exists("config.json"):
+        raise ModelError(f"spec.modelUri: {uri}/config.json not found (expected a save_pretrained folder)")
+    log.info("downloading %s to %s", uri, local)
+    local.mkdir(parents=True, exist_ok=True)
+    store.download_dir("", str(local))
+    done.write_text(uri)
+    return local
+
+
+def _from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    except ImportError as err:  # pragma: no cover - huggingface_hub comes with transformers
+        raise ModelError(f"hf:// models need huggingface_hub: {err}") from None
+    token = os.environ.get("HF_TOKEN") or None
+    try:
+        path = snapshot_download(repo_id, token=token,
+                                 allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model"])
+    except GatedRepoError:
+        raise ModelError(f"spec.modelUri: hf://{repo_id} is gated: set spec.pod.hfTokenSecretRef to a token "
+                         "that accepted the Gemma licence") from None
+    except RepositoryNotFoundError:
+        hint = "" if token else " (no HF_TOKEN set)"
+        raise ModelError(f"spec.modelUri: hf://{repo_id} not found or not accessible{hint}") from None
+    return Path(path)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(model_dir))
+    except (OSError, ValueError) as err:
+        raise ModelError(f"spec.modelUri: cannot load the tokenizer from {model_dir}: {err}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
+    """The base model for ``spec.method`` on ``plan``'s device and precision (eager attention)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"attn_implementation": "eager"}
+    method = spec.method
+    if method == "qlora":
+        if plan.device != "cuda":
+            raise ModelError("spec.method: qlora needs a CUDA GPU (bitsandbytes 4-bit), and none is visible here: "
+                             "use method lora (cpu, tpu-v3) or run on nvidia-tesla-t4")
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ModelError("spec.method: qlora needs the bitsandbytes package in the trainer image") from None
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.float16 if plan.precision == "fp16" else torch.bfloat16
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute,
+        )
+        kwargs["dtype"] = compute
+        kwargs["device_map"] = {"": local_rank}
+    elif method == "lora":
+        kwargs["dtype"] = _torch_dtype(plan.model_dtype)
+    else:
+        # Trained weights stay fp32 (fp16 GradScaler cannot unscale fp16 gradients); autocast does the rest.
+        kwargs["dtype"] = torch.bfloat16 if plan.precision == "bf16" and plan.device == "xla" else torch.float32
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"spec.modelUri: cannot load the model from {model_dir}: {str(err).splitlines()[0]}") \
+            from None
+    model.config.use_cache = False
+    return model
+
+
+def decoder_layers(model):
+    """The decoder layer list of a (possibly PEFT-wrapped) causal LM."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ModelError(f"cannot find decoder layers in {type(model).__name__}")
+    return inner, layers
+
+
+def apply_method(model, spec, plan):
+    """Make only what ``spec.method`` trains trainable; lora/qlora return a PEFT model."""
+    import torch
+
+    method = spec.method
+    if method in ("lora", "qlora"):
+        from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+        if method == "qlora":
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+        targets = spec.lora.target_modules
+        config = LoraConfig(
+            r=spec.lora.r, lora_alpha=spec.lora.alpha, lora_dropout=spec.lora.dropout,
+            target_modules="all-linear" if "all-linear" in targets else list(targets),
+            bias="none", task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)
+        # Adapter master weights in fp32 (fp16 autocast on T4; trl/peft may cast them to half otherwise).
+        for name, param in model.named_parameters():
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
+        return model
+    if method == "freeze":
+        for param in model.parameters():
+            param.requires_grad_(False)
+        inner, layers = decoder_layers(model)
+        n = spec.freeze.trainable_layers
+        if n > len(layers):
+            raise ModelError(f"spec.freeze.trainableLayers: the model has {len(layers)} decoder layers, not {n}")
+        for layer in layers[len(layers) - n:]:
+            for param in layer.parameters():
+                param.requires_grad_(True)
+        norm = getattr(inner, "norm", None)
+        if norm is not None:
+            for param in norm.parameters():
+                param.requires_grad_(True)
+        return model
+    for param in model.parameters():  # full
+        param.requires_grad_(True)
+    return model
+
+
+def trainable_summary(model) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{trainable:,} of {total:,} parameters trainable ({100.0 * trainable / max(total, 1):.3f}%)"
+
+
+# ---------------------------------------------------------------- results
+
+
+def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
+    """Write the ``adapter/`` folder (see the module docstring) into ``local_dir``."""
+    local_dir.mkdir(parents=True, exist_ok=True)
+    if spec.method in ("lora", "qlora"):
+        model.save_pretrained(str(local_dir))
+    elif spec.method == "freeze":
+        from safetensors.torch import save_file
+
+        names = {n for n, p in model.named_parameters() if p.requires_grad}
+        state = {n: t.detach().to("cpu").contiguous() for n, t in model.state_dict().items() if n in names}
+        save_file(state, str(local_dir / TRAINABLE_WEIGHTS), metadata={"format": "pt"})
+        (local_dir / TRAINABLE_INFO).write_text(json.dumps({
+            "method": "freeze", "baseModelUri": base_uri, "trainableLayers": spec.freeze.trainable_layers,
+            "tensors": sorted(state),
+        }, indent=1))
+    else:
+        model.save_pretrained(str(local_dir))
+    tokenizer.save_pretrained(str(local_dir))
+    return local_dir
+
+
+def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, plan) -> Path | None:
+    """The whole fine-tuned model (adapter folded in) for ``output.mergeAdapter``; None for method full."""
+    if spec.method == "full":
+        return None
+    local_dir.mkdir(parents=True, exist_ok=True)
+    if spec.method in ("lora", "qlora"):
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        # Merge into unquantized base weights (a 4-bit base cannot be merged exactly).
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(plan.precision, torch.float32)
+        base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, attn_implementation="eager")
+        adapter_dir = local_dir.parent / "_adapter_for_merge"
+        model.save_pretrained(str(adapter_dir))
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        merged.save_pretrained(str(local_dir))
+    else:
+        model.save_pretrained(str(local_dir))
+    tokenizer.save_pretrained(str(local_dir))
+    return local_dir

@@ -1,0 +1,249 @@
+"""One training run: model + data + HF Trainer, committed checkpoints, resume, preemption, result upload.
+
+``run_training(cfg)`` returns a trainer exit code (gemma_operator.api.run) and raises the expected errors
+(ConfigError, ModelError, DataError, StorageError, CheckpointError) for ``cli.train_main`` to map.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from gemma_operator.api.run import (
+    ADAPTER_DIR, EXIT_OK, EXIT_PREEMPTED, LOSS_PLOT_FILE, MERGED_DIR,
+)
+
+from .config import AcceleratorPlan, accelerator_plan
+
+log = logging.getLogger("gemma_trainer")
+
+
+@dataclass(frozen=True)
+class Rank:
+    """Where this process sits in a data-parallel launch (torchrun sets the environment)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Rank":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+                   int(os.environ.get("WORLD_SIZE", 1)))
+
+    @property
+    def is_writer(self) -> bool:
+        return self.rank == 0
+
+
+def work_dir(run_id: str) -> Path:
+    """Local scratch folder of a run (the same path for every rank on a host)."""
+    base = os.environ.get("GEMMAFT_WORK_DIR") or os.path.join(tempfile.gettempdir(), "gemmaft")
+    return Path(base) / run_id
+
+
+def total_steps(spec, n_examples: int, world_size: int) -> int:
+    """Optimizer steps of the run: maxSteps, else ceil(epochs x steps per epoch)."""
+    t = spec.training
+    if t.max_steps:
+        return t.max_steps
+    per_step = t.batch_size * t.gradient_accumulation_steps * max(world_size, 1)
+    return max(1, math.ceil(t.epochs * math.ceil(n_examples / per_step)))
+
+
+def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps: int, has_eval: bool,
+                       report_tqdm: bool = True):
+    """The TrainingArguments of a run; ``plan.training_args`` (per accelerator) is applied last."""
+    from transformers import TrainingArguments
+
+    t, out = spec.training, spec.output
+    kwargs = dict(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        num_train_epochs=t.epochs,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type=t.lr_scheduler,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps",
+        save_steps=out.checkpoint_every_steps,
+        save_total_limit=None,  # retention is done on committed checkpoints in the bucket
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=(t.eval_every_steps or out.checkpoint_every_steps) if has_eval else None,
+        activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=not report_tqdm,
+        dataloader_num_workers=0,
+        save_only_model=False,
+        restore_callback_states_from_checkpoint=False,
+    )
+    kwargs.update(plan.training_args)
+    return TrainingArguments(**kwargs)
+
+
+def _make_trainer_class():
+    import torch
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class SeededLengthGroupedSampler(LengthGroupedSampler):
+        """Length-grouped order that depends only on (seed, epoch): a resumed run sees the same batches."""
+
+        def __init__(self, batch_size: int, lengths: list[int], seed: int):
+            super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+            self.seed = seed
+            self.set_epoch(0)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.generator.manual_seed(self.seed + int(epoch))
+
+    class GemmaTrainer(Trainer):
+        def __init__(self, *a, train_lengths: list[int] | None = None, **kw):
+            self._train_lengths = train_lengths
+            super().__init__(*a, **kw)
+
+        def _get_train_sampler(self, train_dataset=None):
+            if self._train_lengths is None:
+                return super()._get_train_sampler(train_dataset)
+            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return SeededLengthGroupedSampler(group, self._train_lengths, self.args.seed)
+
+    return GemmaTrainer
+
+
+def _tokenize(uri: str, spec, tokenizer):
+    from .data import format_and_tokenize, load_rows
+
+    rows, fmt = load_rows(uri, spec.dataset.format)
+    features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
+    log.info("%s: %d rows, format %s", uri, len(features), fmt)
+    return features
+
+
+def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = None, preemption=None) -> int:
+    """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code."""
+    import torch
+    from transformers import set_seed
+
+    from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
+    from .checkpoints import CheckpointManager
+    from .data import PadCollator, lengths
+    from .model import (
+        apply_method, load_model, load_tokenizer, resolve_model_dir, save_merged, save_result, trainable_summary,
+    )
+    from .progress import ProgressWriter
+    from .storage import open_store
+
+    rank = rank or Rank.from_env()
+    spec = cfg.spec
+    plan = plan or accelerator_plan(spec)
+    if plan.device == "cpu":
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, plan.describe())
+
+    run_store = open_store(cfg.run_uri)
+    progress = ProgressWriter(run_store, enabled=rank.is_writer)
+    if rank.is_writer:
+        # Fails early (exit 1, clear message) when the output bucket is unreachable.
+        progress.update(force=True, strict=True, state="starting")
+    manager = CheckpointManager(run_store)
+
+    preemption = preemption or PreemptionCallback()
+    preemption.install()
+    try:
+        model_dir = resolve_model_dir(spec.resolved_model_uri)
+        tokenizer = load_tokenizer(model_dir)
+        train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer)
+        eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer) if spec.dataset.eval_uri else None
+
+        set_seed(spec.training.seed)
+        model = load_model(model_dir, spec, plan, rank.local_rank)
+        model = apply_method(model, spec, plan)
+        log.info("method %s: %s", spec.method, trainable_summary(model))
+
+        scratch = work_dir(cfg.run_id)
+        staging = scratch / "staging"
+        if rank.is_writer and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        barrier()
+
+        resume_dir = None
+        newest = manager.newest_committed()
+        if newest is not None:
+            resume_dir = scratch / f"resume-rank{rank.rank}" / f"checkpoint-{newest.step}"
+            shutil.rmtree(resume_dir, ignore_errors=True)
+            manager.download(newest, resume_dir)
+            progress.load_metrics(newest.step)
+            progress.fields["last_checkpoint"] = manager.uri_of(newest)
+            log.info("resuming from committed checkpoint %s", manager.uri_of(newest))
+
+        steps = total_steps(spec, len(train_features), rank.world_size)
+        args = training_arguments(spec, plan, staging, steps, eval_features is not None)
+        commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
+        callbacks = [preemption, commit, ProgressCallback(progress, rank.is_writer)]
+        Trainer = _make_trainer_class()
+        trainer = Trainer(
+            model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
+            data_collator=PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets),
+            processing_class=tokenizer, callbacks=callbacks, train_lengths=lengths(train_features),
+        )
+        trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+
+        if preemption.preempted:
+            if rank.is_writer:
+                progress.update(force=True, state="preempted", step=trainer.state.global_step,
+                                message=f"preempted at step {trainer.state.global_step}; "
+                                        f"resumes from {progress.fields.get('last_checkpoint')}")
+            log.warning("stopped after committing step %s: exit %d", commit.last_committed_step, EXIT_PREEMPTED)
+            return EXIT_PREEMPTED
+
+        if rank.is_writer:
+            _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch,
+                    save_result, save_merged)
+        barrier()
+        return EXIT_OK
+    finally:
+        preemption.uninstall()
+
+
+def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, save_result, save_merged):
+    from .plot import plot_loss
+
+    spec = cfg.spec
+    step = trainer.state.global_step
+    model = trainer.model
+    out = scratch / "result"
+    shutil.rmtree(out, ignore_errors=True)
+    adapter_local = save_result(model, tokenizer, spec, out / ADAPTER_DIR, spec.resolved_model_uri)
+    run_store.delete_prefix(ADAPTER_DIR)
+    run_store.upload_dir(str(adapter_local), ADAPTER_DIR)
+    fields = {"adapter_uri": run_store.url(ADAPTER_DIR)}
+    if spec.output.merge_adapter:
+        merged = save_merged(model, tokenizer, spec, out / MERGED_DIR, model_dir, plan)
+        if merged is not None:
+            run_store.delete_prefix(MERGED_DIR)
+            run_store.upload_dir(str(merged), MERGED_DIR)
+            fields["merged_model_uri"] = run_store.url(MERGED_DIR)
+    plot = plot_loss(progress.metrics, out / LOSS_PLOT_FILE, title=f"{cfg.name} ({spec.model}, {spec.method})")
+    if plot is not None:
+        run_store.write_bytes(LOSS_PLOT_FILE, plot.read_bytes())
+    last_loss = next((m["loss"] for m in reversed(progress.metrics) if m.get("loss") is not None), None)
+    progress.update(force=True, strict=True, state="completed", step=step, loss=last_loss, eta_seconds=0.0,
+                    message=f"completed {step} steps", **fields)
+    log.info("completed: adapter at %s", fields["adapter_uri"])
