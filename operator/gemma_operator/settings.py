@@ -1,0 +1,87 @@
+"""The operator's settings, read once from the environment (the Helm chart sets the same variable names)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ValueError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()
+    """GEMMAFT_NAMESPACES: comma-separated namespaces to watch; empty watches the whole cluster."""
+    image_gpu: str = "gemmaft-trainer-gpu:0.1.0"
+    """GEMMAFT_IMAGE_GPU: default trainer image for accelerator nvidia-tesla-t4."""
+    image_tpu: str = "gemmaft-trainer-tpu:0.1.0"
+    """GEMMAFT_IMAGE_TPU: default trainer image for accelerator tpu-v3."""
+    image_cpu: str = "gemmaft-trainer-cpu:0.1.0"
+    """GEMMAFT_IMAGE_CPU: default trainer image for accelerator cpu."""
+    allowed_image_prefixes: tuple[str, ...] = ()
+    """GEMMAFT_ALLOWED_IMAGE_PREFIXES: comma-separated prefixes a trainer image must start with; empty allows any."""
+    trainer_service_account: str = "gemma-trainer"
+    """GEMMAFT_TRAINER_SERVICE_ACCOUNT: default Kubernetes service account of trainer pods."""
+    metrics_port: int = 9090
+    """GEMMAFT_METRICS_PORT: Prometheus metrics on http://:PORT/metrics (0 disables)."""
+    health_port: int = 8080
+    """GEMMAFT_HEALTH_PORT: liveness probe on http://:PORT/healthz (0 disables)."""
+    log_format: str = "json"
+    """GEMMAFT_LOG_FORMAT: json (one object per line) or plain."""
+    run_history: int = 10
+    """GEMMAFT_RUN_HISTORY: runs kept in status.runs (newest first)."""
+    progress_interval_seconds: float = 30.0
+    """GEMMAFT_PROGRESS_INTERVAL_SECONDS: how often active runs are re-read (Job, pods, progress.json)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorSettings":
+        env = os.environ if env is None else env
+        d = cls()
+        log_format = (env.get("GEMMAFT_LOG_FORMAT") or d.log_format).lower()
+        if log_format not in ("json", "plain"):
+            raise ValueError(f"GEMMAFT_LOG_FORMAT={log_format!r}: use json or plain")
+        interval_raw = env.get("GEMMAFT_PROGRESS_INTERVAL_SECONDS")
+        try:
+            interval = float(interval_raw) if interval_raw else d.progress_interval_seconds
+        except ValueError:
+            raise ValueError(f"GEMMAFT_PROGRESS_INTERVAL_SECONDS={interval_raw!r} is not a number") from None
+        if interval <= 0:
+            raise ValueError("GEMMAFT_PROGRESS_INTERVAL_SECONDS must be positive")
+        return cls(
+            namespaces=_list(env.get("GEMMAFT_NAMESPACES")),
+            image_gpu=env.get("GEMMAFT_IMAGE_GPU") or d.image_gpu,
+            image_tpu=env.get("GEMMAFT_IMAGE_TPU") or d.image_tpu,
+            image_cpu=env.get("GEMMAFT_IMAGE_CPU") or d.image_cpu,
+            allowed_image_prefixes=_list(env.get("GEMMAFT_ALLOWED_IMAGE_PREFIXES")),
+            trainer_service_account=env.get("GEMMAFT_TRAINER_SERVICE_ACCOUNT") or d.trainer_service_account,
+            metrics_port=_int(env, "GEMMAFT_METRICS_PORT", d.metrics_port),
+            health_port=_int(env, "GEMMAFT_HEALTH_PORT", d.health_port),
+            log_format=log_format,
+            run_history=_int(env, "GEMMAFT_RUN_HISTORY", d.run_history, minimum=1),
+            progress_interval_seconds=interval,
+        )
+
+    def render_settings(self):
+        from gemma_operator.render import RenderSettings
+
+        return RenderSettings(image_gpu=self.image_gpu, image_tpu=self.image_tpu, image_cpu=self.image_cpu,
+                              service_account=self.trainer_service_account)
+
+    def image_allowed(self, image: str) -> bool:
+        return not self.allowed_image_prefixes or any(image.startswith(p) for p in self.allowed_image_prefixes)
