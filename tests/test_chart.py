@@ -508,3 +508,47 @@ def test_checkov_finds_no_failed_checks(rendered, tmp_path):
     summary = reports[0]["summary"]
     assert summary["parsing_errors"] == 0 and summary["passed"] > 50
     assert summary["resource_count"] >= len(objects_of(rendered["custom"]))
+
+
+# ------------------------------------------------------------------------------------------ GitOps
+
+GITOPS = REPO / "examples" / "gitops"
+
+
+def _gitops_docs() -> dict[str, dict]:
+    return {p.relative_to(GITOPS).as_posix(): yaml.safe_load(p.read_text())
+            for p in sorted(GITOPS.glob("*/*.yaml"))}
+
+
+def test_gitops_finetunes_are_valid_per_the_crd_and_the_operator():
+    from gemma_operator.api import parse_finetune
+    from tests.support.crd_schema import validate
+
+    finetunes = sorted((GITOPS / "finetunes").glob("*.yaml"))
+    assert len(finetunes) >= 2
+    for path in finetunes:
+        doc = yaml.safe_load(path.read_text())
+        assert validate(doc) == [], path.name
+        assert parse_finetune(doc).spec.output.uri.startswith("gs://")
+
+
+def test_gitops_sources_point_at_real_paths_and_their_values_render(chart):
+    docs = _gitops_docs()
+    argo = {k: d for k, d in docs.items() if d["kind"] == "Application"}
+    assert {d["spec"]["source"]["path"] for d in argo.values()} == {
+        "charts/gemma-finetune-operator", "examples/gitops/finetunes"}
+    for app in argo.values():
+        assert (REPO / app["spec"]["source"]["path"]).is_dir()
+        assert "ServerSideApply=true" in app["spec"]["syncPolicy"]["syncOptions"]
+    release = next(d for d in docs.values() if d["kind"] == "HelmRelease")
+    assert (REPO / release["spec"]["chart"]["spec"]["chart"]).resolve() == CHART
+    kustomization = next(d for d in docs.values() if d["kind"] == "Kustomization")
+    assert (REPO / kustomization["spec"]["path"]).resolve() == GITOPS / "finetunes"
+    source = next(d for d in docs.values() if d["kind"] == "GitRepository")["metadata"]["name"]
+    assert release["spec"]["chart"]["spec"]["sourceRef"]["name"] == kustomization["spec"]["sourceRef"]["name"] == source
+    argo_values = next(a for a in argo.values() if "helm" in a["spec"]["source"])["spec"]["source"]["helm"]["valuesObject"]
+    for values in (argo_values, release["spec"]["values"]):
+        objs = objects_of(render_raw(chart, values))
+        assert env_of(objs)["GEMMAFT_NAMESPACES"] == "ml"
+        for obj in objs:
+            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
