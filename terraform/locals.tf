@@ -1,0 +1,76 @@
+locals {
+  # Chips of each multi-host TPU v3 slice topology (ct3p-hightpu-4t). The same table lives in
+  # operator/gemma_operator/api/facts.py (TPU_V3_TOPOLOGIES); tests/test_terraform.py keeps the two equal.
+  tpu_v3_slice_chips = {
+    "4x4"   = 16
+    "4x8"   = 32
+    "8x8"   = 64
+    "8x16"  = 128
+    "16x16" = 256
+    "16x32" = 512
+    "32x32" = 1024
+  }
+  tpu_v3_chips_per_host = 4
+  tpu_v3_slice_hosts    = local.tpu_v3_slice_chips[var.tpu_v3_slice_topology] / local.tpu_v3_chips_per_host
+
+  # GKE facts (shared/reference/gke.md).
+  tpu_v3_single_host_type = "ct3-hightpu-4t"
+  tpu_v3_slice_type       = "ct3p-hightpu-4t"
+  node_image_type         = "COS_CONTAINERD"
+
+  workload_pool = "${var.project_id}.svc.id.goog"
+
+  network_name    = var.network_name != "" ? var.network_name : "${var.cluster_name}-vpc"
+  subnetwork_name = var.subnetwork_name != "" ? var.subnetwork_name : "${var.cluster_name}-nodes"
+  network         = var.create_network ? google_compute_network.this[0].id : local.network_name
+  subnetwork      = var.create_network ? google_compute_subnetwork.nodes[0].id : local.subnetwork_name
+
+  bucket_name     = var.bucket_name != "" ? var.bucket_name : "${var.project_id}-gemmaft"
+  bucket_location = upper(var.bucket_location != "" ? var.bucket_location : var.region)
+
+  # REGION-docker.pkg.dev/PROJECT/REPO, the prefix of every image.
+  registry_url      = "${var.region}-docker.pkg.dev/${var.project_id}/${var.registry_repository_id}"
+  operator_image    = "gemmaft-operator"
+  trainer_image_gpu = "${local.registry_url}/gemmaft-trainer-gpu:${var.image_tag}"
+  trainer_image_tpu = "${local.registry_url}/gemmaft-trainer-tpu:${var.image_tag}"
+  trainer_image_cpu = "${local.registry_url}/gemmaft-trainer-cpu:${var.image_tag}"
+
+  labels = merge(var.labels, {
+    "app"        = "gemma-finetune-operator"
+    "managed-by" = "terraform"
+  })
+
+  node_oauth_scopes = ["https://www.googleapis.com/auth/cloud-platform"]
+
+  # Values of the operator chart (keys as in charts/gemma-finetune-operator/values.yaml; checked against its
+  # values.schema.json by tests/test_terraform.py).
+  operator_values = {
+    image = {
+      registry   = local.registry_url
+      repository = local.operator_image
+      tag        = var.image_tag
+    }
+    trainerImages = {
+      gpu = local.trainer_image_gpu
+      tpu = local.trainer_image_tpu
+      cpu = local.trainer_image_cpu
+    }
+    allowedImagePrefixes = var.restrict_trainer_images ? ["${local.registry_url}/"] : []
+    watchNamespaces      = var.trainer_namespaces
+    serviceAccount = {
+      create = true
+      name   = var.operator_ksa_name
+      annotations = {
+        "iam.gke.io/gcp-service-account" = google_service_account.operator.email
+      }
+    }
+    trainerServiceAccount = {
+      create     = true
+      name       = var.trainer_ksa_name
+      namespaces = var.trainer_namespaces
+      annotations = {
+        "iam.gke.io/gcp-service-account" = google_service_account.trainer.email
+      }
+    }
+  }
+}
