@@ -31,6 +31,7 @@ test: venv tools-venv
 
 crd: venv
 	$(VENV)/bin/gemmaft crd > crds/gemmafinetunes.yaml
+	cp crds/gemmafinetunes.yaml charts/gemma-finetune-operator/crds/gemmafinetunes.yaml
 
 lint: venv
 	$(VENV)/bin/ruff check operator trainer_image tests bench
