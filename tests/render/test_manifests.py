@@ -11,6 +11,7 @@ import yaml
 from gemma_operator.api import RunConfig, parse_finetune
 from gemma_operator.render import RenderSettings, names, render_run
 from tests.conftest import EXAMPLES, manifest
+from tests.pss import assert_restricted
 
 K8S_VERSION = "1.32"
 SETTINGS = RenderSettings()
@@ -108,15 +109,9 @@ def test_job_semantics_shared_by_every_accelerator():
         assert job["metadata"]["labels"]["gemmaft.dev/finetune"] == "demo"
 
 
-def test_pods_meet_the_restricted_profile():
-    for case in MATRIX.values():
-        spec = pod_spec(render(case))
-        assert spec["securityContext"]["runAsNonRoot"] is True
-        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-        for container in spec["containers"]:
-            ctx = container["securityContext"]
-            assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
-        assert not any("hostPath" in v for v in spec["volumes"])
+@pytest.mark.parametrize("case", MATRIX, ids=list(MATRIX))
+def test_trainer_pods_meet_the_restricted_profile(case):
+    assert_restricted(pod_spec(render(MATRIX[case])))
 
 
 def test_config_map_carries_the_run_config_the_trainer_reads():
