@@ -1,0 +1,38 @@
+"""Fixtures of the operator tests: a local cluster (kmock + cluster layer) and the real operator."""
+
+from __future__ import annotations
+
+import pytest
+from gemma_operator.local.cluster import LocalCluster
+
+from .harness import Operator
+
+
+@pytest.fixture
+def cluster():
+    with LocalCluster() as local:
+        yield local
+
+
+@pytest.fixture
+def kubeconfig(cluster, tmp_path):
+    return cluster.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def operator_factory(kubeconfig, tmp_path, gcs):
+    started: list[Operator] = []
+
+    def make(**env: str) -> Operator:
+        op = Operator(kubeconfig, env={"STORAGE_EMULATOR_HOST": gcs.url, **env}, log_dir=tmp_path)
+        started.append(op)
+        return op
+
+    yield make
+    for op in started:
+        op.kill()
+
+
+@pytest.fixture
+def operator(operator_factory):
+    return operator_factory().start()
