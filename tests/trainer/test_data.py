@@ -285,8 +285,8 @@ def test_truncation_and_dropped_rows(tok):
     assert len(features) == 2 and all(n <= 32 for n in lengths(features))
     assert len(features[1]["input_ids"]) == 32  # cut, still has trained tokens
     assert any(label != IGNORE_INDEX for label in features[1]["labels"])
-    with pytest.raises(DataError, match="max_seq_length=32"):
-        format_and_tokenize(rows[1:2], "prompt-completion", tok, 32)
+    with pytest.raises(DataError, match="^gs://b/train.jsonl: no row .* max_seq_length=32"):
+        format_and_tokenize(rows[1:2], "prompt-completion", tok, 32, source="gs://b/train.jsonl")
     text = format_and_tokenize([{"text": long_prompt}], "text", tok, 16)
     assert len(text[0]["input_ids"]) == 16
 

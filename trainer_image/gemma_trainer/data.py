@@ -286,13 +286,13 @@ def _encode_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[in
 
 
 def format_and_tokenize(rows: Sequence[dict], fmt: str, tokenizer, max_seq_length: int,
-                        report: dict | None = None) -> list[dict]:
+                        report: dict | None = None, source: str = "dataset") -> list[dict]:
     """``[{"input_ids": [...], "labels": [...]}, ...]`` for validated rows of ``fmt``.
 
     Labels are ``-100`` except on what the model should learn: the completion / every assistant turn and its
     ``<end_of_turn>`` (the text format: every token). Sequences are cut to ``max_seq_length``. Rows left with no
     trainable token are dropped; ``report`` (when given) receives ``dropped`` (count) and ``dropped_rows``
-    (0-based indices). :class:`DataError` when no row is left."""
+    (0-based indices). :class:`DataError` (naming ``source``) when no row is left."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}")
     if max_seq_length < 2:
@@ -325,7 +325,7 @@ def format_and_tokenize(rows: Sequence[dict], fmt: str, tokenizer, max_seq_lengt
                     len(dropped), len(rows), max_seq_length, ", ".join(str(i + 1) for i in dropped[:10]),
                     " ..." if len(dropped) > 10 else "")
     if not features:
-        raise DataError("dataset", None, f"no row has a trainable token within max_seq_length={max_seq_length} "
+        raise DataError(source, None, f"no row has a trainable token within max_seq_length={max_seq_length} "
                                          f"({len(rows)} rows): raise max_seq_length or shorten the prompts")
     return features
 
