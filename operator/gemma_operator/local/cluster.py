@@ -56,6 +56,10 @@ def _ts(moment: datetime.datetime | None = None) -> str:
     return (moment or _now()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _method(request: Any) -> str:
+    return str(getattr(request.method, "value", request.method)).upper()
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
@@ -112,6 +116,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     faults: list[Fault] = attrs.field(factory=list)
     changed: asyncio.Event = attrs.field(factory=asyncio.Event)
     _versions: Any = attrs.field(factory=lambda: itertools.count(1))
+    _finished_at: dict[str, datetime.datetime] = attrs.field(factory=dict)  # Job uid -> exact end time
 
     # ----- storage helpers (the layer's own writes, with watch events) -----
     def _next_version(self) -> str:
@@ -189,8 +194,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     def _fault_for(self, request: kmock.Request) -> Fault | None:
         for fault in self.faults:
             kind_ok = fault.kind is None or RESOURCES.get(fault.kind) == request.resource
-            method_ok = fault.method in ("*", str(request.method.value if hasattr(request.method, "value")
-                                                  else request.method).upper())
+            method_ok = fault.method in ("*", _method(request))
             sub_ok = fault.subresource is None or fault.subresource == request.subresource
             if kind_ok and method_ok and sub_ok and request.action != kmock.action.WATCH:
                 if fault.remaining is not None:
@@ -325,6 +329,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         for pod in pods:
             if (pod.get("status") or {}).get("phase") in ("Pending", "Running", None):
                 await self.remove("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self._finished_at[job["metadata"]["uid"]] = _now()
         cond = {"type": kind, "status": "True", "reason": reason, "message": message,
                 "lastTransitionTime": _ts(), "lastProbeTime": _ts()}
         await self.update("Job", job["metadata"]["namespace"], job["metadata"]["name"],
@@ -338,7 +343,8 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             ttl = spec.get("ttlSecondsAfterFinished")
             done = status.get("completionTime")
             if ttl is not None and done:
-                finished = datetime.datetime.strptime(done, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+                finished = self._finished_at.get(meta["uid"]) or datetime.datetime.strptime(
+                    done, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
                 if (_now() - finished).total_seconds() >= ttl:
                     await self.remove("Job", ns, name)
                     await self.collect_garbage()
@@ -537,8 +543,8 @@ class LocalCluster:
 
     def requests(self, method: str, kind: str) -> int:
         res = RESOURCES[kind]
-        return self._sync(lambda: sum(1 for r in self.emulator.requests
-                                      if r.resource == res and str(r.method).upper().endswith(method)))
+        return self._sync(lambda: sum(1 for r in self.emulator._requests
+                                      if r.resource == res and _method(r) == method.upper()))
 
     # acting
     def succeed_pod(self, name: str, namespace: str = "default") -> None:
