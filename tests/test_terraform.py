@@ -19,7 +19,6 @@ import hcl2
 import jsonschema
 import pytest
 import yaml
-
 from gemma_operator.api import facts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,7 +98,7 @@ def _resolve(tf: dict, value: Any) -> Any:
 def _allowed(tf: dict, name: str) -> list:
     """The list in a variable's `contains([...], var.NAME)` validation."""
     for v in tf["variable"][name].get("validation", []):
-        m = re.search(r"contains\((\[[^\]]*\]),\s*var\.%s\)" % name, v["condition"])
+        m = re.search(r"contains\((\[[^\]]*\]),\s*var\." + name + r"\)", v["condition"])
         if m:
             return json.loads(m.group(1))
     raise AssertionError(f"variable {name} has no contains([...], var.{name}) validation")
@@ -413,11 +412,12 @@ TERRAFORM = shutil.which("terraform")
 @pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on PATH")
 def test_terraform_fmt():
     proc = subprocess.run([TERRAFORM, "fmt", "-check", "-recursive", "-diff", str(TF)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # fmt -recursive skips *.tfvars.example: format it through stdin.
     text = EXAMPLE_TFVARS.read_text()
-    proc = subprocess.run([TERRAFORM, "fmt", "-"], input=text, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([TERRAFORM, "fmt", "-"], input=text, check=False, capture_output=True, text=True,
+                          timeout=60)
     assert proc.returncode == 0 and proc.stdout == text, proc.stderr or "example tfvars is not fmt-clean"
 
 
@@ -428,7 +428,7 @@ def checkov_report() -> dict:
     proc = subprocess.run(
         [str(CHECKOV), "-d", str(TF), "--framework", "terraform", "--quiet", "--compact", "-o", "json",
          "--config-file", str(TF / ".checkov.yaml")],
-        capture_output=True, text=True, timeout=240, cwd=REPO,
+        check=False, capture_output=True, text=True, timeout=240, cwd=REPO,
     )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     report = json.loads(proc.stdout)
