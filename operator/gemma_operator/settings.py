@@ -50,7 +50,7 @@ class OperatorSettings:
     """GEMMAFT_PROGRESS_INTERVAL_SECONDS: how often active runs are re-read (Job, pods, progress.json)."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "OperatorSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:
         env = os.environ if env is None else env
         d = cls()
         log_format = (env.get("GEMMAFT_LOG_FORMAT") or d.log_format).lower()

@@ -1,0 +1,197 @@
+"""Pure decisions: observed state in, actions and status out (no cluster, no operator)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from gemma_operator.api import parse_finetune, run_id
+from gemma_operator.api.run import RunProgress
+from gemma_operator.reconcile import Observed, decide, set_condition
+from gemma_operator.reconcile.decide import ANN_PREEMPTIONS
+from gemma_operator.settings import OperatorSettings
+from tests.conftest import manifest
+
+POLICY = OperatorSettings()
+
+
+def body(**spec):
+    obj = manifest(**spec)
+    obj["metadata"].update(uid="uid-1", generation=1)
+    return obj
+
+
+def applied(obj, decision):
+    """The body after the decision's status was written."""
+    out = copy.deepcopy(obj)
+    out["status"] = decision.status
+    return out
+
+
+def job_of(decision):
+    (job,) = [o for o in decision.create if o["kind"] == "Job"]
+    out = copy.deepcopy(job)
+    out["metadata"]["uid"] = "job-uid"
+    return out
+
+
+def pod(job, name, phase="Running", exit_code=None, disrupted=False, index=None):
+    labels = dict(job["spec"]["template"]["metadata"]["labels"], **{"job-name": job["metadata"]["name"]})
+    status = {"phase": phase}
+    if exit_code is not None:
+        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": {"exitCode": exit_code}}}]
+    if disrupted:
+        status["conditions"] = [{"type": "DisruptionTarget", "status": "True"}]
+    return {"metadata": {"name": name, "labels": labels}, "status": status}
+
+
+def test_new_valid_finetune_creates_configmap_and_job_with_owner_and_pending_status():
+    d = decide(Observed(body(), now="T0"), POLICY)
+    assert [o["kind"] for o in d.create] == ["ConfigMap", "Job"]
+    assert all(o["metadata"]["ownerReferences"][0]["uid"] == "uid-1" for o in d.create)
+    assert d.status["phase"] == "Pending" and d.status["attempt"] == 0 and not d.delete
+    assert {e.reason for e in d.events} == {"Created", "Pending"}
+
+
+def test_existing_job_is_never_created_twice():
+    first = decide(Observed(body(), now="T0"), POLICY)
+    job = job_of(first)
+    again = decide(Observed(body(), jobs=[job], now="T1"), POLICY)  # status write was lost
+    assert again.create == [] and again.status["jobName"] == job["metadata"]["name"]
+
+
+def test_invalid_spec_is_refused_with_field_messages_and_creates_nothing():
+    d = decide(Observed(body(training={"learningRate": -1}), now="T0"), POLICY)
+    assert d.create == [] and d.status["phase"] == "Failed"
+    ready = [c for c in d.status["conditions"] if c["type"] == "Ready"][0]
+    assert ready["reason"] == "InvalidSpec" and "spec.training.learningRate" in ready["message"]
+    assert [e.type for e in d.events] == ["Warning"]
+    again = decide(Observed(applied(body(training={"learningRate": -1}), d), now="T1"), POLICY)
+    assert again.events == []  # no repeated Warning while nothing changes
+
+
+def test_image_outside_allowed_prefixes_is_refused():
+    policy = OperatorSettings(allowed_image_prefixes=("eu.gcr.io/team/",))
+    d = decide(Observed(body(pod={"image": "quay.io/x/y:1"}), now="T0"), policy)
+    assert d.create == [] and d.status["conditions"][0]["reason"] == "ImageNotAllowed"
+    ok = decide(Observed(body(pod={"image": "eu.gcr.io/team/trainer:2"}), now="T0"), policy)
+    assert ok.create
+
+
+def test_condition_transition_time_moves_only_when_status_changes():
+    conds = set_condition([], "Running", "False", "Pending", "", "T0", 1)
+    same = set_condition(conds, "Running", "False", "PodsPending", "waiting", "T1", 2)
+    assert same[0]["lastTransitionTime"] == "T0" and same[0]["observedGeneration"] == 2
+    moved = set_condition(same, "Running", "True", "Training", "", "T2", 2)
+    assert moved[0]["lastTransitionTime"] == "T2"
+
+
+def test_preempted_pod_is_counted_once_and_progress_fills_status():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    pods = [pod(job, "p1", "Failed", exit_code=143, disrupted=True), pod(job, "p2")]
+    progress = RunProgress(state="training", step=10, total_steps=40, loss=1.5, updated_at="T1",
+                           last_checkpoint="gs://out/runs/x/checkpoints/step-00000010")
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=pods, progress=progress, now="T1"), POLICY)
+    assert d1.status["restarts"]["preemptions"] == 1 and d1.new_preemptions == 1
+    assert d1.status["phase"] == "Running" and d1.status["progress"]["percent"] == 25.0
+    assert d1.status["lastCheckpoint"].endswith("step-00000010")
+    d2 = decide(Observed(applied(obj, d1), jobs=[job], pods=pods, progress=progress, now="T2"), POLICY)
+    assert d2.new_preemptions == 0 and "Preempted" not in {e.reason for e in d2.events}
+
+
+def test_lost_host_of_a_slice_starts_the_next_attempt_create_before_delete():
+    obj = body(accelerator={"type": "tpu-v3", "topology": "4x4"})
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    assert [o["kind"] for o in d0.create] == ["ConfigMap", "Service", "Job"]
+    job = job_of(d0)
+    pods = [pod(job, f"h{i}") for i in range(3)] + [pod(job, "h3", "Failed", exit_code=143)]
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=pods, now="T1"), POLICY)
+    new_job = job_of(d1)
+    assert new_job["metadata"]["name"] == job["metadata"]["name"] + "-a1"
+    assert new_job["metadata"]["annotations"][ANN_PREEMPTIONS] == "1"
+    assert ("Job", job["metadata"]["name"]) in d1.delete
+    assert d1.status["attempt"] == 1 and d1.status["restarts"]["sliceRestarts"] == 1
+    # A crash before the old Job went away: the next pass deletes it and creates nothing.
+    d2 = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
+    assert d2.create == [] and ("Job", job["metadata"]["name"]) in d2.delete and d2.status["attempt"] == 1
+
+
+def test_training_edit_starts_a_new_run_and_stops_the_old_job():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    old_job = job_of(d0)
+    edited = applied(obj, d0)
+    edited["spec"]["training"] = {"learningRate": 0.0001}
+    edited["metadata"]["generation"] = 2
+    d1 = decide(Observed(edited, jobs=[old_job], now="T1"), POLICY)
+    assert d1.status["runId"] == run_id(parse_finetune(edited).spec) != d0.status["runId"]
+    assert ("Job", old_job["metadata"]["name"]) in d1.delete and job_of(d1)
+    assert [r["runId"] for r in d1.status["runs"]] == [d1.status["runId"], d0.status["runId"]]
+    assert d1.status["runs"][1]["reason"] == "Superseded"
+
+
+def test_non_training_edit_keeps_the_run():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    edited = applied(obj, d0)
+    edited["spec"]["runPolicy"] = {"backoffLimit": 9}
+    edited["spec"]["pod"] = {"labels": {"a": "b"}}
+    d1 = decide(Observed(edited, jobs=[job], now="T1"), POLICY)
+    assert d1.create == [] and d1.delete == [] and d1.status["runId"] == d0.status["runId"]
+
+
+@pytest.mark.parametrize("queue", [None, "team-q"])
+def test_suspend_patches_the_job_unless_kueue_owns_it(queue):
+    spec_pod = {"queueName": queue} if queue else {}
+    obj = body(pod=spec_pod)
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    assert job["spec"]["suspend"] is bool(queue)
+    suspended = applied(obj, d0)
+    suspended["spec"]["runPolicy"] = {"suspend": True}
+    d1 = decide(Observed(suspended, jobs=[job], now="T1"), POLICY)
+    if queue:
+        assert d1.patch_jobs == [] and d1.status["phase"] == "Pending"
+    else:
+        assert d1.patch_jobs == [(job["metadata"]["name"], {"spec": {"suspend": True}})]
+        assert d1.status["phase"] == "Suspended"
+
+
+def test_finished_run_without_its_job_is_not_recreated():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "T2"}
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], now="T2"), POLICY)
+    assert d1.status["phase"] == "Succeeded" and d1.results == ["succeeded"]
+    assert d1.status["outputs"]["adapterUri"].endswith("/adapter")
+    d2 = decide(Observed(applied(obj, d1), jobs=[], now="T3"), POLICY)  # ttlSecondsAfterFinished removed it
+    assert d2.create == [] and d2.status["phase"] == "Succeeded" and d2.results == []
+    # The Job vanished before the operator saw it finish: progress.json says so.
+    done = RunProgress(state="completed", step=5, updated_at="T2")
+    d3 = decide(Observed(applied(obj, d0), jobs=[], progress=done, now="T3"), POLICY)
+    assert d3.create == [] and d3.status["phase"] == "Succeeded"
+
+
+def test_run_history_is_bounded():
+    policy = OperatorSettings(run_history=2)
+    obj = body()
+    for lr in (0.1, 0.2, 0.3):
+        obj["spec"]["training"] = {"learningRate": lr}
+        obj = applied(obj, decide(Observed(obj, now="T"), policy))
+    assert len(obj["status"]["runs"]) == 2
+
+
+def test_settings_from_env():
+    s = OperatorSettings.from_env({"GEMMAFT_NAMESPACES": "a, b", "GEMMAFT_RUN_HISTORY": "3",
+                                   "GEMMAFT_ALLOWED_IMAGE_PREFIXES": "x/,y/", "GEMMAFT_LOG_FORMAT": "plain"})
+    assert s.namespaces == ("a", "b") and s.run_history == 3 and s.image_allowed("y/z") and not s.image_allowed("z")
+    assert OperatorSettings.from_env({}).health_port == 8080
+    with pytest.raises(ValueError, match="GEMMAFT_RUN_HISTORY"):
+        OperatorSettings.from_env({"GEMMAFT_RUN_HISTORY": "0"})
+    with pytest.raises(ValueError, match="GEMMAFT_LOG_FORMAT"):
+        OperatorSettings.from_env({"GEMMAFT_LOG_FORMAT": "xml"})
