@@ -118,37 +118,38 @@ def test_gs_output_checkpoints_round_trip_through_fake_gcs(tmp_path, tiny_model_
     assert [m["step"] for m in metrics] == [1, 2, 3, 4]  # nothing retrained, no step twice
 
 
-def test_corrupt_dataset_exits_2_naming_file_and_line(tmp_path, tiny_model_dir):
+def test_corrupt_dataset_exits_2_naming_file_and_line(tmp_path, tiny_model_dir, monkeypatch, capsys):
     train = tmp_path / "train.jsonl"
     rows = make_dataset_rows("text", 5)
     train.write_text("".join(json.dumps(r) + "\n" for r in rows[:3]) + '{"text": "broken\n' + json.dumps(rows[4]))
     manifest = make_manifest(tmp_path / "ft.yaml", model_dir=tiny_model_dir, train_uri=train,
                              output_uri=tmp_path / "out")
-    result = run_cli(manifest, tmp_path)
-    assert result.returncode == EXIT_INVALID_INPUT, result.stderr
-    assert f"{train}:4" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert train_in_process(manifest, tmp_path, monkeypatch=monkeypatch) == EXIT_INVALID_INPUT
+    err = capsys.readouterr().err
+    assert f"{train}:4" in err
+    assert "Traceback" not in err
 
 
-def test_missing_model_dir_exits_2(tmp_path):
+def test_missing_model_dir_exits_2(tmp_path, monkeypatch, capsys):
     train = write_jsonl(tmp_path / "train.jsonl", make_dataset_rows("text", 4))
     manifest = make_manifest(tmp_path / "ft.yaml", model_dir=tmp_path / "no-such-model", train_uri=train,
                              output_uri=tmp_path / "out")
-    result = run_cli(manifest, tmp_path)
-    assert result.returncode == EXIT_INVALID_INPUT, result.stderr
-    assert "no-such-model" in result.stderr and "does not exist" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert train_in_process(manifest, tmp_path, monkeypatch=monkeypatch) == EXIT_INVALID_INPUT
+    err = capsys.readouterr().err
+    assert "no-such-model" in err and "does not exist" in err
+    assert "Traceback" not in err
 
 
-def test_unreachable_bucket_is_a_clear_transient_failure(tmp_path, tiny_model_dir, gcs):
+def test_unreachable_bucket_is_a_clear_transient_failure(tmp_path, tiny_model_dir, gcs, monkeypatch, capsys):
     train = write_jsonl(tmp_path / "train.jsonl", make_dataset_rows("text", 4))
     missing = f"nobucket-{uuid.uuid4().hex[:10]}"
     manifest = make_manifest(tmp_path / "ft.yaml", model_dir=tiny_model_dir, train_uri=train,
                              output_uri=f"gs://{missing}/runs")
-    result = run_cli(manifest, tmp_path, STORAGE_EMULATOR_HOST=gcs.url)
-    assert result.returncode == EXIT_FAILED, result.stderr
-    assert f"gs://{missing}" in result.stderr and "does not exist" in result.stderr
-    assert "Traceback" not in result.stderr
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    assert train_in_process(manifest, tmp_path, monkeypatch=monkeypatch) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert f"gs://{missing}" in err and "does not exist" in err
+    assert "Traceback" not in err
 
 
 def test_invalid_manifest_exits_2_with_field_messages(tmp_path, tiny_model_dir):
@@ -158,3 +159,40 @@ def test_invalid_manifest_exits_2_with_field_messages(tmp_path, tiny_model_dir):
     assert result.returncode == EXIT_INVALID_INPUT
     assert "spec.training.learningRate" in result.stderr and "spec.training.batchSizes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _spec(**overrides):
+    from gemma_operator.api import parse_spec
+
+    spec = {"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data/t.jsonl"},
+            "accelerator": {"type": "nvidia-tesla-t4"}, "output": {"uri": "gs://out/runs"}}
+    spec.update(overrides)
+    return parse_spec(spec)
+
+
+@pytest.mark.parametrize("capability,precision,args", [
+    ((7, 5), "fp16", {"fp16": True}),  # T4: no bf16, fp16 autocast
+    ((8, 0), "bf16", {"bf16": True}),
+    (None, "fp32", {}),
+])
+def test_precision_follows_compute_capability(capability, precision, args):
+    from gemma_trainer.config import accelerator_plan
+
+    plan = accelerator_plan(_spec(accelerator={"type": "nvidia-tesla-t4", "count": 2}), capability=capability)
+    assert plan.precision == precision
+    assert {k: v for k, v in plan.training_args.items() if k in ("fp16", "bf16")} == args
+    assert plan.nproc == (2 if capability else 1)
+    cpu = accelerator_plan(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))
+    assert (cpu.precision, cpu.device, cpu.nproc) == ("fp32", "cpu", 1)
+    tpu = accelerator_plan(_spec(accelerator={"type": "tpu-v3"}, method="lora"))
+    assert tpu.precision == "bf16" and tpu.training_args.get("dataloader_drop_last") is True
+
+
+def test_qlora_without_cuda_is_a_clear_error(tiny_model_dir):
+    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.model import ModelError, load_model
+
+    spec = _spec(method="qlora")
+    plan = accelerator_plan(spec, capability=None)  # a T4 spec where no GPU is visible
+    with pytest.raises(ModelError, match="qlora needs a CUDA GPU"):
+        load_model(tiny_model_dir, spec, plan)
