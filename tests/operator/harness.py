@@ -59,9 +59,9 @@ class Operator:
 
     def start(self) -> Operator:
         self.starts += 1
-        log = open(self.log_dir / f"operator-{self.starts}.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=self.env,
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log_dir / f"operator-{self.starts}.log", "w") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def kill(self) -> None:
@@ -98,7 +98,7 @@ class Operator:
 def kubectl(kubeconfig: Path, *args: str, input_obj: Any = None, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [KUBECTL, "--kubeconfig", str(kubeconfig), *args]
     text = yaml.safe_dump(input_obj) if input_obj is not None else None
-    result = subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(cmd, check=False, input=text, capture_output=True, text=True, timeout=60)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed: {result.stderr}")
     return result

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from gemma_operator.api import parse_finetune, run_id
+
 from tests.conftest import manifest
 
 from .harness import apply, wait_for, write_progress

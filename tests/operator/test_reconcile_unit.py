@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from gemma_operator.api import parse_finetune, run_id
 from gemma_operator.api.run import RunProgress
 from gemma_operator.reconcile import Observed, decide, set_condition
 from gemma_operator.reconcile.decide import ANN_PREEMPTIONS
 from gemma_operator.settings import OperatorSettings
+
 from tests.conftest import manifest
 
 POLICY = OperatorSettings()
@@ -64,7 +64,7 @@ def test_existing_job_is_never_created_twice():
 def test_invalid_spec_is_refused_with_field_messages_and_creates_nothing():
     d = decide(Observed(body(training={"learningRate": -1}), now="T0"), POLICY)
     assert d.create == [] and d.status["phase"] == "Failed"
-    ready = [c for c in d.status["conditions"] if c["type"] == "Ready"][0]
+    ready = next(c for c in d.status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "InvalidSpec" and "spec.training.learningRate" in ready["message"]
     assert [e.type for e in d.events] == ["Warning"]
     again = decide(Observed(applied(body(training={"learningRate": -1}), d), now="T1"), POLICY)

@@ -45,7 +45,7 @@ def _read_text(run_uri: str) -> str | None:
 def read_progress_sync(run_uri: str) -> RunProgress | None:
     try:
         text = _read_text(run_uri)
-    except Exception as err:  # storage down or no permission: the status just lacks progress for now
+    except Exception as err:  # noqa: BLE001  storage down or no permission: the status just lacks progress for now
         log.warning("cannot read %s/%s: %s", run_uri, PROGRESS_FILE, err)
         return None
     if text is None:
