@@ -29,6 +29,12 @@ tools-venv: $(TOOLS_VENV)/.installed
 test: venv tools-venv
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
+demo: venv
+	$(VENV)/bin/gemmaft demo
+
+bench: venv
+	$(PY) bench/run_all.py
+
 crd: venv
 	$(VENV)/bin/gemmaft crd > crds/gemmafinetunes.yaml
 	cp crds/gemmafinetunes.yaml charts/gemma-finetune-operator/crds/gemmafinetunes.yaml
