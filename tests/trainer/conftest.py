@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from gemma_trainer.tiny import DATASET_KINDS, dataset_texts, make_dataset_rows, save_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,7 +67,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def run_cli(manifest: Path, tmp_path: Path, *extra: str, timeout: float = 180, **env) -> subprocess.CompletedProcess:
     return subprocess.run(cli_cmd(manifest, *extra), env=cli_env(tmp_path, **env), cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def train_in_process(manifest: Path, tmp_path: Path, output_uri: str | None = None,

@@ -10,14 +10,21 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 from gemma_trainer.checkpoints import CheckpointError, CheckpointManager
 from gemma_trainer.storage import open_store
 from gemma_trainer.tiny import make_dataset_rows
 
 from .conftest import (
-    REPO, cli_cmd, cli_env, make_manifest, read_metrics, run_cli, run_folder, train_in_process, write_jsonl,
+    REPO,
+    cli_cmd,
+    cli_env,
+    make_manifest,
+    read_metrics,
+    run_cli,
+    run_folder,
+    train_in_process,
+    write_jsonl,
 )
 
 
@@ -102,8 +109,8 @@ def _adapter_tensors(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 def test_stop_and_resume_equals_uninterrupted_run(tmp_path, tiny_model_dir, monkeypatch):
     train = write_jsonl(tmp_path / "train.jsonl", make_dataset_rows("messages", 40, seed=6))
-    common = dict(model_dir=tiny_model_dir, train_uri=train, training={"maxSteps": 40, "epochs": 1},
-                  output={"checkpointEverySteps": 4, "keepCheckpoints": 2})
+    common = {"model_dir": tiny_model_dir, "train_uri": train, "training": {"maxSteps": 40, "epochs": 1},
+              "output": {"checkpointEverySteps": 4, "keepCheckpoints": 2}}
     # Same seed and hyperparameters; two output folders (so two run ids). lora dropout 0.05 is on: the RNG
     # state must be restored for the runs to match.
     straight = make_manifest(tmp_path / "straight.yaml", output_uri=tmp_path / "out-straight", **common)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_FAILED, EXIT_INVALID_INPUT, EXIT_OK
 from gemma_trainer.tiny import make_dataset_rows
 

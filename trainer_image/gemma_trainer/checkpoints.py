@@ -113,7 +113,7 @@ class CheckpointManager:
                 self.store.write_text(f"{rel}/{COMMIT_MARKER}", json.dumps(marker, indent=1))
                 log.info("checkpoint step %d committed (%d files)", step, len(files))
                 return CheckpointInfo(step, rel, True)
-            except Exception as err:  # storage errors are retried, then reported
+            except Exception as err:  # noqa: BLE001 - storage errors are retried, then reported
                 last_err = err
                 log.warning("checkpoint step %d upload attempt %d/%d failed: %s", step, attempt, self.retries, err)
                 if attempt < self.retries:

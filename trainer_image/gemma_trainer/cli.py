@@ -52,7 +52,7 @@ def _expected_errors():
     try:
         from .data import DataError
     except ImportError:  # pragma: no cover - data.py is always present in the image
-        DataError = ()  # noqa: N806
+        DataError = ()
     return ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gemma_operator.api.run import METRICS_FILE, PROGRESS_FILE, RunProgress
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ProgressWriter:
@@ -69,7 +69,7 @@ class ProgressWriter:
             if not self.store.exists(METRICS_FILE):
                 return
             text = self.store.read_text(METRICS_FILE)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - best effort
             log.warning("could not read earlier metrics: %s", err)
             return
         for line in text.splitlines():

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gemma_operator.api.run import (
-    ADAPTER_DIR, EXIT_OK, EXIT_PREEMPTED, LOSS_PLOT_FILE, MERGED_DIR,
+    ADAPTER_DIR,
+    EXIT_OK,
+    EXIT_PREEMPTED,
+    LOSS_PLOT_FILE,
+    MERGED_DIR,
 )
 
 from .config import AcceleratorPlan, accelerator_plan
@@ -32,9 +36,9 @@ class Rank:
     world_size: int = 1
 
     @classmethod
-    def from_env(cls) -> "Rank":
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
-                   int(os.environ.get("WORLD_SIZE", 1)))
+    def from_env(cls) -> Rank:
+        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
+                   int(os.environ.get("WORLD_SIZE", "1")))
 
     @property
     def is_writer(self) -> bool:
@@ -62,7 +66,7 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
     from transformers import TrainingArguments
 
     t, out = spec.training, spec.output
-    kwargs = dict(
+    kwargs = dict(  # noqa: C408 - TrainingArguments names
         output_dir=str(output_dir),
         max_steps=max_steps,
         num_train_epochs=t.epochs,
@@ -145,7 +149,13 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     from .checkpoints import CheckpointManager
     from .data import PadCollator, lengths
     from .model import (
-        apply_method, load_model, load_tokenizer, resolve_model_dir, save_merged, save_result, trainable_summary,
+        apply_method,
+        load_model,
+        load_tokenizer,
+        resolve_model_dir,
+        save_merged,
+        save_result,
+        trainable_summary,
     )
     from .progress import ProgressWriter
     from .storage import open_store
