@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a real fine-tune through the real operator, on this machine")
     p.add_argument("--keep", action="store_true", help="keep the local API running at the end")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the quickstart's)")
+    p.add_argument("--timeout", type=float, default=170, help="seconds to wait for the run to finish")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -103,28 +103,29 @@ values: no wildcards and no Secrets (trainer pods read the Hugging Face token th
 operator never reads it).
 */}}
 {{- define "gemmaft.namespacedRules" -}}
+{{- /* Exactly the calls gemma_operator.runtime makes (reconciler.py, kube.py) and kopf's watches and Events. */}}
 - apiGroups: ["gemmaft.dev"]
   resources: ["gemmafinetunes"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
 - apiGroups: ["gemmaft.dev"]
   resources: ["gemmafinetunes/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
-  resources: ["services", "configmaps"]
-  verbs: ["get", "list", "watch", "create"]
+  resources: ["configmaps"]
+  verbs: ["create"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["create", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-{{- end -}}
+  verbs: ["create"]
+{{- end }}
 
 {{/*
 Cluster-scoped reads kopf uses to notice CRDs and namespaces appearing or going.

@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[3]
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 DATA = REPO / "examples" / "data"
 BUCKET = "gemmaft-demo"
-TIMEOUT_SECONDS = 170
 
 
 def say(text: str) -> None:
@@ -113,13 +112,13 @@ def adapter_loads(adapter_uri: str, workdir: Path) -> str:
     return f"peft loaded {sum(p.numel() for n, p in model.named_parameters() if 'lora_' in n):,} adapter weights"
 
 
-def watch(cluster: LocalCluster, runner: ProcessRunner, name: str, preempt_at: int) -> dict[str, Any]:
+def watch(cluster: LocalCluster, runner: ProcessRunner, name: str, preempt_at: int, timeout: float) -> dict[str, Any]:
     """Print a live line and new Events until the run finishes; preempt its pod once on the way."""
     seen_events: set[str] = set()
     preempted = False
     last_line = ""
     tty = sys.stdout.isatty()
-    deadline = time.monotonic() + TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     ft: dict[str, Any] = {}
     while time.monotonic() < deadline:
         ft = cluster.get("GemmaFineTune", name) or {}
@@ -183,7 +182,7 @@ def run_demo(args: argparse.Namespace) -> int:
         operator.start()
         say(f"4/5 kubectl apply -f examples/quickstart.yaml  ({steps} steps, LoRA on CPU)")
         say("  " + apply(cluster, kubeconfig, manifest))
-        ft = watch(cluster, runner, name, preempt_at=max(2, steps // 3))
+        ft = watch(cluster, runner, name, preempt_at=max(2, steps // 3), timeout=args.timeout)
         status = ft.get("status") or {}
         say("5/5 summary")
         say(summary(ft, time.monotonic() - started))
