@@ -1,0 +1,344 @@
+"""The TPU (torch-xla) path of the trainer: SPMD mesh, FSDP-style sharding, fixed pad buckets, single writer.
+
+Importable everywhere (torch and torch_xla are imported lazily inside the functions that need them), so
+``config.accelerator_plan`` can call :func:`plan_for` in any image; everything else needs torch-xla 2.9.
+
+How a tpu-v3 run trains (one process per host, SPMD: the process sees every device of the slice as one):
+
+1. :func:`plan_for` (called by ``config.accelerator_plan``): bf16, fixed ``pad_buckets`` (static shapes, a
+   handful of compiled graphs), and TrainingArguments extras (:func:`training_args_overrides`).
+2. :func:`prepare_model` after ``apply_method``: ``xr.use_spmd()``, a 1-D ``("fsdp",)`` mesh over all global
+   devices, model moved to the XLA device, and every frozen base weight sharded along ``fsdp``
+   (:func:`shard_model_fsdp_v2`). LoRA weights and their optimizer state stay replicated (they are tiny), so
+   every host holds the whole adapter + optimizer state: global process 0 alone writes a complete checkpoint
+   and every host can resume from it.
+3. :func:`trainer_class` (mixin on the project's Trainer): shards each input batch along ``fsdp`` (data
+   parallel; ``per_device_train_batch_size`` is the batch of the whole host under SPMD, the global batch on a
+   single-host slice), saves adapter-only checkpoints from process 0.
+
+Why not HF Trainer's own ``fsdp_config={"xla": True, "xla_fsdp_v2": True}`` route: in transformers 5.23 it
+never creates the optimizer (``_prepare_for_training`` delays optimizer creation for FSDP-XLA, then skips
+it: ``'NoneType' object has no attribute 'param_groups'``), its checkpoints hold the whole model
+(``pytorch_model.bin`` with the frozen base weights: about 18 GB for gemma-2-9b), and it shards the LoRA
+weights and optimizer state too, which a single writer on a multi-host slice cannot fetch without a gather.
+Explicit ``xs.mark_sharding`` of the frozen weights gives the same FSDPv2 layout for the weights that
+matter (GSPMD inserts the all-gathers) and keeps checkpoints adapter-only. :func:`hf_fsdp_v2_overrides`
+still returns that recipe, and :func:`trainer_class` carries the optimizer fix, for methods that train the
+whole model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+log = logging.getLogger("gemma_trainer.xla")
+
+FSDP_AXIS = "fsdp"
+MIN_BUCKET = 128
+DECODER_LAYER_CLASS = "Gemma2DecoderLayer"
+_ADAPTER_MARKERS = ("lora_",)  # parameter names of peft adapters: kept replicated
+
+
+# ---------------------------------------------------------------- pure helpers (no torch-xla needed)
+
+
+def is_tpu_run(spec) -> bool:
+    """True when the spec trains on TPU v3 (the torch-xla path)."""
+    return spec.accelerator.type == "tpu-v3"
+
+
+def bucket_lengths(max_seq_length: int, min_bucket: int = MIN_BUCKET) -> tuple[int, ...]:
+    """Fixed pad lengths: powers of two from ``min_bucket`` below ``max_seq_length``, then ``max_seq_length``.
+
+    Every batch is padded to the smallest bucket that holds its longest row, so XLA compiles at most
+    ``len(buckets)`` training graphs instead of one per distinct length.
+    """
+    if max_seq_length < 1:
+        raise ValueError(f"max_seq_length must be positive, got {max_seq_length}")
+    if min_bucket < 1:
+        raise ValueError(f"min_bucket must be positive, got {min_bucket}")
+    buckets: list[int] = []
+    size = min_bucket
+    while size < max_seq_length:
+        buckets.append(size)
+        size *= 2
+    buckets.append(max_seq_length)
+    return tuple(buckets)
+
+
+def pad_length(longest: int, buckets: tuple[int, ...] | list[int]) -> int:
+    """The bucket a batch whose longest row has ``longest`` tokens is padded to."""
+    for size in sorted(buckets):
+        if size >= longest:
+            return size
+    raise ValueError(f"a row of {longest} tokens is longer than the largest bucket {max(buckets)}")
+
+
+def slice_devices(spec) -> int:
+    """XLA devices of the spec's slice: torch-xla sees each TPU v3 TensorCore (2 per chip) as a device."""
+    from gemma_operator.api.facts import TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES
+
+    return TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
+
+
+def training_args_overrides(spec) -> dict[str, Any]:
+    """TrainingArguments extras of a TPU run (applied after the common ones).
+
+    - ``bf16``: TPU v3 computes in bf16; LoRA weights stay fp32 (peft keeps adapter weights fp32).
+    - ``dataloader_drop_last``: SPMD needs every batch to have the same shape (a short last batch would also
+      compile a new graph).
+    - ``optim="adamw_torch"``: the fused AdamW default is refused for XLA tensors.
+    - ``dataloader_num_workers=0``: the parallel loader thread of torch-xla does the host->device transfer.
+    """
+    return {
+        "bf16": True,
+        "dataloader_drop_last": True,
+        "optim": "adamw_torch",
+        "dataloader_num_workers": 0,
+    }
+
+
+def hf_fsdp_v2_overrides() -> dict[str, Any]:
+    """HF Trainer's own FSDPv2 recipe (huggingface gemma-peft blog), for a :func:`trainer_class` Trainer.
+
+    Not used by :func:`plan_for` (see the module docstring); kept for methods that train all weights, where
+    sharding the trainable weights and optimizer state is the point. Needs :func:`trainer_class` (optimizer
+    creation fix) and ``training_args_overrides``.
+    """
+    return {
+        "fsdp": True,
+        "fsdp_config": {
+            "fsdp_transformer_layer_cls_to_wrap": [DECODER_LAYER_CLASS],
+            "xla": True,
+            "xla_fsdp_v2": True,
+            "xla_fsdp_grad_ckpt": True,
+        },
+        # xla_fsdp_grad_ckpt checkpoints each wrapped layer; HF's own would checkpoint twice.
+        "activation_checkpointing": False,
+    }
+
+
+def plan_for(spec):
+    """The AcceleratorPlan of a tpu-v3 run (``config.accelerator_plan`` calls this)."""
+    from .config import AcceleratorPlan
+
+    if not is_tpu_run(spec):
+        raise ValueError(f"plan_for: accelerator.type is {spec.accelerator.type!r}, not tpu-v3")
+    return AcceleratorPlan(
+        accelerator=spec.accelerator.type,
+        device="xla",
+        precision="bf16",
+        model_dtype="bfloat16",
+        nproc=1,  # one process per host; SPMD spreads it over the host's (and the slice's) devices
+        pad_buckets=list(bucket_lengths(spec.training.max_seq_length)),
+        training_args=training_args_overrides(spec),
+    )
+
+
+# ---------------------------------------------------------------- SPMD (torch-xla)
+
+
+def ensure_spmd() -> None:
+    """Turn SPMD on (idempotent). Must run before the first XLA tensor is created in the process."""
+    import torch_xla
+    import torch_xla.runtime as xr
+
+    if xr.is_spmd():
+        return
+    if torch_xla._XLAC._xla_runtime_is_initialized():
+        raise RuntimeError(
+            "xla: the XLA runtime was started without SPMD; call gemma_trainer.xla.prepare_model() (or "
+            "ensure_spmd()) before anything touches the XLA device, TrainingArguments included")
+    xr.use_spmd()
+
+
+def spmd_mesh(num_devices: int | None = None, axes: tuple[str, ...] = (FSDP_AXIS,), set_global: bool = True):
+    """A mesh over all global devices (on a multi-host slice: every host's devices).
+
+    ``axes=("fsdp",)`` gives a 1-D mesh; ``("data", "fsdp")`` a 2-D one of shape (1, n). The mesh becomes the
+    global mesh (``xs.get_global_mesh()``) unless ``set_global`` is False.
+    """
+    import numpy as np
+    import torch_xla.distributed.spmd as xs
+    import torch_xla.runtime as xr
+
+    ensure_spmd()
+    total = xr.global_runtime_device_count()
+    n = total if num_devices is None else num_devices
+    if not 0 < n <= total:
+        raise ValueError(f"spmd_mesh: {n} devices asked, {total} available")
+    if len(axes) == 1:
+        shape: tuple[int, ...] = (n,)
+    elif len(axes) == 2:
+        shape = (1, n)
+    else:
+        raise ValueError(f"spmd_mesh: 1 or 2 axes, got {axes}")
+    mesh = xs.Mesh(np.arange(n), shape, axes)
+    if set_global:
+        xs.set_global_mesh(mesh)
+    return mesh
+
+
+def _is_adapter(name: str) -> bool:
+    return any(marker in name for marker in _ADAPTER_MARKERS)
+
+
+def fsdp_partition_spec(shape, n: int, axis: str = FSDP_AXIS) -> tuple | None:
+    """Which dimension of a weight of ``shape`` to shard over ``n`` devices: the largest one divisible by
+    ``n`` (the vocabulary or output features of a projection, usually). None: keep it replicated."""
+    best = None
+    for dim, size in enumerate(shape):
+        if size % n == 0 and size >= n and (best is None or size > shape[best]):
+            best = dim
+    if best is None:
+        return None
+    return tuple(axis if d == best else None for d in range(len(shape)))
+
+
+def shard_model_fsdp_v2(model, mesh=None, shard_trainable: bool | None = None) -> dict[str, tuple | None]:
+    """Move ``model`` to the XLA device and shard its weights along the mesh's fsdp axis (FSDPv2 layout).
+
+    Frozen weights are sharded; peft adapter weights (``lora_*``) stay replicated. Other trainable weights
+    (methods freeze/full) are sharded too unless ``shard_trainable`` is False. Returns
+    ``{parameter name: partition spec or None (replicated)}``.
+    """
+    import torch_xla
+    import torch_xla.distributed.spmd as xs
+
+    mesh = mesh or xs.get_global_mesh() or spmd_mesh()
+    axis = FSDP_AXIS if FSDP_AXIS in mesh.axis_names else mesh.axis_names[-1]
+    n = mesh.shape()[axis]
+    model.to(torch_xla.device())
+    specs: dict[str, tuple | None] = {}
+    for name, param in model.named_parameters():
+        spec = None
+        if param.dim() >= 1 and not _is_adapter(name) and (not param.requires_grad or shard_trainable is not False):
+            partition = fsdp_partition_spec(tuple(param.shape), n, axis)
+            if partition is not None:
+                xs.mark_sharding(param, mesh, partition)
+                spec = partition
+        specs[name] = spec
+    return specs
+
+
+def sharding_spec(tensor) -> str:
+    """The XLA sharding of a tensor as text ('' when replicated / unsharded), e.g. ``{devices=[4,1]0,1,2,3}``."""
+    import torch_xla
+
+    return torch_xla._XLAC._get_xla_sharding_spec(tensor)
+
+
+def prepare_model(model, spec=None):
+    """SPMD on, global ``fsdp`` mesh, model on the XLA device with FSDPv2 sharding. Returns the model.
+
+    Call after ``apply_method`` and before building the Trainer."""
+    ensure_spmd()
+    mesh = spmd_mesh()
+    specs = shard_model_fsdp_v2(model, mesh)
+    sharded = sum(1 for s in specs.values() if s is not None)
+    log.info("xla: mesh %s over %d devices; %d of %d weights sharded along %s", mesh.axis_names,
+             mesh.size(), sharded, len(specs), FSDP_AXIS)
+    return model
+
+
+# ---------------------------------------------------------------- processes, writer, barrier
+
+
+def process_rank() -> tuple[int, int, int]:
+    """``(rank, local_rank, world_size)`` of this process under SPMD: one process per host.
+
+    Uses torch-xla's runtime; on a multi-host slice it agrees with ``multihost.from_env()`` (checked)."""
+    import torch_xla.runtime as xr
+
+    from . import multihost
+
+    ensure_spmd()
+    rank, world = xr.process_index(), xr.process_count()
+    info = multihost.from_env()
+    if info.multi_host and (info.rank, info.world_size) != (rank, world):
+        raise multihost.MultiHostError(
+            f"torch-xla sees process {rank} of {world}, but {multihost.WORKER_ID_VAR}/"
+            f"{multihost.HOSTNAMES_VAR} say {info.rank} of {info.world_size}")
+    return rank, 0, world
+
+
+def is_writer() -> bool:
+    """Only global process 0 writes checkpoints, progress and results."""
+    return process_rank()[0] == 0
+
+
+def barrier(tag: str) -> None:
+    """Wait for every host (a no-op with one process)."""
+    import torch_xla.core.xla_model as xm
+    import torch_xla.runtime as xr
+
+    if xr.process_count() > 1:
+        xm.rendezvous(tag)
+
+
+# ---------------------------------------------------------------- Trainer mixin
+
+
+def trainer_class(base):
+    """A subclass of the HF ``Trainer`` subclass ``base`` for the SPMD path.
+
+    - input batches are sharded along ``fsdp`` on their batch dimension when it divides the device count
+      (data parallel), else replicated with a warning;
+    - checkpoints and the final adapter hold the adapter weights only, written by global process 0;
+    - with HF's own ``xla_fsdp_v2`` (:func:`hf_fsdp_v2_overrides`), the optimizer is created after wrapping
+      (transformers 5.23 skips it).
+    """
+    import torch_xla.core.xla_model as xm
+    import torch_xla.distributed.spmd as xs
+
+    class XlaSpmdTrainer(base):
+        def __init__(self, *args, **kwargs):
+            ensure_spmd()
+            super().__init__(*args, **kwargs)
+
+        def _shard_inputs(self, loader, batch_size: int):
+            import torch_xla.distributed.parallel_loader as pl
+
+            if getattr(self, "is_fsdp_xla_v2_enabled", False) or not isinstance(loader, pl.MpDeviceLoader):
+                return loader  # HF's own FSDPv2 sets the input sharding itself
+            mesh = xs.get_global_mesh() or spmd_mesh()
+            n = mesh.shape()[FSDP_AXIS]
+            if batch_size % n:
+                log.warning("xla: batch size %d is not a multiple of %d devices: batches are replicated, not "
+                            "sharded (set training.batchSize to a multiple of %d)", batch_size, n, n)
+                return loader
+            loader._parallel_loader_kwargs["input_sharding"] = xs.ShardingSpec(mesh, (FSDP_AXIS, None))
+            return loader
+
+        def get_train_dataloader(self):
+            return self._shard_inputs(super().get_train_dataloader(), self.args.train_batch_size)
+
+        def get_eval_dataloader(self, eval_dataset=None):
+            return self._shard_inputs(super().get_eval_dataloader(eval_dataset), self.args.eval_batch_size)
+
+        def _wrap_model(self, model, training=True, dataloader=None):
+            wrapped = super()._wrap_model(model, training, dataloader)
+            if training and getattr(self, "is_fsdp_xla_enabled", False) and self.optimizer is None \
+                    and wrapped is not self.model:
+                self.create_optimizer(wrapped)
+            return wrapped
+
+        def _save(self, output_dir=None, state_dict=None):
+            model = self.accelerator.unwrap_model(self.model)
+            if not hasattr(model, "peft_config"):
+                return super()._save(output_dir, state_dict)
+            output_dir = output_dir or self.args.output_dir
+            xm.mark_step()
+            # Trainable (adapter) weights only: replicated, so every host has them whole.
+            trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+            cpu_state = {n: t.to("cpu") for n, t in trainable.items()}
+            if self.args.should_save and process_rank()[0] == 0:
+                os.makedirs(output_dir, exist_ok=True)
+                model.save_pretrained(output_dir, state_dict=cpu_state, is_main_process=True)
+                if self.processing_class is not None:
+                    self.processing_class.save_pretrained(output_dir)
+
+    XlaSpmdTrainer.__name__ = XlaSpmdTrainer.__qualname__ = f"XlaSpmd{base.__name__}"
+    return XlaSpmdTrainer
