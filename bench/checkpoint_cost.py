@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, final_json, median, say, target_line  # noqa: E402
+from _common import REPO, final_json, median, say, target_line
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -262,7 +262,7 @@ def part2(gcs_bucket: str, work: Path) -> dict:
     first = Trainer(cmd, env, work / "trainer-1.log")
     t_first_step, match = first.wait_for(STEP_LINE, timeout=240)
     # Let it run a few steps, as a real run would be mid-training.
-    t_step, match = first.wait_for(STEP_LINE, timeout=120, after=int(match.group(1)) + 2)
+    _, match = first.wait_for(STEP_LINE, timeout=120, after=int(match.group(1)) + 2)
     sent = time.perf_counter()
     first.proc.send_signal(signal.SIGTERM)
     rc = first.wait_exit(timeout=120)

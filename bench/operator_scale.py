@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, final_json, percentile, say, target_line  # noqa: E402
+from _common import REPO, final_json, percentile, say, target_line
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -138,9 +138,9 @@ def start_operator(kubeconfig: Path, gcs_url: str, log_path: Path) -> tuple[subp
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "GEMMAFT_LOG_FORMAT": "plain",
            "GEMMAFT_HEALTH_PORT": str(health), "GEMMAFT_METRICS_PORT": str(free_port()),
            "GEMMAFT_NAMESPACES": "", "STORAGE_EMULATOR_HOST": gcs_url, "PYTHONPATH": str(REPO / "operator")}
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     return proc, health
 
 

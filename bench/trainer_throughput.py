@@ -30,12 +30,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import final_json, say, target_line  # noqa: E402
+from _common import final_json, say, target_line
 
 MAX_SEQ = 512
-MODEL = dict(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=2, head_dim=32, query_pre_attn_scalar=32, max_position_embeddings=MAX_SEQ,
-             sliding_window=256)
+MODEL = {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "head_dim": 32, "query_pre_attn_scalar": 32,
+         "max_position_embeddings": MAX_SEQ, "sliding_window": 256}
 
 
 def make_rows(n: int, seed: int) -> list[dict]:
