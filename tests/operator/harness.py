@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from gemma_operator.local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
+from gemma_operator.local.processes import free_port  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "condition", interval: float = 0.1) -> Any:
@@ -38,61 +29,6 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-class Operator:
-    """``python -m gemma_operator.runtime`` (what ``gemmaft operator`` runs), against a kubeconfig."""
-
-    def __init__(self, kubeconfig: Path, env: dict[str, str] | None = None, log_dir: Path | None = None):
-        self.kubeconfig = kubeconfig
-        self.health_port = free_port()
-        self.metrics_port = free_port()
-        self.env = {
-            **os.environ, "KUBECONFIG": str(kubeconfig), "GEMMAFT_LOG_FORMAT": "plain",
-            "GEMMAFT_HEALTH_PORT": str(self.health_port), "GEMMAFT_METRICS_PORT": str(self.metrics_port),
-            "GEMMAFT_PROGRESS_INTERVAL_SECONDS": "0.5", "GEMMAFT_NAMESPACES": "",
-            "PYTHONPATH": str(REPO / "operator"), **(env or {}),
-        }
-        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="gemmaft-op-"))
-        self.proc: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> Operator:
-        self.starts += 1
-        with open(self.log_dir / f"operator-{self.starts}.log", "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, the way a node loss or an OOM kill ends it."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text() for p in sorted(self.log_dir.glob("operator-*.log")))
-
-    def metrics(self) -> str:
-        import urllib.request
-
-        return urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()
-
-    def healthy(self) -> bool:
-        import urllib.request
-
-        try:
-            return urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2).status == 200
-        except OSError:
-            return False
 
 
 def kubectl(kubeconfig: Path, *args: str, input_obj: Any = None, check: bool = True) -> subprocess.CompletedProcess:

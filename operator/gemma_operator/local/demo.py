@@ -20,8 +20,6 @@ from typing import Any
 
 import yaml
 
-from gemma_operator.api.run import ADAPTER_DIR
-
 from .cluster import LocalCluster
 from .gcs import local_gcs
 from .pods import ProcessRunner
@@ -55,7 +53,7 @@ def apply(cluster: LocalCluster, kubeconfig: Path, manifest: dict[str, Any]) -> 
     """``kubectl apply`` when kubectl is installed, else a plain create through the API."""
     kubectl = shutil.which("kubectl")
     if kubectl:
-        out = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "apply", "--validate=false", "-f", "-"],
+        out = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "apply", "--validate=false", "-f", "-"], check=False,
                              input=yaml.safe_dump(manifest), capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"kubectl apply failed: {out.stderr.strip()}")
@@ -94,10 +92,9 @@ def summary(ft: dict[str, Any], seconds: float) -> str:
 def adapter_loads(adapter_uri: str, workdir: Path) -> str:
     """Download the adapter and load it on the tiny base with peft; returns what was loaded."""
     import torch
+    from gemma_trainer.storage import open_store
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
-
-    from gemma_trainer.storage import open_store
 
     local = workdir / "adapter-check"
     open_store(adapter_uri).download_dir("", local)
@@ -176,8 +173,7 @@ def run_demo(args: argparse.Namespace) -> int:
         say(f"2/5 tiny Gemma 2 and examples/data uploaded to gs://{BUCKET}")
         prepare_bucket(gcs, workdir)
         say("3/5 operator started (gemmaft operator)")
-        operator = OperatorProcess(kubeconfig, workdir / "operator.log", STORAGE_EMULATOR_HOST=gcs.url,
-                                   GEMMAFT_NAMESPACES="", GEMMAFT_PROGRESS_INTERVAL_SECONDS="0.5")
+        operator = OperatorProcess(kubeconfig, env={"STORAGE_EMULATOR_HOST": gcs.url}, log_dir=workdir)
         stack.callback(operator.stop)
         operator.start()
         say(f"4/5 kubectl apply -f examples/quickstart.yaml  ({steps} steps, LoRA on CPU)")
@@ -189,7 +185,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ok = status.get("phase") == "Succeeded"
         if not ok:
             say(f"the run did not succeed: {status.get('message')}")
-            say("--- operator log\n" + operator.log.read_text()[-4000:])
+            say("--- operator log\n" + operator.logs()[-4000:])
             for log in runner.logs.values():
                 say(f"--- {log}\n" + log.read_text()[-3000:])
             return 1
