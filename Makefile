@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-XLA_VENV := .venv-xla
 TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed
 # The CPU build of torch 2.13.0 must be installed first, or other packages pull a CUDA build.
 TORCH := torch==2.13.0
 
 .PHONY: test test-main test-xla venv xla-venv tools-venv crd lint demo bench clean
+
+include make/xla.mk
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +27,10 @@ $(TOOLS_VENV)/.installed:
 
 tools-venv: $(TOOLS_VENV)/.installed
 
-test: venv tools-venv
+# Both lanes: the main one (torch 2.13 CPU) and the TPU one (torch-xla 2.9 on XLA's CPU backend).
+test: test-main test-xla
+
+test-main: venv tools-venv
 	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 demo: venv
