@@ -64,7 +64,7 @@ def test_plan_for_refuses_other_accelerators():
 def test_hf_fsdp_v2_recipe_is_accepted_by_training_arguments(tmp_path):
     from transformers import TrainingArguments
 
-    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", **xla.hf_fsdp_v2_overrides(),
-                             **{**xla.training_args_overrides(spec()), "bf16": False})
+    extras = {**xla.training_args_overrides(spec()), **xla.hf_fsdp_v2_overrides(), "bf16": False}
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", **extras)
     assert args.fsdp_config["xla"] and args.fsdp_config["xla_fsdp_v2"] and args.fsdp_config["xla_fsdp_grad_ckpt"]
     assert args.fsdp_config["transformer_layer_cls_to_wrap"] == ["Gemma2DecoderLayer"]

@@ -163,3 +163,40 @@ def test_bucketed_padding_bounds_compiled_graphs(spmd, tokenizer):
     assert 1 <= bucketed <= used + 1, bucketed
     assert naive >= len(lengths), naive
     assert bucketed < naive
+
+
+def test_bf16_plan_with_activation_checkpointing_trains(tmp_path, spmd, tokenizer, features):
+    """The plan as a real run uses it: base weights in bf16 (plan.model_dtype), bf16=True, activation
+    checkpointing (torch_xla's, from prepare_model; the plan turns HF's off); the LoRA weights stay fp32 and the
+    loss stays finite."""
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from gemma_operator.api import parse_spec
+
+    spec = parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data-bkt/t.jsonl"},
+                       "accelerator": {"type": "tpu-v3"}, "output": {"uri": "gs://out-bkt/r"},
+                       "training": {"maxSeqLength": 16, "batchSize": BATCH}})
+    plan = xla.plan_for(spec)
+    assert plan.model_dtype == "bfloat16"
+    base = lora_model(len(tokenizer), seed=5)
+    for name, p in base.named_parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)
+    model = xla.prepare_model(base)
+    short = [{"input_ids": f["input_ids"][:16], "labels": f["labels"][:16]} for f in features]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=BATCH, learning_rate=1e-2,
+        logging_steps=1, report_to="none", save_strategy="no", remove_unused_columns=False, disable_tqdm=True,
+        **{"activation_checkpointing": True, **plan.training_args})  # train.py sets True; the plan wins
+    assert args.activation_checkpointing is False
+    layers = model.get_base_model().model.layers
+    assert all(layer.gradient_checkpointing for layer in layers)
+    trainer = xla.trainer_class(Trainer)(model=model, args=args, train_dataset=short,
+                                         data_collator=BucketCollator((16,)))
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert len(losses) == 3 and all(0 < loss < 100 for loss in losses), losses
+    dtypes = {p.dtype for n, p in model.named_parameters() if "lora_" in n}
+    assert dtypes == {torch.float32}
+    assert {p.dtype for n, p in model.named_parameters() if n.endswith("q_proj.base_layer.weight")} == {torch.bfloat16}

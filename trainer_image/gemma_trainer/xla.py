@@ -97,6 +97,9 @@ def training_args_overrides(spec) -> dict[str, Any]:
         "dataloader_drop_last": True,
         "optim": "adamw_torch",
         "dataloader_num_workers": 0,
+        # torch.utils.checkpoint fails on XLA tensors in torch 2.9 ("module 'torch' has no attribute 'xla'");
+        # prepare_model() turns on torch_xla's own checkpoint on each decoder layer instead.
+        "activation_checkpointing": False,
     }
 
 
@@ -230,11 +233,29 @@ def sharding_spec(tensor) -> str:
     return torch_xla._XLAC._get_xla_sharding_spec(tensor)
 
 
-def prepare_model(model, spec=None):
-    """SPMD on, global ``fsdp`` mesh, model on the XLA device with FSDPv2 sharding. Returns the model.
+def enable_xla_activation_checkpointing(model) -> int:
+    """Recompute each decoder layer in the backward pass with ``torch_xla.utils.checkpoint`` (HF's default,
+    ``torch.utils.checkpoint``, does not run on XLA tensors in torch 2.9). Returns the layers switched."""
+    import functools
 
-    Call after ``apply_method`` and before building the Trainer."""
+    from torch_xla.utils.checkpoint import checkpoint
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    func = functools.partial(checkpoint, use_reentrant=True)
+    base._set_gradient_checkpointing(enable=True, gradient_checkpointing_func=func)
+    # Reentrant checkpoint needs an input that requires grad (the embeddings are frozen under LoRA).
+    base.enable_input_require_grads()
+    return sum(1 for m in base.modules() if getattr(m, "gradient_checkpointing", False))
+
+
+def prepare_model(model, spec=None, activation_checkpointing: bool = True):
+    """SPMD on, global ``fsdp`` mesh, model on the XLA device with FSDPv2 sharding, torch_xla activation
+    checkpointing of the decoder layers. Returns the model.
+
+    Call after ``apply_method`` and before ``TrainingArguments`` / the Trainer are built."""
     ensure_spmd()
+    if activation_checkpointing:
+        enable_xla_activation_checkpointing(model)
     mesh = spmd_mesh()
     specs = shard_model_fsdp_v2(model, mesh)
     sharded = sum(1 for s in specs.values() if s is not None)
