@@ -31,7 +31,6 @@ SEQ_BUCKETS = (16, 32, 64)  # bucket_lengths(64, min_bucket=16)
 def spmd():
     """SPMD on, the global 1-D ('fsdp',) mesh over the 4 CPU devices."""
     import torch_xla.runtime as xr
-
     from gemma_trainer import xla
 
     xla.ensure_spmd()
@@ -69,7 +68,6 @@ class BucketCollator:
 
     def __call__(self, batch):
         import torch
-
         from gemma_trainer.xla import pad_length
 
         size = pad_length(max(len(f["input_ids"]) for f in batch), self.buckets)
@@ -87,9 +85,8 @@ class BucketCollator:
 def lora_model(vocab_size: int, seed: int = 0):
     """The tiny Gemma 2 with a LoRA adapter on all projections (dropout 0: runs are deterministic)."""
     import torch
-    from peft import LoraConfig, get_peft_model
-
     from gemma_trainer.tiny import build_tiny_gemma2
+    from peft import LoraConfig, get_peft_model
 
     model = build_tiny_gemma2(vocab_size, seed=seed)
     model.config.use_cache = False

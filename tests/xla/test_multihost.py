@@ -13,7 +13,6 @@ import subprocess
 import sys
 
 import pytest
-
 from gemma_operator.api import parse_spec
 from gemma_trainer import multihost
 from gemma_trainer.multihost import HOSTNAMES_VAR, WORKER_ID_VAR, MultiHostError
@@ -65,8 +64,8 @@ def test_every_rank_started_as_a_process_derives_its_place():
     derives. Exactly one writer, ranks 0..3, one shared coordinator (worker 0)."""
     expected = multihost.expected_hosts(tpu_spec("4x4"))
     code = (
-        "import json; from gemma_trainer import multihost; i = multihost.from_env(expected_hosts=%d); "
-        "print(json.dumps([i.rank, i.world_size, i.is_writer, i.coordinator]))" % expected
+        f"import json; from gemma_trainer import multihost; i = multihost.from_env(expected_hosts={expected}); "
+        "print(json.dumps([i.rank, i.world_size, i.is_writer, i.coordinator]))"
     )
     procs = []
     for rank in multihost.all_ranks(HOSTS):

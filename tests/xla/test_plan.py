@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from gemma_operator.api import parse_spec
 from gemma_trainer import xla
 
