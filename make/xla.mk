@@ -4,7 +4,8 @@
 XLA_VENV ?= .venv-xla
 XLA_PIP_PACKAGES := torch==2.9.0 torch-xla==2.9.0
 XLA_PY_PACKAGES := "transformers==5.23.0" "peft==0.21.2" "accelerate==1.15.0" "datasets>=3" "pyyaml>=6" \
-	"pydantic>=2.7,<3" "pytest>=8" "pytest-timeout>=2.3" "safetensors" "tokenizers" "pyarrow>=15"
+	"pydantic>=2.7,<3" "pytest>=8" "pytest-timeout>=2.3" "safetensors" "tokenizers" "pyarrow>=15" \
+	"matplotlib>=3.8" "google-cloud-storage>=2.18,<4"
 
 $(XLA_VENV)/.installed: pyproject.toml make/xla.mk
 	$(PYTHON) -m venv $(XLA_VENV)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import math
 import shutil
 import signal
@@ -21,10 +22,15 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() else None
 
 
-def barrier() -> None:
+def barrier(tag: str = "gemmaft") -> None:
+    """Wait for every rank: torch.distributed (GPUs), or torch-xla's rendezvous under SPMD (TPU hosts)."""
     dist = _dist()
     if dist is not None:
         dist.barrier()
+    elif "torch_xla" in sys.modules:
+        from . import xla
+
+        xla.barrier(tag)
 
 
 class PreemptionCallback(TrainerCallback):

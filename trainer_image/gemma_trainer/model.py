@@ -217,7 +217,11 @@ def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
     """Write the ``adapter/`` folder (see the module docstring) into ``local_dir``."""
     local_dir.mkdir(parents=True, exist_ok=True)
     if spec.method in ("lora", "qlora"):
-        model.save_pretrained(str(local_dir))
+        from peft import get_peft_model_state_dict
+
+        # Adapter tensors copied to the CPU: on TPU they live on XLA devices, which safetensors cannot read.
+        state = {k: v.detach().to("cpu") for k, v in get_peft_model_state_dict(model).items()}
+        model.save_pretrained(str(local_dir), state_dict=state)
     elif spec.method == "freeze":
         from safetensors.torch import save_file
 

@@ -163,6 +163,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     rank = rank or Rank.from_env()
     spec = cfg.spec
     plan = plan or accelerator_plan(spec)
+    if plan.device == "xla":  # SPMD: one process per host; rank and world come from the TPU slice
+        from . import xla
+
+        rank = Rank(*xla.process_rank())
     if plan.device == "cpu":
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, plan.describe())
@@ -185,6 +189,8 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         set_seed(spec.training.seed)
         model = load_model(model_dir, spec, plan, rank.local_rank)
         model = apply_method(model, spec, plan)
+        if plan.device == "xla":
+            model = xla.prepare_model(model, spec)  # shard frozen weights over the slice's fsdp axis
         log.info("method %s: %s", spec.method, trainable_summary(model))
 
         scratch = work_dir(cfg.run_id)
@@ -208,6 +214,8 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
         callbacks = [preemption, commit, ProgressCallback(progress, rank.is_writer)]
         Trainer = _make_trainer_class()
+        if plan.device == "xla":
+            Trainer = xla.trainer_class(Trainer)  # adapter-only checkpoints from process 0
         trainer = Trainer(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets),
