@@ -24,8 +24,16 @@ from gemma_trainer.checkpoints import CheckpointManager
 from gemma_trainer.storage import open_store
 from gemma_trainer.tiny import make_dataset_rows
 
-from tests.trainer.conftest import REPO, cli_cmd, cli_env, make_manifest, read_metrics, run_folder, train_in_process, \
-    write_jsonl
+from tests.trainer.conftest import (
+    REPO,
+    cli_cmd,
+    cli_env,
+    make_manifest,
+    read_metrics,
+    run_folder,
+    train_in_process,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.slow
 
