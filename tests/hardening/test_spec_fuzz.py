@@ -10,9 +10,10 @@ JSON types, unknown and missing fields, cross-field violations, bad URIs, top-le
 (c) every accepted manifest renders to objects whose pods meet the restricted Pod Security Standard and whose
     names are DNS-1035 labels of at most 63 characters (Indexed Job hostnames included).
 
-Inputs left out of the fuzz on purpose, each pinned by an ``xfail(strict=True)`` test below with its fix:
-values pydantic's lax mode coerces ("4" for an integer, True for 1, "true" for a boolean) and strings ending in a
-newline (the offline schema check uses Python's ``re`` where ``$`` also matches before a final newline).
+The fuzz found three gaps, now fixed and kept as the explicit tests at the end: pydantic's lax coercions ("4" for an
+integer, True for 1; parsing is strict now), strings ending in a newline (the offline schema check reads ``$`` as Go
+does now), and label values over 63 characters for long fine-tune names (``names.label_value``). The generators
+still leave coerced values and trailing newlines to those tests.
 """
 
 from __future__ import annotations
@@ -555,14 +556,9 @@ def test_the_fuzz_oracle_catches_a_disagreement():
         check_case(manifest(training={"batchSize": "ten"}), "none", None, None, 0)
 
 
-# ------------------------------------------------------------------------------------------ known gaps (xfail)
+# ------------------------------------------------------------------------- gaps the fuzz found (now fixed)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pydantic validates in lax mode: '1', True and 'true' are coerced where the API server refuses them, so "
-    "`gemmaft validate` and the operator accept what `kubectl apply` rejects. Fix: model_validate(..., "
-    "strict=True) in api/validation.py parse_spec and parse_finetune, and Accelerator.count as "
-    "Annotated[Literal[1, 2, 4], BeforeValidator(<refuse bool>)] (Literal takes True for 1 even when strict)"))
 @pytest.mark.parametrize("overrides", [
     {"training": {"batchSize": True}}, {"training": {"epochs": "1"}}, {"training": {"learningRate": "0.001"}},
     {"accelerator": {"type": T4, "spot": "true"}}, {"accelerator": {"type": T4, "count": True}},
@@ -575,10 +571,6 @@ def test_pydantic_refuses_what_the_api_server_refuses_for_wrong_types(overrides)
         parse_finetune(obj)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "tests/support/crd_schema.py checks `pattern` with Python's re.search, where `$` also matches before a final "
-    "newline; the API server uses Go RE2, where `$` is the end of text. Fix: jsonschema.validators.extend("
-    "Draft4Validator, {'pattern': <re.search with unescaped $ replaced by \\Z>}) in crd_schema.validate"))
 @pytest.mark.parametrize("overrides", [
     {"output": {"uri": "gs://bucket/x\n"}}, {"pod": {"image": "trainer:1\n"}},
     {"pod": {"hfTokenSecretRef": {"name": "hf\n"}}},
@@ -593,12 +585,6 @@ def test_offline_schema_refuses_a_trailing_newline_like_the_api_server(overrides
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "run_labels() puts metadata.name (up to 253 characters) in the gemmaft.dev/finetune label; the API server "
-    "refuses label values over 63 characters, so a fine-tune with a long name never gets its Job. Fix: "
-    "render/names.py label_value(name) (the name when <= 63, else its first 56 characters, '-.' stripped, + '-' + "
-    "6 hex of its sha256) used by render/manifests.py run_labels and the two selectors of runtime/reconciler.py "
-    "observe(); runtime/main.py job_event maps a Job to its fine-tune by ownerReferences (kind GemmaFineTune)"))
 def test_every_label_value_of_a_long_named_finetune_is_one_kubernetes_accepts():
     obj = manifest()
     obj["metadata"]["name"] = "team.alpha-" + "y" * 100

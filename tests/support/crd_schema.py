@@ -8,6 +8,7 @@ validator checks it once the Kubernetes extensions are set aside; CEL rules run 
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import cel
@@ -68,12 +69,21 @@ def _cel_errors(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
     return errors
 
 
+def _go_pattern(validator, pattern, instance, schema):
+    """``pattern`` as Go's RE2 reads it: ``$`` is the end of the text (Python's also matches before a final newline)."""
+    if validator.is_type(instance, "string") and not re.search(re.sub(r"(?<!\\)\$", r"\\Z", pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+_Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _go_pattern})
+
+
 def validate(manifest: dict[str, Any]) -> list[str]:
     """Errors the API server would report for this manifest (empty when it would be accepted)."""
     schema = openapi_schema()
     obj = apply_defaults(copy.deepcopy(manifest), schema)
     errors = _unknown_fields(obj.get("spec"), schema["properties"]["spec"], "spec")
-    validator = jsonschema.Draft4Validator(_strip_extensions(schema))
+    validator = _Validator(_strip_extensions(schema))
     for err in validator.iter_errors(obj):
         errors.append(f"{'.'.join(str(p) for p in err.absolute_path)}: {err.message}")
     if not errors:  # the API server runs CEL only on a schema-valid object

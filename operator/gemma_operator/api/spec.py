@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 
 from .base import ApiModel, cel, with_cel
 from .facts import LINEAR_MODULES, TPU_V3_TOPOLOGIES
@@ -29,6 +29,12 @@ DnsLabel = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern
 DnsSubdomain = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
 Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
 EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
+
+
+def _not_bool(value):
+    if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
+        raise ValueError("expected an integer (1, 2 or 4), not a boolean")
+    return value
 
 
 class Dataset(ApiModel):
@@ -107,7 +113,7 @@ class Accelerator(ApiModel):
 
     type: AcceleratorType
     """nvidia-tesla-t4, tpu-v3, or cpu (local runs and tests)."""
-    count: Literal[1, 2, 4] | None = None
+    count: Annotated[Literal[1, 2, 4], BeforeValidator(_not_bool)] | None = None
     """T4 GPUs per pod (1, 2 or 4; data-parallel); only for nvidia-tesla-t4, default 1."""
     topology: Topology | None = None
     """TPU v3 slice: 2x2 is one host (v3-8); 4x4 (v3-32) and larger are multi-host; only for tpu-v3, default 2x2."""

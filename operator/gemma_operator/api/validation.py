@@ -63,7 +63,7 @@ def problems_of(err: ValidationError, root: type[BaseModel], prefix: str) -> lis
 def parse_spec(raw: Any, prefix: str = "spec") -> GemmaFineTuneSpec:
     """Validate a spec mapping: structure first, then the semantic rules."""
     try:
-        spec = GemmaFineTuneSpec.model_validate(raw)
+        spec = GemmaFineTuneSpec.model_validate(raw, strict=True)  # no coercion: as strict as the API server
     except ValidationError as err:
         raise SpecError(problems_of(err, GemmaFineTuneSpec, prefix)) from None
     problems = check_rules(spec)
@@ -78,7 +78,7 @@ def parse_finetune(raw: Any) -> GemmaFineTune:
         raise SpecError([Problem("(document)", "expected a YAML mapping with apiVersion, kind, metadata and spec")])
     body = {k: v for k, v in raw.items() if k != "status"}
     try:
-        ft = GemmaFineTune.model_validate(body)
+        ft = GemmaFineTune.model_validate(body, strict=True)
     except ValidationError as err:
         raise SpecError(problems_of(err, GemmaFineTune, "")) from None
     problems = check_rules(ft.spec)

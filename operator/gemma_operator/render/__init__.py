@@ -1,7 +1,16 @@
 """Pure rendering: a validated GemmaFineTune in, the Kubernetes objects of one run attempt out."""
 
 from . import names
-from .manifests import LABEL_ATTEMPT, LABEL_FINETUNE, LABEL_RUN, MANAGED_BY, RunNames, render_run, run_labels, run_names
+from .manifests import (
+    LABEL_ATTEMPT,
+    LABEL_FINETUNE,
+    LABEL_RUN,
+    MANAGED_BY,
+    RunNames,
+    render_run,
+    run_labels,
+    run_names,
+)
 from .placement import Placement, placement
 from .settings import RenderSettings
 

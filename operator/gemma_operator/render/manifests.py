@@ -44,7 +44,7 @@ def run_labels(name: str, run_id: str, attempt: int | None = None) -> dict[str, 
     labels = {
         "app.kubernetes.io/name": "gemma-finetune",
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        LABEL_FINETUNE: name,
+        LABEL_FINETUNE: naming.label_value(name),
         LABEL_RUN: run_id,
     }
     if attempt is not None:

@@ -29,6 +29,17 @@ def bounded_name(base: str, suffix: str, limit: int = DNS_LABEL_MAX) -> str:
     return f"{base[:room].rstrip('-')}-{digest}-{suffix}"
 
 
+LABEL_VALUE_MAX = 63
+
+
+def label_value(name: str) -> str:
+    """A fine-tune name as a label value (at most 63 characters; a longer name keeps a hash of itself)."""
+    if len(name) <= LABEL_VALUE_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[:56].rstrip('-.')}-{digest}"
+
+
 def _run_suffix(run_id: str, attempt: int) -> str:
     return run_id if attempt == 0 else f"{run_id}-a{attempt}"
 

@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 
 from gemma_operator.api import GemmaFineTuneSpec
 from gemma_operator.api.facts import (
-    ACCELERATORS, CHIPS_PER_TPU_V3_HOST, GKE_SPOT_LABEL, GKE_TPU_TOPOLOGY_LABEL, TPU_V3_SINGLE_HOST_VALUE,
-    TPU_V3_SLICE_VALUE, TPU_V3_TOPOLOGIES,
+    ACCELERATORS,
+    CHIPS_PER_TPU_V3_HOST,
+    GKE_SPOT_LABEL,
+    GKE_TPU_TOPOLOGY_LABEL,
+    TPU_V3_SINGLE_HOST_VALUE,
+    TPU_V3_SLICE_VALUE,
+    TPU_V3_TOPOLOGIES,
 )
 
 

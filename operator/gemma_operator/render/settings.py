@@ -22,7 +22,7 @@ class RenderSettings:
     """Size limit of the in-memory /dev/shm volume."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "RenderSettings":
+    def from_env(cls, env: dict[str, str] | None = None) -> RenderSettings:
         env = os.environ if env is None else env
         defaults = cls()
         return cls(

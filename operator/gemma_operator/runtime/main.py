@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from gemma_operator.api import GROUP, PLURAL, VERSION
+from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
 from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY
 from gemma_operator.settings import OperatorSettings
 
@@ -66,9 +66,12 @@ async def finetune_event(type: str | None, namespace: str, name: str, **_: Any) 
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def job_event(namespace: str, labels: dict[str, str], **_: Any) -> None:
-    if labels.get(LABEL_FINETUNE):
-        _state["reconciler"].trigger((namespace, labels[LABEL_FINETUNE]))
+async def job_event(namespace: str, labels: dict[str, str], meta: Any, **_: Any) -> None:
+    # The owner reference has the full name; the label may be a shortened one (names.label_value).
+    owners = [o["name"] for o in meta.get("ownerReferences") or () if o.get("kind") == KIND]
+    name = owners[0] if owners else labels.get(LABEL_FINETUNE)
+    if name:
+        _state["reconciler"].trigger((namespace, name))
 
 
 def run_operator(args: argparse.Namespace) -> int:

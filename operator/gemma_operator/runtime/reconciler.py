@@ -14,7 +14,7 @@ from typing import Any
 
 from gemma_operator.reconcile import Decision, Observed, decide
 from gemma_operator.reconcile.decide import wanted_run
-from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY
+from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY, names
 from gemma_operator.settings import OperatorSettings
 
 from . import metrics
@@ -88,9 +88,9 @@ class Reconciler:
         body = await self.kube.get("GemmaFineTune", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
-        labels = {LABEL_FINETUNE: name, "app.kubernetes.io/managed-by": MANAGED_BY}
+        labels = {LABEL_FINETUNE: names.label_value(name), "app.kubernetes.io/managed-by": MANAGED_BY}
         jobs = await self.kube.list("Job", namespace, labels)
-        pods = await self.kube.list("Pod", namespace, {LABEL_FINETUNE: name}) if jobs else []
+        pods = await self.kube.list("Pod", namespace, {LABEL_FINETUNE: names.label_value(name)}) if jobs else []
         progress = None
         wanted = wanted_run(body)
         status = body.get("status") or {}
