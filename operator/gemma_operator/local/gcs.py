@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +30,11 @@ class LocalGcs:
         return bucket
 
 
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
 @contextmanager
 def local_gcs() -> Iterator[LocalGcs]:
     """Start fake-gcs-server on a free port; ``STORAGE_EMULATOR_HOST`` points at it while inside."""
@@ -36,6 +43,8 @@ def local_gcs() -> Iterator[LocalGcs]:
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
     server = FakeGCSServer()
     server.start()
+    # The wrapper pipes the server's stderr and never reads it: once the pipe fills, every request hangs.
+    threading.Thread(target=shutil.copyfileobj, args=(server._process.stderr, _Discard()), daemon=True).start()
     try:
         yield LocalGcs(server.url)
     finally:
