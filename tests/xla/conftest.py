@@ -59,29 +59,6 @@ def features(tokenizer):
     return out
 
 
-class BucketCollator:
-    """Pads a batch to the smallest of ``buckets`` that holds its longest row (labels -100 on padding)."""
-
-    def __init__(self, buckets, pad_id: int = 0):
-        self.buckets = tuple(buckets)
-        self.pad_id = pad_id
-
-    def __call__(self, batch):
-        import torch
-        from gemma_trainer.xla import pad_length
-
-        size = pad_length(max(len(f["input_ids"]) for f in batch), self.buckets)
-        ids = torch.full((len(batch), size), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), size), -100, dtype=torch.long)
-        mask = torch.zeros((len(batch), size), dtype=torch.long)
-        for i, f in enumerate(batch):
-            n = len(f["input_ids"])
-            ids[i, :n] = torch.tensor(f["input_ids"])
-            labels[i, :n] = torch.tensor(f["labels"])
-            mask[i, :n] = 1
-        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
 def lora_model(vocab_size: int, seed: int = 0):
     """The tiny Gemma 2 with a LoRA adapter on all projections (dropout 0: runs are deterministic)."""
     import torch

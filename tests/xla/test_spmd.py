@@ -6,8 +6,9 @@ import math
 
 import pytest
 from gemma_trainer import xla
+from gemma_trainer.data import PadCollator
 
-from .conftest import N_DEVICES, SEQ_BUCKETS, BucketCollator, lora_model
+from .conftest import N_DEVICES, SEQ_BUCKETS, lora_model
 
 STEPS = 8
 BATCH = 8  # global batch: 2 rows per device
@@ -64,7 +65,7 @@ def _train(tmp_path, tokenizer, features, steps, resume=None, name="run"):
         save_strategy="steps", save_steps=4, seed=7, data_seed=7, remove_unused_columns=False,
         disable_tqdm=True, **overrides)
     trainer = xla.trainer_class(Trainer)(
-        model=model, args=args, train_dataset=features, data_collator=BucketCollator(SEQ_BUCKETS),
+        model=model, args=args, train_dataset=features, data_collator=PadCollator(buckets=SEQ_BUCKETS),
         processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=resume)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
@@ -192,7 +193,7 @@ def test_bf16_plan_with_activation_checkpointing_trains(tmp_path, spmd, tokenize
     layers = model.get_base_model().model.layers
     assert all(layer.gradient_checkpointing for layer in layers)
     trainer = xla.trainer_class(Trainer)(model=model, args=args, train_dataset=short,
-                                         data_collator=BucketCollator((16,)))
+                                         data_collator=PadCollator(buckets=(16,)))
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses) == 3 and all(0 < loss < 100 for loss in losses), losses

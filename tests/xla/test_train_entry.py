@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.timeout(420)
 def test_tpu_spec_trains_checkpoints_and_writes_a_cpu_loadable_adapter(tmp_path: Path):
     env = {**os.environ, "GEMMAFT_WORK_DIR": str(tmp_path / "work")}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], check=False, capture_output=True, text=True, env=env,
                          timeout=400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "out" / "r1"

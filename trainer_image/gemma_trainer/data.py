@@ -339,7 +339,13 @@ def lengths(features: Sequence[dict]) -> list[int]:
 
 
 def default_buckets(max_seq_length: int, smallest: int = 64) -> tuple[int, ...]:
-    """Powers of two from ``smallest`` up to and including ``max_seq_length`` (static shapes on XLA)."""
+    """Powers of two from ``smallest`` below ``max_seq_length``, then ``max_seq_length`` itself.
+
+    Padding each batch to one of these (static shapes) makes XLA compile at most ``len(buckets)`` graphs."""
+    if max_seq_length < 1:
+        raise ValueError(f"max_seq_length must be positive, got {max_seq_length}")
+    if smallest < 1:
+        raise ValueError(f"the smallest bucket must be positive, got {smallest}")
     out = []
     size = smallest
     while size < max_seq_length:
@@ -347,6 +353,15 @@ def default_buckets(max_seq_length: int, smallest: int = 64) -> tuple[int, ...]:
         size *= 2
     out.append(max_seq_length)
     return tuple(out)
+
+
+def pad_length(longest: int, buckets: Sequence[int]) -> int:
+    """The smallest bucket that holds a batch whose longest row has ``longest`` tokens."""
+    for size in sorted(buckets):
+        if size >= longest:
+            return size
+    raise ValueError(f"a sequence of {longest} tokens is longer than the largest bucket {max(buckets)}; "
+                     "keep max_seq_length <= max(buckets)")
 
 
 class PadCollator:
@@ -364,11 +379,7 @@ class PadCollator:
 
     def target_length(self, longest: int) -> int:
         if self.buckets:
-            for size in self.buckets:
-                if size >= longest:
-                    return size
-            raise ValueError(f"a sequence of {longest} tokens is longer than the largest bucket "
-                             f"{self.buckets[-1]}; keep max_seq_length <= max(buckets)")
+            return pad_length(longest, self.buckets)
         if self.pad_to_multiple_of:
             return int(math.ceil(longest / self.pad_to_multiple_of) * self.pad_to_multiple_of)
         return longest

@@ -33,6 +33,8 @@ import logging
 import os
 from typing import Any
 
+from .data import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
+
 log = logging.getLogger("gemma_trainer.xla")
 
 FSDP_AXIS = "fsdp"
@@ -50,30 +52,8 @@ def is_tpu_run(spec) -> bool:
 
 
 def bucket_lengths(max_seq_length: int, min_bucket: int = MIN_BUCKET) -> tuple[int, ...]:
-    """Fixed pad lengths: powers of two from ``min_bucket`` below ``max_seq_length``, then ``max_seq_length``.
-
-    Every batch is padded to the smallest bucket that holds its longest row, so XLA compiles at most
-    ``len(buckets)`` training graphs instead of one per distinct length.
-    """
-    if max_seq_length < 1:
-        raise ValueError(f"max_seq_length must be positive, got {max_seq_length}")
-    if min_bucket < 1:
-        raise ValueError(f"min_bucket must be positive, got {min_bucket}")
-    buckets: list[int] = []
-    size = min_bucket
-    while size < max_seq_length:
-        buckets.append(size)
-        size *= 2
-    buckets.append(max_seq_length)
-    return tuple(buckets)
-
-
-def pad_length(longest: int, buckets: tuple[int, ...] | list[int]) -> int:
-    """The bucket a batch whose longest row has ``longest`` tokens is padded to."""
-    for size in sorted(buckets):
-        if size >= longest:
-            return size
-    raise ValueError(f"a row of {longest} tokens is longer than the largest bucket {max(buckets)}")
+    """The TPU path's fixed pad lengths: :func:`gemma_trainer.data.default_buckets` from ``min_bucket`` up."""
+    return default_buckets(max_seq_length, smallest=min_bucket)
 
 
 def slice_devices(spec) -> int:
