@@ -75,7 +75,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     import yaml
 
-    from gemma_operator.render import RenderSettings, render_run
+    from gemma_operator.render import render_run
+    from gemma_operator.settings import OperatorSettings
 
     _BlockDumper = _block_dumper()
     finetunes = _load_finetunes(args.file)
@@ -84,7 +85,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects = []
     for ft in finetunes:
         namespace = args.namespace or ft.metadata.namespace or "default"
-        objects.extend(render_run(ft, RenderSettings.from_env(), namespace=namespace))
+        objects.extend(render_run(ft, OperatorSettings.from_env().render_settings(), namespace=namespace))
     sys.stdout.write(yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, width=120))
     return 0
 

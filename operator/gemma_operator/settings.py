@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gemma_operator.render.settings import RenderSettings
+
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (value or "").split(",") if item.strip())
@@ -28,15 +30,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
 class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """GEMMAFT_NAMESPACES: comma-separated namespaces to watch; empty watches the whole cluster."""
-    image_gpu: str = "gemmaft-trainer-gpu:0.1.0"
+    image_gpu: str = RenderSettings.image_gpu
     """GEMMAFT_IMAGE_GPU: default trainer image for accelerator nvidia-tesla-t4."""
-    image_tpu: str = "gemmaft-trainer-tpu:0.1.0"
+    image_tpu: str = RenderSettings.image_tpu
     """GEMMAFT_IMAGE_TPU: default trainer image for accelerator tpu-v3."""
-    image_cpu: str = "gemmaft-trainer-cpu:0.1.0"
+    image_cpu: str = RenderSettings.image_cpu
     """GEMMAFT_IMAGE_CPU: default trainer image for accelerator cpu."""
     allowed_image_prefixes: tuple[str, ...] = ()
     """GEMMAFT_ALLOWED_IMAGE_PREFIXES: comma-separated prefixes a trainer image must start with; empty allows any."""
-    trainer_service_account: str = "gemma-trainer"
+    trainer_service_account: str = RenderSettings.service_account
     """GEMMAFT_TRAINER_SERVICE_ACCOUNT: default Kubernetes service account of trainer pods."""
     metrics_port: int = 9090
     """GEMMAFT_METRICS_PORT: Prometheus metrics on http://:PORT/metrics (0 disables)."""
@@ -77,9 +79,7 @@ class OperatorSettings:
             progress_interval_seconds=interval,
         )
 
-    def render_settings(self):
-        from gemma_operator.render import RenderSettings
-
+    def render_settings(self) -> RenderSettings:
         return RenderSettings(image_gpu=self.image_gpu, image_tpu=self.image_tpu, image_cpu=self.image_cpu,
                               service_account=self.trainer_service_account)
 

@@ -7,9 +7,10 @@ import re
 import kubernetes_validate
 import pytest
 import yaml
-
 from gemma_operator.api import RunConfig, parse_finetune
 from gemma_operator.render import RenderSettings, names, render_run
+from gemma_operator.settings import OperatorSettings
+
 from tests.conftest import EXAMPLES, manifest
 from tests.pss import assert_restricted
 
@@ -163,7 +164,7 @@ def test_names_are_deterministic_and_distinct_per_run_and_attempt():
 
 
 def test_default_images_come_from_settings_and_pod_image_wins():
-    settings = RenderSettings.from_env({"GEMMAFT_IMAGE_TPU": "reg/tpu:1"})
+    settings = OperatorSettings.from_env({"GEMMAFT_IMAGE_TPU": "reg/tpu:1"}).render_settings()
     ft = parse_finetune(manifest(accelerator={"type": "tpu-v3"}))
     assert pod_spec({o["kind"]: o for o in render_run(ft, settings, "ml")})["containers"][0]["image"] == "reg/tpu:1"
     ft = parse_finetune(manifest(pod={"image": "mine/trainer:2"}))
