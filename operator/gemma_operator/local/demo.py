@@ -74,14 +74,24 @@ def live_line(status: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def summary(ft: dict[str, Any], seconds: float) -> str:
+def resumed_from(runner: ProcessRunner) -> str | None:
+    """The checkpoint a replacement pod resumed from, as its trainer logged it."""
+    marker = "resuming from committed checkpoint "
+    for log in runner.logs.values():
+        for line in log.read_text(errors="replace").splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    return None
+
+
+def summary(ft: dict[str, Any], seconds: float, resumed: str | None) -> str:
     status = ft.get("status") or {}
     progress, outputs = status.get("progress") or {}, status.get("outputs") or {}
     rows = [
         ("phase", status.get("phase")), ("run", status.get("runId")),
         ("steps", f"{progress.get('step')}/{progress.get('totalSteps')}"),
         ("final loss", progress.get("loss")), ("eval loss", progress.get("evalLoss")),
-        ("preemptions", (status.get("restarts") or {}).get("preemptions")),
+        ("preemptions", (status.get("restarts") or {}).get("preemptions")), ("resumed from", resumed),
         ("adapter", outputs.get("adapterUri")), ("loss plot", outputs.get("lossPlotUri")),
         ("metrics", outputs.get("metricsUri")), ("wall time", f"{seconds:.0f} s"),
     ]
@@ -181,7 +191,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ft = watch(cluster, runner, name, preempt_at=max(2, steps // 3), timeout=args.timeout)
         status = ft.get("status") or {}
         say("5/5 summary")
-        say(summary(ft, time.monotonic() - started))
+        say(summary(ft, time.monotonic() - started, resumed_from(runner)))
         ok = status.get("phase") == "Succeeded"
         if not ok:
             say(f"the run did not succeed: {status.get('message')}")
