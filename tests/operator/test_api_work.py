@@ -35,6 +35,17 @@ def request_count(cluster) -> int:
     return cluster._sync(lambda: len(cluster.emulator._requests))
 
 
+def settle(cluster, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until the operator made no request other than its watches for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mark = request_count(cluster)
+        time.sleep(quiet)
+        if not [r for r in operator_requests(cluster, mark) if str(r.action) != "watch"]:
+            return
+    raise AssertionError(f"the operator kept making requests for {timeout}s")
+
+
 def test_reconciles_read_from_the_cache_and_finished_runs_cost_nothing(cluster, kubeconfig, operator):
     """Before: every reconcile LISTed Jobs and Pods, and every fine-tune was re-read every interval forever."""
     apply(kubeconfig, manifest())
@@ -49,6 +60,8 @@ def test_reconciles_read_from_the_cache_and_finished_runs_cost_nothing(cluster, 
     assert lists == [], [(str(r.resource), r.params) for r in lists]
     gets = [r for r in during if str(r.action) == "fetch"]
     assert all(r.name == "demo" for r in gets), [str(r.resource) for r in gets]  # only the fine-tune itself
+    wait_for(lambda: "Succeeded" in {e["reason"] for e in cluster.events_for("demo")}, what="Succeeded Event")
+    settle(cluster)  # the last watch events (Job and pod updates after Succeeded) are reconciled
     idle_from = request_count(cluster)
     time.sleep(2.0)  # four poll intervals of 0.5 s
     idle = [r for r in operator_requests(cluster, idle_from) if str(r.action) != "watch"]

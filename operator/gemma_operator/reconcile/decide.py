@@ -160,7 +160,8 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
     status["restarts"] = {**(status.get("restarts") or {}), "preemptions": counts.preemptions,
                           "failures": counts.failures}
     suspended = _suspend(run, d, job)
-    verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued)
+    verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
+                             run.obs.job_problems.get(job.name))
     if verdict.restart:
         d.slice_restarts = 1
         _start(run, d, status, job.attempt + 1, counts, "", "")

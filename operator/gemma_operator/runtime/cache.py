@@ -6,7 +6,9 @@ half-listed cache. This module adds what an index forgets:
 
 * tombstones: the last watched state of a deleted Job or pod (a Job that ``ttlSecondsAfterFinished: 0``
   deletes right after it fails is judged from its last state, not re-created);
-* awaited Jobs: created by this process but not watched yet (not vanished: not seen yet).
+* awaited Jobs: created by this process but not watched yet (not vanished: not seen yet);
+* the Job controller's ``FailedCreate`` Events (a missing ServiceAccount, a quota or admission refusal):
+  nothing in a Job's status says why it has no pods.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Cache:
         self._tombstones: dict[str, collections.OrderedDict[str, tuple[float, Key, dict[str, Any]]]] = {
             "Job": collections.OrderedDict(), "Pod": collections.OrderedDict()}
         self._awaited: dict[Key, float] = {}  # (namespace, Job name) -> when created
+        self._owners: dict[Key, str] = {}  # (namespace, Job name) -> fine-tune name
+        self._failed_create: dict[Key, str] = {}  # (namespace, Job name) -> the Event's message
         self.tombstone_seconds = tombstone_seconds
         self.max_tombstones = max_tombstones
 
@@ -61,21 +65,38 @@ class Cache:
         self._expire(kind)
         return [body for _, k, body in self._tombstones[kind].values() if k == key]
 
+    def job_problems(self, namespace: str, jobs: list[dict[str, Any]]) -> dict[str, str]:
+        """Job name -> the last FailedCreate message, for ``jobs``."""
+        names = [(j.get("metadata") or {}).get("name") for j in jobs]
+        return {n: self._failed_create[(namespace, n)] for n in names if (namespace, n) in self._failed_create}
+
+    def failed_create(self, namespace: str, job: str, message: str) -> str | None:
+        """Record a FailedCreate Event of a Job; the owning fine-tune's name, if the Job is ours."""
+        owner = self._owners.get((namespace, job))
+        if owner is not None:
+            self._failed_create[(namespace, job)] = message
+        return owner
+
     def awaited(self, namespace: str) -> frozenset[str]:
         return frozenset(name for (ns, name) in self._awaited if ns == namespace)
 
     # ----- writes from watch events and from the operator's own creates -----
     def bury(self, kind: str, key: Key, body: Mapping[str, Any]) -> None:
         """Keep the last state of a deleted object (its DELETED watch event)."""
-        uid = (body.get("metadata") or {}).get("uid") or (body.get("metadata") or {}).get("name", "")
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid") or meta.get("name", "")
+        if kind == "Job":
+            self._owners.pop((key[0], meta.get("name")), None)
+            self._failed_create.pop((key[0], meta.get("name")), None)
         last = dict(body) if kind == "Job" else pod_summary(body)
         self._tombstones[kind][uid] = (time.monotonic(), key, last)
         self._tombstones[kind].move_to_end(uid)
         while len(self._tombstones[kind]) > self.max_tombstones:
             self._tombstones[kind].popitem(last=False)
 
-    def saw_job(self, namespace: str, name: str) -> None:
+    def saw_job(self, namespace: str, name: str, owner: str) -> None:
         self._awaited.pop((namespace, name), None)
+        self._owners[(namespace, name)] = owner
 
     def created_job(self, namespace: str, name: str) -> None:
         self._awaited[(namespace, name)] = time.monotonic()

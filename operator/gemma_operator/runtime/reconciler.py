@@ -122,7 +122,9 @@ class Reconciler:
         status = body.get("status") or {}
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
             progress = await read_progress(wanted[1])
-        return Observed(body=body, jobs=self.cache.jobs(key), pods=self.cache.pods(label_key(key)),
+        jobs = self.cache.jobs(key)
+        return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
+                        job_problems=self.cache.job_problems(namespace, jobs),
                         gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
                         awaited=self.cache.awaited(namespace), progress=progress, now=now_rfc3339())
 
