@@ -76,14 +76,18 @@ async def create_all(url: str, objects: list[dict], concurrency: int = 64) -> di
     return applied
 
 
-def operator_requests(cluster, since: int) -> collections.Counter:
+def operator_requests(cluster, since: int, by_resource: bool = False) -> collections.Counter:
     """The operator's requests after request number ``since``, by verb (watches included as 'watch')."""
     def count():
         out = collections.Counter()
         for r in cluster.emulator._requests[since:]:
             if str(r.headers.get("User-Agent", "")).startswith(OPERATOR_AGENTS):
-                action = str(r.action) if r.action is not None else "other"
-                out[VERB.get(action, action)] += 1
+                action = str(getattr(r.action, "value", r.action) or "other").lower()
+                verb = VERB.get(action, action)
+                if by_resource:
+                    plural = getattr(r.resource, "plural", None) or "?"
+                    verb = f"{verb} {plural}{'/' + r.subresource if r.subresource else ''}"
+                out[verb] += 1
         return out
     return cluster._sync(count)
 
@@ -199,6 +203,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
             pending = wait_for_all(cluster, names, ("Pending",), timeout, proc)
             time.sleep(3.0)  # the Jobs' own watch events reconcile once more: counted too
             to_pending = operator_requests(cluster, mark)
+            to_pending_detail = operator_requests(cluster, mark, by_resource=True)
             rec_pending = reconciles(metrics_port) - rec0
             cpu_pending = cpu_seconds(proc.pid) - cpu0
             say(f"N={n}: {len(pending)} of {n} Pending, last {max(pending.values(), default=started) - started:.1f} s "
@@ -230,6 +235,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
         "latency_p50_s": percentile(latencies, 50) if latencies else None,
         "latency_p99_s": percentile(latencies, 99) if latencies else None,
         "requests_to_pending": dict(to_pending), "reconciles_to_pending": rec_pending,
+        "requests_to_pending_by_resource": dict(sorted(to_pending_detail.items())),
         "per_reconcile": {k: v / max(rec_pending, 1) for k, v in sorted(non_watch.items())},
         "writes_per_finetune": sum(to_pending[k] for k in ("create", "patch", "delete")) / n,
         "requests_to_succeeded": dict(finishing), "reconciles_to_succeeded": rec_finish,
@@ -249,7 +255,8 @@ def report(r: dict) -> None:
         f"p50 {r['latency_p50_s']:.2f} s, p99 {r['latency_p99_s']:.2f} s); {r['reached_succeeded']} Succeeded")
     say(f"  requests to Pending, by verb: {r['requests_to_pending']} over {r['reconciles_to_pending']:.0f} reconciles")
     say("  per reconcile: " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_reconcile"].items()))
-    say(f"  writes per fine-tune to Pending: {r['writes_per_finetune']:.2f}")
+    say(f"  writes per fine-tune to Pending: {r['writes_per_finetune']:.2f} "
+        f"({', '.join(f'{k}: {v}' for k, v in r['requests_to_pending_by_resource'].items())})")
     say(f"  requests to Succeeded, by verb: {r['requests_to_succeeded']} over {r['reconciles_to_succeeded']:.0f} "
         "reconciles")
     say(f"  idle {r['idle_seconds']:.0f} s with all {n} finished: {r['idle_requests']} -> "

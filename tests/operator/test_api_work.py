@@ -126,3 +126,17 @@ def test_pod_problems_become_conditions_a_user_can_act_on(cluster, kubeconfig, o
     ready = conditions(got)["Ready"]
     assert ready["status"] == "False" and says in ready["message"] and pod["metadata"]["name"] in ready["message"]
     assert got["phase"] == "Pending"
+
+
+def test_a_missing_service_account_is_reported_from_the_job_controllers_event(cluster, kubeconfig, operator_factory):
+    """Before: a Job whose pods admission refused read "waits for its pods to be scheduled"."""
+    from gemma_operator.local import cluster as local_cluster
+
+    if "ServiceAccount" not in getattr(local_cluster, "RESOURCES", {}):
+        pytest.skip("this local cluster layer does not refuse pods of a missing ServiceAccount yet (#12b)")
+    operator_factory(GEMMAFT_ALLOWED_SERVICE_ACCOUNTS="gemma-trainer,team-trainer").start()
+    apply(kubeconfig, manifest(pod={"serviceAccountName": "team-trainer"}))
+    got = wait_for(lambda: conditions(ft_status(cluster)).get("Ready", {}).get("reason") == "ServiceAccountNotFound"
+                   and ft_status(cluster), what="ServiceAccountNotFound")
+    assert 'serviceaccount "team-trainer" not found' in conditions(got)["Ready"]["message"]
+    assert conditions(got)["Stalled"]["status"] == "True" and got["phase"] == "Pending"

@@ -340,3 +340,14 @@ def test_a_job_that_cannot_create_pods_says_why_from_its_failed_create_event():
     d2 = decide(Observed(applied(obj, d1), jobs=[job], pods=[pod(job, "p")],
                          job_problems={job["metadata"]["name"]: why}, now="T2"), POLICY)
     assert d2.status["phase"] == "Running" and conds(d2)["Stalled"]["status"] == "False"
+
+
+def test_seeing_the_created_job_costs_no_write():
+    """Writes to Pending stay at 4 (ConfigMap, Job, status, one Event): the Job's own watch event changes nothing."""
+    from gemma_operator.runtime.reconciler import status_patch
+
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    seen = decide(Observed(applied(obj, d0), jobs=[job_of(d0)], now="T1"), POLICY)
+    assert seen.create == [] and seen.events == [] and seen.patch_jobs == []
+    assert status_patch(applied(obj, d0)["status"], seen.status) == {}

@@ -122,4 +122,10 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
         problem = create_problem(job.name, create_error)
     if problem is not None:
         return Verdict("Pending", problem.reason, problem.message, stalled=problem.stalled)
-    return Verdict("Pending", "PodsPending", f"Job {job.name} waits for its pods to be scheduled")
+    return waiting(job.name, job.attempt)
+
+
+def waiting(job: str, attempt: int) -> Verdict:
+    """A created Job whose pods are not running yet (the same words before and after the Job is watched, so
+    seeing the Job costs no status write)."""
+    return Verdict("Pending", "JobCreated", f"Job {job} (attempt {attempt}) waits for its pods to be scheduled")
