@@ -58,7 +58,7 @@ EXPECTED_NAMESPACED_RULES = {  # the calls the operator makes: runtime/reconcile
     ("gemmaft.dev", "gemmafinetunes"): {"get", "list", "watch"},
     ("gemmaft.dev", "gemmafinetunes/status"): {"patch"},
     ("batch", "jobs"): {"list", "watch", "create", "patch", "delete"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "configmaps"): {"create"},
     ("", "services"): {"create", "delete"},
     ("", "events"): {"create"},

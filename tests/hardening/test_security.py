@@ -104,7 +104,7 @@ def test_the_token_in_a_secret_never_reaches_logs_status_events_or_config_maps(
     (pod,) = cluster.pods_of(running["jobName"])
     cluster.succeed_pod(pod["metadata"]["name"])
     wait_for(phase_is(cluster, "Succeeded"), what="phase Succeeded")
-    wait_for(lambda: {"Created", "Succeeded"} <= {e["reason"] for e in cluster.events_for("demo")}, what="Events")
+    wait_for(lambda: {"JobCreated", "Succeeded"} <= {e["reason"] for e in cluster.events_for("demo")}, what="Events")
     time.sleep(1.0)  # a few more reconciles (interval 0.5 s) before looking
     op.stop()
 

@@ -133,7 +133,8 @@ def _make_trainer_class():
 
 
 def _tokenize(uri: str, spec, tokenizer):
-    from .data import format_and_tokenize, load_rows
+    from .data import format_and_tokenize
+    from .rows import load_rows
 
     rows, fmt = load_rows(uri, spec.dataset.format)
     features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
@@ -146,9 +147,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     import torch
     from transformers import set_seed
 
+    from .batches import PadCollator, lengths
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
-    from .data import PadCollator, lengths
     from .model import (
         apply_method,
         load_model,

@@ -103,7 +103,7 @@ values: no wildcards and no Secrets (trainer pods read the Hugging Face token th
 operator never reads it).
 */}}
 {{- define "gemmaft.namespacedRules" -}}
-{{- /* Exactly the calls gemma_operator.runtime makes (reconciler.py, kube.py) and kopf's watches and Events. */}}
+{{- /* Exactly the calls gemma_operator.runtime makes (reconciler.py, kube.py, events.py) and kopf's watches (the Job and pod indexes). */}}
 - apiGroups: ["gemmaft.dev"]
   resources: ["gemmafinetunes"]
   verbs: ["get", "list", "watch"]
@@ -115,7 +115,7 @@ operator never reads it).
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["create"]

@@ -170,3 +170,29 @@ ACCELERATORS: dict[str, AcceleratorProfile] = {
         device_memory_bytes=None, resource=None, accelerator_label=None, compute_dtype="float32"
     ),
 }
+
+# ----- Trainer pod sizing (issue #12): requests so trainer pods are never BestEffort -----
+# GKE node pool label: every node of a pool carries it; one TPU slice must stay on one pool (JobSet's
+# exclusive-topology uses the same key: shared/reference/gke.md).
+GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
+
+
+@dataclass(frozen=True)
+class PodRequests:
+    """CPU and memory a trainer pod requests per accelerator device (T4 GPU) or per host (TPU, cpu)."""
+
+    cpu: float
+    memory_gib: int
+
+
+# UNVERIFIED sizes, chosen to fit the node types terraform/ creates with room for system pods:
+# n1-standard-8 (8 vCPU, 30 GB) per T4; a TPU v3 host (ct3-hightpu-4t / ct3p-hightpu-4t) is much larger.
+POD_REQUESTS: dict[str, PodRequests] = {
+    "nvidia-tesla-t4": PodRequests(cpu=3, memory_gib=12),
+    "tpu-v3": PodRequests(cpu=24, memory_gib=96),
+    "cpu": PodRequests(cpu=1, memory_gib=4),
+}
+# The model cache (HF_HOME on the pod's scratch emptyDir): downloaded weights are float32 for some Gemma 2
+# sizes (UNVERIFIED per size), so 4 bytes per parameter bound it, plus room for tokenizer, staging, logs.
+MODEL_CACHE_BYTES_PER_PARAM = 4
+SCRATCH_HEADROOM_GIB = 8
