@@ -1,4 +1,15 @@
-"""Batches: length lists for length-grouped sampling, XLA pad buckets and the padding collator."""
+"""Batches: length lists for length-grouped sampling, XLA pad buckets, and the two collators.
+
+* :class:`PackedCollator` (padding-free, CPU and CUDA): the rows of a batch concatenated into ONE sequence with
+  ``position_ids`` restarting at 0 for each row and no ``attention_mask``: transformers then builds a block-diagonal
+  causal mask (sliding window and soft-cap included: the sliding window is applied to the per-row positions), so
+  attention never crosses rows (checked in tests/trainer/test_packing.py against the rows run one by one).
+* :class:`PadCollator` (XLA, and where packing is off): rows padded to the batch's longest, or to a fixed bucket
+  (static shapes for XLA); the sampler groups rows of similar length.
+
+Both add ``shift_labels``: each position's next-token label within its own row (-100 at a row's last token), which
+the loss head and the Trainer's token count use as is.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +73,8 @@ class PadCollator:
     def __call__(self, features: Sequence[dict]) -> dict:
         import torch
 
+        from .loss_head import shift_labels
+
         if not features:
             raise ValueError("empty batch")
         size = self.target_length(max(len(f["input_ids"]) for f in features))
@@ -75,4 +88,34 @@ class PadCollator:
             input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
             labels[i, : len(lab)] = torch.as_tensor(lab, dtype=torch.long)
             attention_mask[i, : len(ids)] = 1
-        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask,
+                "shift_labels": shift_labels(labels)}
+
+
+class PackedCollator:
+    """Concatenates a list of features into one ``[1, total]`` sequence: ``input_ids``, ``labels``,
+    ``position_ids`` (0, 1, ... restarting at each row) and ``shift_labels`` (shifted within each row, so no row
+    predicts the next row's first token), and ``row_bounds`` (``[0, end of row 1, ..., total]``, for
+    :mod:`gemma_trainer.packed_attention`). No padding and no ``attention_mask``: with plain eager attention the
+    model builds the block-diagonal mask from the restarting positions."""
+
+    def __call__(self, features: Sequence[dict]) -> dict:
+        import torch
+
+        from .loss_head import shift_labels
+
+        if not features:
+            raise ValueError("empty batch")
+        ids, labels, positions = [], [], []
+        for f in features:
+            row_ids = torch.as_tensor(list(f["input_ids"]), dtype=torch.long)
+            row_labels = torch.as_tensor(list(f.get("labels", f["input_ids"])), dtype=torch.long)
+            ids.append(row_ids)
+            labels.append(row_labels)
+            positions.append(torch.arange(len(row_ids), dtype=torch.long))
+        labels, positions = torch.cat(labels)[None], torch.cat(positions)[None]
+        bounds = [0]
+        for row in ids:
+            bounds.append(bounds[-1] + len(row))
+        return {"input_ids": torch.cat(ids)[None], "labels": labels, "position_ids": positions,
+                "shift_labels": shift_labels(labels, positions), "row_bounds": bounds}
