@@ -201,7 +201,8 @@ class Pod(ApiModel):
     resources: Resources | None = None
     """CPU and memory requests and limits of the trainer container."""
     env: list[EnvVar] | None = None
-    """Extra environment variables of the trainer container."""
+    """Extra environment variables of the trainer container; reserved names (HF_TOKEN, GEMMAFT_*, credentials and
+    endpoints such as STORAGE_EMULATOR_HOST or GOOGLE_APPLICATION_CREDENTIALS) are refused."""
     annotations: dict[str, str] | None = None
     """Annotations of the trainer pods."""
     labels: dict[str, str] | None = None
