@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import MODELS, TPU_V3_TOPOLOGIES
+from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES
 from .memory import estimate
 from .spec import GemmaFineTuneSpec
 
@@ -40,6 +40,26 @@ def check_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
         f"or training.maxSeqLength ({spec.training.max_seq_length})."
     )
     return [Problem("spec.method", msg)]
+
+
+PACKAGE_SCHEME = "pkg://"
+
+
+def check_model_package(spec: GemmaFineTuneSpec) -> list[Problem]:
+    """A ``pkg://NAME`` modelUri names a known weights package, and those weights are ``spec.model``."""
+    uri = spec.model_uri or ""
+    if not uri.startswith(PACKAGE_SCHEME):
+        return []
+    name = uri[len(PACKAGE_SCHEME):]
+    package = MODEL_PACKAGES.get(name)
+    if package is None:
+        known = ", ".join(PACKAGE_SCHEME + n for n in MODEL_PACKAGES)
+        return [Problem("spec.modelUri", f"unknown weights package {name!r}: use one of {known}, an hf://, "
+                                         "gs:// or local model folder")]
+    if package.model != spec.model:
+        return [Problem("spec.model", f"{uri} holds {package.model} weights, not {spec.model}: "
+                                      f"set model: {package.model} or choose another modelUri")]
+    return []
 
 
 # Environment names a spec may not set: the operator sets them, or they steer credentials and endpoints
@@ -89,6 +109,7 @@ def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
     if spec.training.eval_every_steps is not None and spec.dataset.eval_uri is None:
         problems.append(Problem("spec.training.evalEverySteps",
                                 "evaluation needs data: set dataset.evalUri or remove evalEverySteps"))
+    problems.extend(check_model_package(spec))
     problems.extend(check_pod_env(spec))
     if not problems:
         problems.extend(check_fit(spec))
