@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gemma_operator.api.facts import MODELS
 from gemma_operator.api.plan import batch_plan
 from gemma_operator.api.run import (
     ADAPTER_DIR,
@@ -205,7 +206,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     preemption.install()
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
-        tokenizer = load_tokenizer(model_dir)
+        tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
         train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer)
         eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer) if spec.dataset.eval_uri else None
 
