@@ -1,5 +1,7 @@
 """Apply the generated CRD's schema as the API server would: structural defaults, OpenAPI checks, CEL rules.
 
+Used by the local API server (every create and update of a GemmaFineTune) and by the tests of the API.
+
 The OpenAPI v3 schema Kubernetes uses is draft-4-like (boolean ``exclusiveMinimum``), so jsonschema's Draft4
 validator checks it once the Kubernetes extensions are set aside; CEL rules run with the
 ``common-expression-language`` evaluator, with ``self`` bound to the node they are declared on.
@@ -8,7 +10,9 @@ validator checks it once the Kubernetes extensions are set aside; CEL rules run 
 from __future__ import annotations
 
 import copy
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import cel
@@ -34,6 +38,11 @@ def apply_defaults(obj: Any, schema: dict[str, Any]) -> Any:
     return obj
 
 
+def with_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest as the API server stores it: the CRD's defaults filled in."""
+    return apply_defaults(copy.deepcopy(manifest), openapi_schema())
+
+
 def _strip_extensions(schema: Any) -> Any:
     if isinstance(schema, dict):
         return {k: _strip_extensions(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
@@ -42,13 +51,25 @@ def _strip_extensions(schema: Any) -> Any:
     return schema
 
 
-def _unknown_fields(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
+@dataclass(frozen=True)
+class FieldError:
+    """One rejected field, as the API server reports it in a 422 Invalid answer's ``details.causes``."""
+
+    field: str
+    message: str
+    reason: str = "FieldValueInvalid"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _unknown_fields(obj: Any, schema: dict[str, Any], path: str) -> list[FieldError]:
     """Fields the schema does not declare (kubectl's strict field validation rejects them)."""
-    errors: list[str] = []
+    errors: list[FieldError] = []
     if isinstance(obj, dict) and "properties" in schema:
         for key, value in obj.items():
             if key not in schema["properties"]:
-                errors.append(f"{path}.{key}: unknown field")
+                errors.append(FieldError(f"{path}.{key}", "unknown field", "FieldValueNotSupported"))
             else:
                 errors += _unknown_fields(value, schema["properties"][key], f"{path}.{key}")
     elif isinstance(obj, list) and "items" in schema:
@@ -57,11 +78,30 @@ def _unknown_fields(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
     return errors
 
 
-def _cel_errors(obj: Any, schema: dict[str, Any], path: str) -> list[str]:
-    errors: list[str] = []
+def unknown_fields(manifest: dict[str, Any], schema: dict[str, Any] | None = None) -> list[FieldError]:
+    """Fields of spec and status the schema does not declare (``fieldValidation=Strict`` refuses them)."""
+    schema = schema or openapi_schema()
+    return [error for part in ("spec", "status") if part in schema["properties"]
+            for error in _unknown_fields(manifest.get(part), schema["properties"][part], part)]
+
+
+def prune(obj: Any, schema: dict[str, Any]) -> Any:
+    """What the API server stores: fields the structural schema does not declare are dropped, and so are
+    nulls of fields that are not ``nullable`` (pruned before defaulting, as since Kubernetes 1.20)."""
+    if isinstance(obj, dict) and "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        props = schema["properties"]
+        return {k: prune(v, props[k]) for k, v in obj.items()
+                if k in props and (v is not None or props[k].get("nullable"))}
+    if isinstance(obj, list) and "items" in schema:
+        return [prune(item, schema["items"]) for item in obj]
+    return obj
+
+
+def _cel_errors(obj: Any, schema: dict[str, Any], path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
     for rule in schema.get("x-kubernetes-validations", ()):
         if not cel.evaluate(rule["rule"], {"self": obj}):
-            errors.append(f"{path}{rule.get('fieldPath', '')}: {rule['message']}")
+            errors.append(FieldError(f"{path}{rule.get('fieldPath', '')}", f'Invalid value: "object": {rule["message"]}'))
     if isinstance(obj, dict):
         for key, sub in schema.get("properties", {}).items():
             if key in obj:
@@ -78,14 +118,31 @@ def _go_pattern(validator, pattern, instance, schema):
 _Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _go_pattern})
 
 
-def validate(manifest: dict[str, Any]) -> list[str]:
+def _path(parts) -> str:
+    """``spec.pod.env[0].name``, the way the API server names a field."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out.lstrip(".")
+
+
+def field_errors(manifest: dict[str, Any], schema: dict[str, Any] | None = None) -> list[FieldError]:
     """Errors the API server would report for this manifest (empty when it would be accepted)."""
-    schema = openapi_schema()
+    schema = schema or openapi_schema()
     obj = apply_defaults(copy.deepcopy(manifest), schema)
     errors = _unknown_fields(obj.get("spec"), schema["properties"]["spec"], "spec")
     validator = _Validator(_strip_extensions(schema))
     for err in validator.iter_errors(obj):
-        errors.append(f"{'.'.join(str(p) for p in err.absolute_path)}: {err.message}")
+        field = _path(err.absolute_path) or "<root>"
+        if err.validator == "required":
+            errors.append(FieldError(field, f"Required value: {err.message}", "FieldValueRequired"))
+        else:
+            errors.append(FieldError(field, f"Invalid value: {json.dumps(err.instance)[:60]}: {err.message}"))
     if not errors:  # the API server runs CEL only on a schema-valid object
         errors += _cel_errors(obj["spec"], schema["properties"]["spec"], "spec")
     return errors
+
+
+def validate(manifest: dict[str, Any]) -> list[str]:
+    """``field_errors`` as ``"field: message"`` lines."""
+    return [str(e) for e in field_errors(manifest, openapi_schema())]
