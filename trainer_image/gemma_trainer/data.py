@@ -8,12 +8,14 @@ Formats (one per data set, detected from the first row when ``format="auto"``):
   with at least one assistant turn. Loss is on every assistant turn's content and its ``<end_of_turn>``.
 * ``prompt-completion``: ``{"prompt": str, "completion": str}``, rendered as one user turn and one model turn.
   Loss is on the completion and its ``<end_of_turn>``.
-* ``text``: ``{"text": str}``, tokenized as is (``<bos>`` first, ``<eos>`` appended); loss on every token.
+* ``text``: ``{"text": str}``, tokenized as is with one ``<bos>`` first and one ``<eos>`` last (a row that
+  already starts with ``<bos>`` or ends with ``<eos>`` keeps its own); loss on every token.
 
 Other keys in a row (``id``, ``source``...) are ignored; a row carrying the keys of two formats is an error.
 
-Gemma has no system role: a system message is folded into the first user turn (``system + "\\n\\n" + user``)
-before the tokenizer's chat template is applied, so real Gemma templates (which reject ``system``) work too.
+Conversations are rendered by the tokenizer's chat template, system message included, exactly as
+``apply_chat_template`` renders them at inference (Gemma has no system role: the template writes it into the first
+user turn; see :mod:`gemma_trainer.templates`, which also chooses the template).
 
 Rows whose trainable tokens are all cut off by ``max_seq_length`` are DROPPED; their count and row numbers are
 logged and returned through ``report``; when no row is left, :class:`DataError` is raised.
@@ -34,25 +36,18 @@ log = logging.getLogger(__name__)
 
 
 def to_messages(row: dict, fmt: str) -> list[dict]:
-    """The conversation of a messages or prompt-completion row, with ``model`` as ``assistant`` and the system
-    message folded into the first user turn."""
+    """The conversation of a messages or prompt-completion row, with ``model`` as ``assistant``. A system message
+    stays a system message: the chat template decides how it is written, as it does at inference."""
     if fmt == "prompt-completion":
         return [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["completion"]}]
-    messages = [{"role": "assistant" if m["role"] == "model" else m["role"], "content": m["content"]}
-                for m in row["messages"]]
-    if messages and messages[0]["role"] == "system":
-        system, messages = messages[0]["content"], messages[1:]
-        if messages and messages[0]["role"] == "user":
-            messages[0] = {"role": "user", "content": f"{system}\n\n{messages[0]['content']}"}
-        else:
-            messages.insert(0, {"role": "user", "content": system})
-    return messages
+    return [{"role": "assistant" if m["role"] == "model" else m["role"], "content": m["content"]}
+            for m in row["messages"]]
 
 
 def _template_kwargs(tokenizer) -> dict:
     if getattr(tokenizer, "chat_template", None):
         return {}
-    from .tiny import GEMMA2_CHAT_TEMPLATE
+    from .templates import GEMMA2_CHAT_TEMPLATE
 
     return {"chat_template": GEMMA2_CHAT_TEMPLATE}
 
@@ -64,7 +59,7 @@ def _render(tokenizer, messages: list[dict], generation_prompt: bool) -> str:
 
 def render_with_spans(tokenizer, messages: list[dict], end_marker: str = "<end_of_turn>") -> tuple[str, list]:
     """The rendered conversation and the character spans to learn: each assistant turn's content up to and
-    including its ``end_marker``."""
+    including the ``end_marker`` that closes the turn (its last one: the content may contain the marker's text)."""
     full = _render(tokenizer, messages, False)
     spans = []
     for i, m in enumerate(messages):
@@ -76,7 +71,7 @@ def render_with_spans(tokenizer, messages: list[dict], end_marker: str = "<end_o
             raise ValueError("the tokenizer's chat template does not render conversations prefix by prefix; "
                              "cannot locate assistant turns")
         start = len(before)
-        marker = full.find(end_marker, start, len(through))
+        marker = full.rfind(end_marker, start, len(through))
         end = marker + len(end_marker) if marker >= 0 else len(through)
         spans.append((start, end))
     return full, spans
@@ -85,6 +80,17 @@ def render_with_spans(tokenizer, messages: list[dict], end_marker: str = "<end_o
 def _encode_with_offsets(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+
+def _text_ids(tokenizer, text: str) -> list[int]:
+    """Token ids of a text row: one ``<bos>`` first and one ``<eos>`` last, whether or not the text has them."""
+    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos is not None and len(ids) > 1 and ids[0] == bos and ids[1] == bos:
+        ids = ids[1:]  # the text began with its own <bos>
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return ids
 
 
 def format_and_tokenize(rows: Sequence[dict], fmt: str, tokenizer, max_seq_length: int,
@@ -103,9 +109,7 @@ def format_and_tokenize(rows: Sequence[dict], fmt: str, tokenizer, max_seq_lengt
     features, dropped = [], []
     for index, row in enumerate(rows):
         if fmt == "text":
-            ids = list(tokenizer(row["text"], add_special_tokens=True)["input_ids"])
-            if tokenizer.eos_token_id is not None:
-                ids.append(tokenizer.eos_token_id)
+            ids = _text_ids(tokenizer, row["text"])
             labels = list(ids)
         else:
             text, spans = render_with_spans(tokenizer, to_messages(row, fmt), end_marker)

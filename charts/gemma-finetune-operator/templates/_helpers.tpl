@@ -124,7 +124,7 @@ operator never reads it).
   verbs: ["create", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list", "watch"]
 {{- end }}
 
 {{/*
@@ -138,3 +138,20 @@ Cluster-scoped reads kopf uses to notice CRDs and namespaces appearing or going.
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
 {{- end -}}
+
+{{/*
+Image prefixes trainer images must be under (GEMMAFT_ALLOWED_IMAGE_PREFIXES): allowedImagePrefixes, or when it is
+empty the repositories of the three trainerImages (tag and digest removed). Never empty.
+*/}}
+{{- define "gemmaft.allowedImagePrefixes" -}}
+{{- if .Values.allowedImagePrefixes -}}
+{{- join "," .Values.allowedImagePrefixes -}}
+{{- else -}}
+{{- $repos := list -}}
+{{- range $image := list .Values.trainerImages.gpu .Values.trainerImages.tpu .Values.trainerImages.cpu -}}
+{{- $repo := regexReplaceAll ":[^:/]*$" (regexReplaceAll "@.*$" $image "") "" -}}
+{{- $repos = append $repos $repo -}}
+{{- end -}}
+{{- join "," ($repos | uniq) -}}
+{{- end -}}
+{{- end }}

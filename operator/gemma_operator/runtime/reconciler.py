@@ -122,9 +122,11 @@ class Reconciler:
         status = body.get("status") or {}
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
             progress = await read_progress(wanted[1])
-        return Observed(body=body, jobs=self.cache.jobs(key), pods=self.cache.pods(label_key(key)),
+        jobs = self.cache.jobs(key)
+        return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
+                        job_problems=self.cache.job_problems(namespace, jobs),
                         gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
-                        awaited=self.cache.awaited(namespace), progress=progress, now=now_rfc3339())
+                        awaited=self.cache.awaited(key), progress=progress, now=now_rfc3339())
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
         observed = await self.observe(namespace, name)
@@ -151,7 +153,7 @@ class Reconciler:
             record = status.get("job") or {}
             if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
                 record["uid"] = (created.get("metadata") or {}).get("uid")
-                self.cache.created_job(namespace, obj["metadata"]["name"])
+                self.cache.created_job((namespace, name), obj["metadata"]["name"])
         old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
         patch = status_patch(old, status)
         if patch:
