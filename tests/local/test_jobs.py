@@ -87,6 +87,15 @@ def test_backoff_limit_counts_failures_and_fails_the_job(cluster):
     assert {"BackoffLimitExceeded"} <= {e["reason"] for e in cluster.events_for("train", kind="Job")}
 
 
+def test_one_failed_index_with_backoff_limit_0_fails_the_job_and_stops_the_other_hosts(cluster):
+    cluster.create("Job", job(completions=4, parallelism=4, completionMode="Indexed", backoffLimit=0))
+    pods = wait_for(lambda: len(running_pods(cluster, "train")) == 4 and running_pods(cluster, "train"), what="4 pods")
+    cluster.fail_pod(pods[1]["metadata"]["name"], exit_code=1)
+    wait_for(lambda: ("Failed", "BackoffLimitExceeded") in job_conditions(cluster, "train"), what="Failed")
+    assert running_pods(cluster, "train") == []
+    assert [p["status"]["phase"] for p in cluster.pods_of("train")] == ["Failed"]  # the others were deleted
+
+
 POLICY = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
                                                           "values": [42]}},
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
