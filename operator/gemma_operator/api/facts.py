@@ -130,3 +130,18 @@ ACCELERATORS: dict[str, AcceleratorProfile] = {
         device_memory_bytes=None, resource=None, accelerator_label=None, compute_dtype="float32"
     ),
 }
+
+
+# Tokenizer family of each model, by model-name prefix: a distillation's teacher and student must share one (the
+# student learns the teacher's distribution over the same token ids). Gemma 2 (all sizes): SentencePiece,
+# 256,000 entries (transformers configuration_gemma2.py). Gemma 3 text models: 262,144 entries
+# (google/gemma-3-270m config, shared/reference/offline-stack.md), a different vocabulary.
+TOKENIZER_FAMILIES: dict[str, str] = {
+    "gemma-2-": "Gemma 2 (256,000 tokens)",
+    "gemma-3-": "Gemma 3 (262,144 tokens)",
+}
+
+
+def tokenizer_family(model: str) -> str:
+    """The tokenizer family of a model name (``TOKENIZER_FAMILIES``); the name itself when none matches."""
+    return next((family for prefix, family in TOKENIZER_FAMILIES.items() if model.startswith(prefix)), model)
