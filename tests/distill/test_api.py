@@ -124,12 +124,8 @@ def test_from_fine_tune_resolves_to_the_referenced_runs_adapter():
     student = parse_finetune(distil({"fromFineTune": "big"})).spec
     pending = resolve_teacher(student)
     assert not pending.resolved and pending.from_fine_tune == "big"
-    from gemma_operator.api import GemmaFineTune
-
-    source = GemmaFineTune.model_validate({
-        **manifest(model="gemma-2-9b-it", accelerator=TPU), "metadata": {"name": "big"},
-        "status": {"phase": "Succeeded", "outputs": {"adapterUri": "gs://out/runs/r1/adapter"}}})
-    teacher = resolve_teacher(student, source)
+    source = parse_finetune({**manifest(model="gemma-2-9b-it", accelerator=TPU), "metadata": {"name": "big"}})
+    teacher = resolve_teacher(student, source.spec, "gs://out/runs/r1/adapter")
     assert teacher.resolved
     assert (teacher.model_uri, teacher.adapter_uri) == ("hf://google/gemma-2-9b-it", "gs://out/runs/r1/adapter")
     assert run_id(student, teacher) != run_id(student, pending)

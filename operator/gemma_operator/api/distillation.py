@@ -80,24 +80,30 @@ class ResolvedTeacher(ApiModel):
         return self.from_fine_tune is None
 
 
-def resolve_teacher(spec, source=None) -> ResolvedTeacher:
-    """The teacher of ``spec.distillation``; ``source`` is the GemmaFineTune named by ``fromFineTune`` (with its
-    status), or None. Without a source a fromFineTune teacher stays unresolved."""
+def resolve_teacher(spec, source_spec=None, source_adapter_uri: str | None = None) -> ResolvedTeacher:
+    """The teacher of ``spec.distillation``. For ``fromFineTune``: ``source_spec`` is the referenced fine-tune's
+    spec and ``source_adapter_uri`` its status.outputs.adapterUri once it has Succeeded; without them the
+    teacher stays unresolved."""
     teacher = spec.distillation.teacher
     if teacher.from_fine_tune is None:
         return ResolvedTeacher(model=teacher.model, model_uri=teacher.model_uri or f"hf://google/{teacher.model}",
                                adapter_uri=teacher.adapter_uri, quantization=teacher.quantization)
-    outputs = getattr(getattr(source, "status", None), "outputs", None)
-    adapter = getattr(outputs, "adapter_uri", None)
-    if source is None or adapter is None:
+    if source_spec is None or not source_adapter_uri:
         return ResolvedTeacher(model=teacher.model, model_uri="", quantization=teacher.quantization,
                                from_fine_tune=teacher.from_fine_tune)
-    return ResolvedTeacher(model=teacher.model, model_uri=source.spec.resolved_model_uri, adapter_uri=adapter,
-                           quantization=teacher.quantization)
+    return ResolvedTeacher(model=teacher.model, model_uri=source_spec.resolved_model_uri,
+                           adapter_uri=source_adapter_uri, quantization=teacher.quantization)
 
 
 def teacher_accelerator(spec) -> Accelerator:
     return spec.distillation.accelerator or spec.accelerator
+
+
+def stage_spec(spec, stage: str | None):
+    """The spec whose accelerator runs ``stage``: the teacher stage runs on the teacher's accelerator."""
+    if spec.distillation is None or stage != "teacher":
+        return spec
+    return spec.model_copy(update={"accelerator": teacher_accelerator(spec)})
 
 
 def _digest(fields: dict) -> str:

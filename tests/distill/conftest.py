@@ -1,0 +1,66 @@
+"""Distillation test helpers: a trained tiny teacher, student bases, held-out KL measured with full softmaxes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from gemma_trainer.tiny import build_tiny_gemma2, make_dataset_rows
+
+from tests.trainer.conftest import make_manifest, run_folder, tiny_model_dir, train_in_process, write_jsonl
+
+__all__ = ["tiny_model_dir"]
+
+
+@pytest.fixture(scope="session")
+def task(tmp_path_factory, tiny_model_dir) -> dict:
+    """Rows of the tiny task: training rows for everyone, held-out rows for the measurement."""
+    root = tmp_path_factory.mktemp("distill-task")
+    return {
+        "root": root,
+        "train": write_jsonl(root / "train.jsonl", make_dataset_rows("prompt-completion", 64, seed=11)),
+        "eval": write_jsonl(root / "eval.jsonl", make_dataset_rows("prompt-completion", 16, seed=12)),
+        "heldout": make_dataset_rows("prompt-completion", 24, seed=13),
+    }
+
+
+@pytest.fixture(scope="session")
+def student_base(tmp_path_factory, tiny_model_dir) -> Path:
+    """Another tiny Gemma 2 (other seed, same tokenizer): the student's starting point."""
+    from transformers import AutoTokenizer
+
+    path = tmp_path_factory.mktemp("student-base")
+    build_tiny_gemma2(len(AutoTokenizer.from_pretrained(tiny_model_dir)), seed=5).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tmp_path_factory, tiny_model_dir, task) -> Path:
+    """A teacher fine-tuned on the task (method full: its adapter folder is the whole model)."""
+    root = tmp_path_factory.mktemp("teacher")
+    manifest = make_manifest(root / "teacher.yaml", model_dir=tiny_model_dir, train_uri=task["train"],
+                             output_uri=root / "out", method="full", name="teacher",
+                             training={"maxSteps": 60, "learningRate": 3e-3, "batchSize": 8, "seed": 1},
+                             output={"checkpointEverySteps": 60, "keepCheckpoints": 1})
+    assert train_in_process(manifest, root) == 0
+    return Path(run_folder(manifest)) / "adapter"
+
+
+def heldout_kl(teacher, student, tokenizer, rows) -> float:
+    """Mean KL(teacher || student) per labelled held-out position, from full softmaxes at temperature 1."""
+    from gemma_trainer.data import PadCollator, format_and_tokenize
+
+    batch = PadCollator(tokenizer.pad_token_id)(format_and_tokenize(rows, "prompt-completion", tokenizer, 64))
+    mask = batch["labels"][:, 1:] != -100
+    with torch.no_grad():
+        logp = torch.log_softmax(teacher(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.double(), -1)
+        logq = torch.log_softmax(student(batch["input_ids"], attention_mask=batch["attention_mask"]).logits.double(), -1)
+    kl = (logp.exp() * (logp - logq)).sum(-1)[:, :-1][mask]
+    return float(kl.mean())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
