@@ -46,6 +46,7 @@ INVALID = [
      "spec.distillation.teacher.fromFineTune", True),
     ({"teacher": {"model": "gemma-2-9b-it", "quantization": "nf4"}}, "spec.distillation.teacher.quantization", False),
     ({"accelerator": {"type": "tpu-v3", "count": 2}}, "spec.distillation.accelerator.count", True),
+    ({"student": {"accelerator": TPU}}, "spec.accelerator.type", False),
     # A 9B teacher in 16-bit does not fit one T4 even forward-only.
     ({"accelerator": T4}, "spec.distillation.teacher.model", False),
     ({"teacher": {"model": "gemma-2-27b-it", "quantization": "nf4"}, "accelerator": T4},
@@ -55,7 +56,8 @@ INVALID = [
 
 @pytest.mark.parametrize("overrides, field, crd_rejects", INVALID, ids=[f for _, f, _ in INVALID])
 def test_invalid_distillations_name_the_field(overrides, field, crd_rejects):
-    obj = distil(**{k: v for k, v in overrides.items() if k != "teacher"}, teacher=None)
+    obj = distil(**{k: v for k, v in overrides.items() if k not in ("teacher", "student")}, teacher=None,
+                 student=overrides.get("student"))
     if "teacher" in overrides:
         obj["spec"]["distillation"]["teacher"] = overrides["teacher"]
     found = problems(obj)

@@ -115,6 +115,11 @@ def check_distillation(spec: GemmaFineTuneSpec) -> list[Problem]:
                                 f"{spec.model} the {student_family} one: the student learns the teacher's "
                                 "distribution over the same token ids. Fix: choose a teacher of the student's "
                                 "family, or a student of the teacher's"))
+    if spec.accelerator.type == "tpu-v3":
+        problems.append(Problem("spec.accelerator.type",
+                                "a distillation student trains on nvidia-tesla-t4 or cpu (its loss is not built "
+                                "for XLA's static shapes yet): set accelerator.type nvidia-tesla-t4; the teacher "
+                                "can still run on tpu-v3 with distillation.accelerator"))
     if teacher.quantization == "nf4" and acc.type != "nvidia-tesla-t4":
         problems.append(Problem(f"{path}.quantization",
                                 f"nf4 (a QLoRA teacher) needs a CUDA GPU (bitsandbytes), not {acc.type}: set "
