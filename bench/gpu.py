@@ -102,7 +102,7 @@ class StepTimer:
 
 def run(kind: str, args, spec, plan, dtype) -> dict:
     import torch
-    from gemma_trainer.data import PadCollator, lengths
+    from gemma_trainer.batches import PadCollator, lengths
     from gemma_trainer.model import apply_method
     from gemma_trainer.train import _make_trainer_class, training_arguments
     from peft import LoraConfig, get_peft_model

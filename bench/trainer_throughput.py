@@ -124,7 +124,7 @@ def run_baseline(model, tokenizer, features, spec, out_dir: Path, longest: int):
 
 def run_ours(model, tokenizer, features, spec, plan, out_dir: Path):
     """What run_training builds: training_arguments(), GemmaTrainer (length-grouped), PadCollator."""
-    from gemma_trainer.data import PadCollator, lengths
+    from gemma_trainer.batches import PadCollator, lengths
     from gemma_trainer.train import _make_trainer_class, total_steps, training_arguments
 
     steps = total_steps(spec, len(features), 1)
@@ -168,8 +168,9 @@ def main(argv=None) -> int:
     import torch
     import yaml
     from gemma_operator.api import RunConfig, parse_finetune
+    from gemma_trainer.batches import PadCollator, lengths
     from gemma_trainer.config import accelerator_plan
-    from gemma_trainer.data import PadCollator, format_and_tokenize, lengths
+    from gemma_trainer.data import format_and_tokenize
     from gemma_trainer.tiny import build_tiny_gemma2, build_tiny_tokenizer, dataset_texts
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))

@@ -14,6 +14,7 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
+from gemma_operator.settings import OperatorSettings
 
 from tests.conftest import REPO
 from tests.pss import assert_restricted, restricted_problems
@@ -58,7 +59,7 @@ EXPECTED_NAMESPACED_RULES = {  # the calls the operator makes: runtime/reconcile
     ("gemmaft.dev", "gemmafinetunes"): {"get", "list", "watch"},
     ("gemmaft.dev", "gemmafinetunes/status"): {"patch"},
     ("batch", "jobs"): {"list", "watch", "create", "patch", "delete"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "configmaps"): {"create"},
     ("", "services"): {"create", "delete"},
     ("", "events"): {"create"},
@@ -69,7 +70,8 @@ EXPECTED_CLUSTER_READS = {
 }
 ENV_NAMES = {
     "GEMMAFT_NAMESPACES", "GEMMAFT_IMAGE_GPU", "GEMMAFT_IMAGE_TPU", "GEMMAFT_IMAGE_CPU",
-    "GEMMAFT_ALLOWED_IMAGE_PREFIXES", "GEMMAFT_TRAINER_SERVICE_ACCOUNT", "GEMMAFT_METRICS_PORT",
+    "GEMMAFT_ALLOWED_IMAGE_PREFIXES", "GEMMAFT_TRAINER_SERVICE_ACCOUNT", "GEMMAFT_ALLOWED_SERVICE_ACCOUNTS",
+    "GEMMAFT_METRICS_PORT",
     "GEMMAFT_HEALTH_PORT", "GEMMAFT_LOG_FORMAT", "GEMMAFT_RUN_HISTORY", "GEMMAFT_PROGRESS_INTERVAL_SECONDS",
 }
 
@@ -336,7 +338,14 @@ def test_restricted_checker_reports_each_violation():
 def test_operator_settings_reach_the_environment(objects):
     env = env_of(objects["defaults"])
     assert set(env) - {"POD_NAMESPACE"} == ENV_NAMES
-    assert env["GEMMAFT_NAMESPACES"] == "" and env["GEMMAFT_ALLOWED_IMAGE_PREFIXES"] == ""
+    assert env["GEMMAFT_NAMESPACES"] == ""
+    # Never "any image": by default the repositories of the three trainer images, compared on path segments.
+    assert env["GEMMAFT_ALLOWED_IMAGE_PREFIXES"] == "gemmaft-trainer-gpu,gemmaft-trainer-tpu,gemmaft-trainer-cpu"
+    settings = OperatorSettings.from_env(env)
+    assert settings.image_allowed("gemmaft-trainer-gpu:0.2.0") and not settings.image_allowed("docker.io/x/y:1")
+    assert not settings.image_allowed("gemmaft-trainer-gpu-evil:1")
+    assert env["GEMMAFT_ALLOWED_SERVICE_ACCOUNTS"] == "gemma-trainer"
+    assert settings.service_accounts() == ("gemma-trainer",)
     assert env["GEMMAFT_IMAGE_GPU"] == "gemmaft-trainer-gpu:0.1.0"
     assert env["GEMMAFT_TRAINER_SERVICE_ACCOUNT"] == "gemma-trainer"
     assert (env["GEMMAFT_METRICS_PORT"], env["GEMMAFT_HEALTH_PORT"]) == ("9090", "8080")
@@ -552,3 +561,32 @@ def test_gitops_sources_point_at_real_paths_and_their_values_render(chart):
         assert env_of(objs)["GEMMAFT_NAMESPACES"] == "ml"
         for obj in objs:
             kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+# ---------------------------------------------------------------------------------------------- Argo CD health
+
+
+def _argocd_health(obj: dict) -> dict:
+    """Run the chart's Lua health check the way Argo CD does: ``obj`` in, a {status, message} table out."""
+    lupa = pytest.importorskip("lupa")
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    script = (REPO / "charts/gemma-finetune-operator/argocd/health.lua").read_text()
+    check = lua.eval(f"function(obj) {script} end")
+    result = check(lua.table_from(json.loads(json.dumps(obj)), recursive=True))
+    return {"status": result["status"], "message": result["message"]}
+
+
+@pytest.mark.parametrize(("phase", "stalled", "health"), [
+    ("Pending", False, "Progressing"), ("Running", False, "Healthy"), ("Suspended", False, "Suspended"),
+    ("Succeeded", False, "Healthy"), ("Failed", True, "Degraded"), ("Pending", True, "Degraded"),
+])
+def test_argocd_health_check_reads_the_operators_conditions(phase, stalled, health):
+    from gemma_operator.reconcile import kstatus_conditions
+
+    conditions = kstatus_conditions([], phase, "Why", f"{phase} because", stalled, "T", 3)
+    obj = {"metadata": {"generation": 3}, "status": {"observedGeneration": 3, "phase": phase,
+                                                     "conditions": conditions}}
+    got = _argocd_health(obj)
+    assert got["status"] == health and (got["message"] == f"{phase} because" or health == "Progressing")
+    obj["metadata"]["generation"] = 4  # an edit the operator has not seen yet is never Healthy
+    assert _argocd_health(obj)["status"] == "Progressing"

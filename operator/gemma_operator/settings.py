@@ -37,9 +37,14 @@ class OperatorSettings:
     image_cpu: str = RenderSettings.image_cpu
     """GEMMAFT_IMAGE_CPU: default trainer image for accelerator cpu."""
     allowed_image_prefixes: tuple[str, ...] = ()
-    """GEMMAFT_ALLOWED_IMAGE_PREFIXES: comma-separated prefixes a trainer image must start with; empty allows any."""
+    """GEMMAFT_ALLOWED_IMAGE_PREFIXES: comma-separated image prefixes, compared on whole path segments
+    (``registry/project/`` allows ``registry/project/trainer:1``, not ``registry/project-x/...``); empty: only
+    the repositories of the three default trainer images."""
     trainer_service_account: str = RenderSettings.service_account
     """GEMMAFT_TRAINER_SERVICE_ACCOUNT: default Kubernetes service account of trainer pods."""
+    allowed_service_accounts: tuple[str, ...] = ()
+    """GEMMAFT_ALLOWED_SERVICE_ACCOUNTS: comma-separated service accounts spec.pod.serviceAccountName may name;
+    empty: only GEMMAFT_TRAINER_SERVICE_ACCOUNT."""
     metrics_port: int = 9090
     """GEMMAFT_METRICS_PORT: Prometheus metrics on http://:PORT/metrics (0 disables)."""
     health_port: int = 8080
@@ -72,6 +77,7 @@ class OperatorSettings:
             image_cpu=env.get("GEMMAFT_IMAGE_CPU") or d.image_cpu,
             allowed_image_prefixes=_list(env.get("GEMMAFT_ALLOWED_IMAGE_PREFIXES")),
             trainer_service_account=env.get("GEMMAFT_TRAINER_SERVICE_ACCOUNT") or d.trainer_service_account,
+            allowed_service_accounts=_list(env.get("GEMMAFT_ALLOWED_SERVICE_ACCOUNTS")),
             metrics_port=_int(env, "GEMMAFT_METRICS_PORT", d.metrics_port),
             health_port=_int(env, "GEMMAFT_HEALTH_PORT", d.health_port),
             log_format=log_format,
@@ -83,5 +89,34 @@ class OperatorSettings:
         return RenderSettings(image_gpu=self.image_gpu, image_tpu=self.image_tpu, image_cpu=self.image_cpu,
                               service_account=self.trainer_service_account)
 
+    def image_prefixes(self) -> tuple[str, ...]:
+        """The allowed prefixes; by default the repositories of the default trainer images."""
+        if self.allowed_image_prefixes:
+            return self.allowed_image_prefixes
+        return tuple(dict.fromkeys(_repository(i) for i in (self.image_gpu, self.image_tpu, self.image_cpu)))
+
     def image_allowed(self, image: str) -> bool:
-        return not self.allowed_image_prefixes or any(image.startswith(p) for p in self.allowed_image_prefixes)
+        segments = _segments(_repository(image))
+        for prefix in self.image_prefixes():
+            want = _segments(prefix)
+            if want and segments[: len(want)] == want:
+                return True
+        return False
+
+    def service_accounts(self) -> tuple[str, ...]:
+        return self.allowed_service_accounts or (self.trainer_service_account,)
+
+    def service_account_allowed(self, name: str) -> bool:
+        return name in self.service_accounts()
+
+
+def _repository(image: str) -> str:
+    """``registry/path/name`` of an image reference, without its tag or digest."""
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    last = last.split(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def _segments(ref: str) -> list[str]:
+    return [s for s in ref.strip().split("/") if s]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,34 @@ from tests.trainer.conftest import make_manifest, run_folder, tiny_model_dir, tr
 __all__ = ["tiny_model_dir"]
 
 
+COLOURS = ["red", "green", "blue", "black", "white"]
+NUMBERS = ["one", "two", "three", "four", "five"]
+
+
+def task_rows(n: int, seed: int) -> list[dict]:
+    """Prompt-completion rows of a task with a deterministic half (capitals, reversals, opposites) and a
+    stochastic half ("pick a colour", "say a number": answers drawn at random), where a teacher's distribution
+    carries what one sampled label cannot."""
+    rng = random.Random(seed)
+    rows = make_dataset_rows("prompt-completion", n, seed=seed)
+    for i in range(0, n, 2):
+        colour = rng.randrange(2) == 0
+        rows[i] = {"prompt": "pick a colour" if colour else "say a number",
+                   "completion": rng.choice(COLOURS if colour else NUMBERS)}
+    return rows
+
+
 @pytest.fixture(scope="session")
-def task(tmp_path_factory, tiny_model_dir) -> dict:
-    """Rows of the tiny task: training rows for everyone, held-out rows for the measurement."""
+def task(tmp_path_factory) -> dict:
+    """The teacher learns from 192 rows; students get the first 48 of them; 24 other rows are held out."""
     root = tmp_path_factory.mktemp("distill-task")
+    rows = task_rows(192, seed=11)
     return {
         "root": root,
-        "train": write_jsonl(root / "train.jsonl", make_dataset_rows("prompt-completion", 64, seed=11)),
-        "eval": write_jsonl(root / "eval.jsonl", make_dataset_rows("prompt-completion", 16, seed=12)),
-        "heldout": make_dataset_rows("prompt-completion", 24, seed=13),
+        "teacher_train": write_jsonl(root / "teacher-train.jsonl", rows),
+        "train": write_jsonl(root / "train.jsonl", rows[:48]),
+        "eval": write_jsonl(root / "eval.jsonl", task_rows(16, seed=12)),
+        "heldout": task_rows(24, seed=13),
     }
 
 
@@ -41,10 +61,10 @@ def student_base(tmp_path_factory, tiny_model_dir) -> Path:
 def trained_teacher(tmp_path_factory, tiny_model_dir, task) -> Path:
     """A teacher fine-tuned on the task (method full: its adapter folder is the whole model)."""
     root = tmp_path_factory.mktemp("teacher")
-    manifest = make_manifest(root / "teacher.yaml", model_dir=tiny_model_dir, train_uri=task["train"],
+    manifest = make_manifest(root / "teacher.yaml", model_dir=tiny_model_dir, train_uri=task["teacher_train"],
                              output_uri=root / "out", method="full", name="teacher",
-                             training={"maxSteps": 60, "learningRate": 3e-3, "batchSize": 8, "seed": 1},
-                             output={"checkpointEverySteps": 60, "keepCheckpoints": 1})
+                             training={"maxSteps": 40, "learningRate": 3e-3, "batchSize": 8, "seed": 1},
+                             output={"checkpointEverySteps": 40, "keepCheckpoints": 1})
     assert train_in_process(manifest, root) == 0
     return Path(run_folder(manifest)) / "adapter"
 

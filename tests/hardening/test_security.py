@@ -104,7 +104,7 @@ def test_the_token_in_a_secret_never_reaches_logs_status_events_or_config_maps(
     (pod,) = cluster.pods_of(running["jobName"])
     cluster.succeed_pod(pod["metadata"]["name"])
     wait_for(phase_is(cluster, "Succeeded"), what="phase Succeeded")
-    wait_for(lambda: {"Created", "Succeeded"} <= {e["reason"] for e in cluster.events_for("demo")}, what="Events")
+    wait_for(lambda: {"JobCreated", "Succeeded"} <= {e["reason"] for e in cluster.events_for("demo")}, what="Events")
     time.sleep(1.0)  # a few more reconciles (interval 0.5 s) before looking
     op.stop()
 
@@ -118,3 +118,22 @@ def test_the_token_in_a_secret_never_reaches_logs_status_events_or_config_maps(
         assert not TOKEN_LIKE.search(text), f"token-like value in {where}: {TOKEN_LIKE.search(text).group()}"
     assert ft_status(cluster)["phase"] == "Succeeded"
     assert _secret_requests(cluster) == secret_calls, "the operator read or wrote a Secret"
+
+
+@pytest.mark.parametrize("name", ["HF_TOKEN", "GEMMAFT_RUN_URI", "STORAGE_EMULATOR_HOST",
+                                  "GOOGLE_APPLICATION_CREDENTIALS", "AWS_SECRET_ACCESS_KEY", "GCE_METADATA_HOST",
+                                  "hf_token"])
+def test_reserved_env_names_are_refused_with_the_field_and_the_fix(name):
+    """Before: pod.env accepted any name (a plain-text token in the ConfigMap, storage redirected, ...)."""
+    from gemma_operator.api import SpecError
+
+    obj = manifest(pod={"env": [{"name": "WANDB_MODE", "value": "offline"}, {"name": name, "value": "x"}]})
+    with pytest.raises(SpecError) as err:
+        parse_finetune(obj)
+    (problem,) = err.value.problems
+    assert problem.field == "spec.pod.env[1].name" and "reserved" in problem.message
+    assert "hfTokenSecretRef" in problem.message if name.upper() == "HF_TOKEN" else "remove it" in problem.message
+
+
+def test_plain_env_names_still_pass():
+    parse_finetune(manifest(pod={"env": [{"name": "WANDB_MODE", "value": "offline"}, {"name": "TOKENIZERS_X"}]}))

@@ -23,24 +23,27 @@ def body(**spec):
 
 
 def applied(obj, decision):
-    """The body after the decision's status was written."""
+    """The body after the runtime carried out the decision: the created Job's uid recorded, the status written."""
     out = copy.deepcopy(obj)
-    out["status"] = decision.status
+    out["status"] = copy.deepcopy(decision.status)
+    if any(o["kind"] == "Job" for o in decision.create):
+        out["status"]["job"]["uid"] = f"uid-{out['status']['job']['name']}"
     return out
 
 
 def job_of(decision):
     (job,) = [o for o in decision.create if o["kind"] == "Job"]
     out = copy.deepcopy(job)
-    out["metadata"]["uid"] = "job-uid"
+    out["metadata"]["uid"] = f"uid-{job['metadata']['name']}"
     return out
 
 
-def pod(job, name, phase="Running", exit_code=None, disrupted=False, index=None):
+def pod(job, name, phase="Running", exit_code=None, disrupted=False, reason=None):
     labels = dict(job["spec"]["template"]["metadata"]["labels"], **{"job-name": job["metadata"]["name"]})
     status = {"phase": phase}
     if exit_code is not None:
-        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": {"exitCode": exit_code}}}]
+        terminated = {"exitCode": exit_code, **({"reason": reason} if reason else {})}
+        status["containerStatuses"] = [{"name": "trainer", "state": {"terminated": terminated}}]
     if disrupted:
         status["conditions"] = [{"type": "DisruptionTarget", "status": "True"}]
     return {"metadata": {"name": name, "labels": labels}, "status": status}
@@ -51,14 +54,16 @@ def test_new_valid_finetune_creates_configmap_and_job_with_owner_and_pending_sta
     assert [o["kind"] for o in d.create] == ["ConfigMap", "Job"]
     assert all(o["metadata"]["ownerReferences"][0]["uid"] == "uid-1" for o in d.create)
     assert d.status["phase"] == "Pending" and d.status["attempt"] == 0 and not d.delete
-    assert {e.reason for e in d.events} == {"Created", "Pending"}
+    assert [e.reason for e in d.events] == ["JobCreated"]  # one Event per transition
+    assert d.status["job"] == {"name": d.create[1]["metadata"]["name"], "attempt": 0, "stage": "train"}
 
 
 def test_existing_job_is_never_created_twice():
     first = decide(Observed(body(), now="T0"), POLICY)
     job = job_of(first)
-    again = decide(Observed(body(), jobs=[job], now="T1"), POLICY)  # status write was lost
+    again = decide(Observed(body(), jobs=[job], now="T1"), POLICY)  # status write was lost: adopt the Job
     assert again.create == [] and again.status["jobName"] == job["metadata"]["name"]
+    assert again.status["job"]["uid"] == job["metadata"]["uid"]
 
 
 def test_invalid_spec_is_refused_with_field_messages_and_creates_nothing():
@@ -77,6 +82,13 @@ def test_image_outside_allowed_prefixes_is_refused():
     assert d.create == [] and d.status["conditions"][0]["reason"] == "ImageNotAllowed"
     ok = decide(Observed(body(pod={"image": "eu.gcr.io/team/trainer:2"}), now="T0"), policy)
     assert ok.create
+    # Compared on path segments: a longer name that merely starts with the prefix is refused.
+    sibling = decide(Observed(body(pod={"image": "eu.gcr.io/team-evil/trainer:2"}), now="T0"),
+                     OperatorSettings(allowed_image_prefixes=("eu.gcr.io/team",)))
+    assert sibling.create == [] and "spec.pod.image" in sibling.status["message"]
+    # The default allow-list is not empty: the default trainer images' repositories only.
+    default = decide(Observed(body(pod={"image": "docker.io/evil/trainer:1"}), now="T0"), POLICY)
+    assert default.create == [] and "gemmaft-trainer-gpu" in default.status["message"]
 
 
 def test_condition_transition_time_moves_only_when_status_changes():
@@ -114,6 +126,7 @@ def test_lost_host_of_a_slice_starts_the_next_attempt_create_before_delete():
     assert new_job["metadata"]["annotations"][ANN_PREEMPTIONS] == "1"
     assert ("Job", job["metadata"]["name"]) in d1.delete
     assert d1.status["attempt"] == 1 and d1.status["restarts"]["sliceRestarts"] == 1
+    assert d1.status["restarts"]["failures"] == 0  # a preemption spends no backoffLimit
     # A crash before the old Job went away: the next pass deletes it and creates nothing.
     d2 = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
     assert d2.create == [] and ("Job", job["metadata"]["name"]) in d2.delete and d2.status["attempt"] == 1
@@ -140,8 +153,12 @@ def test_non_training_edit_keeps_the_run():
     edited = applied(obj, d0)
     edited["spec"]["runPolicy"] = {"backoffLimit": 9}
     edited["spec"]["pod"] = {"labels": {"a": "b"}}
+    edited["metadata"]["generation"] = 2
     d1 = decide(Observed(edited, jobs=[job], now="T1"), POLICY)
     assert d1.create == [] and d1.delete == [] and d1.status["runId"] == d0.status["runId"]
+    assert d1.patch_jobs == [(job["metadata"]["name"], {"spec": {"backoffLimit": 9}})]
+    updates = {u["field"]: u["appliedTo"] for u in d1.status["updates"]}
+    assert updates == {"spec.runPolicy": "Job", "spec.pod": "NextAttempt"}
 
 
 @pytest.mark.parametrize("queue", [None, "team-q"])
@@ -195,3 +212,114 @@ def test_settings_from_env():
         OperatorSettings.from_env({"GEMMAFT_RUN_HISTORY": "0"})
     with pytest.raises(ValueError, match="GEMMAFT_LOG_FORMAT"):
         OperatorSettings.from_env({"GEMMAFT_LOG_FORMAT": "xml"})
+
+
+def conds(decision):
+    return {c["type"]: c for c in decision.status["conditions"]}
+
+
+def failed_job(job, reason="BackoffLimitExceeded"):
+    out = copy.deepcopy(job)
+    out["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": reason,
+                                     "message": "Job has reached the specified backoff limit"}]}
+    return out
+
+
+def test_a_failed_run_is_not_ready_and_is_stalled():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    assert conds(d0)["Ready"]["status"] == "False" and conds(d0)["Reconciling"]["status"] == "True"
+    job = job_of(d0)
+    d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], now="T1"), POLICY)
+    c = conds(d1)
+    assert d1.status["phase"] == "Failed" and c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "True"
+    assert c["Reconciling"]["status"] == "False" and c["Failed"]["status"] == "True"
+    running = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p")], now="T1"), POLICY)
+    assert conds(running)["Ready"]["status"] == "True" and conds(running)["Stalled"]["status"] == "False"
+
+
+def test_a_job_deleted_right_after_it_failed_is_judged_from_its_last_state_never_recreated():
+    obj = body(runPolicy={"ttlSecondsAfterFinished": 0})
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    last = [pod(job, "p", "Failed", exit_code=137, reason="OOMKilled")]
+    d1 = decide(Observed(applied(obj, d0), gone_jobs=[failed_job(job)], gone_pods=last, now="T1"), POLICY)
+    assert d1.create == [] and d1.status["phase"] == "Failed" and d1.results == ["failed"]
+    assert conds(d1)["Failed"]["reason"] == "OOMKilled" and "limits.memory" in d1.status["message"]
+    again = decide(Observed(applied(obj, d1), now="T2"), POLICY)  # tombstones expired too
+    assert again.create == [] and again.events == [] and again.status["phase"] == "Failed"
+
+
+def test_a_recorded_job_not_in_the_cache_waits_if_just_created_else_is_judged_vanished():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    name = job_of(d0)["metadata"]["name"]
+    waiting = decide(Observed(applied(obj, d0), awaited=frozenset({name}), now="T1"), POLICY)
+    assert waiting.create == [] and waiting.status["phase"] == "Pending"
+    vanished = decide(Observed(applied(obj, d0), now="T1"), POLICY)  # e.g. deleted during an operator outage
+    assert vanished.create == [] and vanished.status["phase"] == "Failed"
+    assert conds(vanished)["Failed"]["reason"] == "JobVanished" and "gemmaft.dev/retry" in vanished.status["message"]
+
+
+def test_a_crashed_host_restarts_the_slice_and_counts_one_failure_until_the_backoff_limit():
+    obj = body(accelerator={"type": "tpu-v3", "topology": "4x4"}, runPolicy={"backoffLimit": 1})
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    assert job["spec"]["backoffLimit"] == 0  # the first lost host fails the whole Job
+    crashed = [pod(job, f"h{i}") for i in range(3)] + [pod(job, "h3", "Failed", exit_code=1)]
+    d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], pods=crashed, now="T1"), POLICY)
+    job1 = job_of(d1)
+    assert d1.status["attempt"] == 1 and d1.status["restarts"]["failures"] == 1
+    assert job1["metadata"]["annotations"]["gemmaft.dev/failures-before"] == "1"
+    assert [e.reason for e in d1.events] == ["SliceRestart"] and d1.events[0].type == "Warning"
+    crashed1 = [pod(job1, "g0", "Failed", exit_code=1)]
+    d2 = decide(Observed(applied(obj, d1), jobs=[failed_job(job1)], pods=crashed1, now="T2"), POLICY)
+    assert d2.create == [] and d2.status["phase"] == "Failed" and d2.status["restarts"]["failures"] == 2
+    assert conds(d2)["Failed"]["reason"] == "BackoffLimitExceeded" and "backoffLimit 1" in d2.status["message"]
+
+
+@pytest.mark.parametrize(("state", "reason", "stalled"), [
+    ({"containerStatuses": [{"name": "trainer", "state": {"waiting": {
+        "reason": "ErrImagePull", "message": "manifest unknown"}}}]}, "ErrImagePull", True),
+    ({"containerStatuses": [{"name": "trainer", "state": {"waiting": {
+        "reason": "CreateContainerConfigError", "message": 'secret "hf" not found'}}}]},
+     "CreateContainerConfigError", True),
+    ({"conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                      "message": "0/2 nodes are available: 2 node(s) didn't match node selector."}]},
+     "Unschedulable", False),
+])
+def test_pod_problems_name_the_cause_and_the_fix(state, reason, stalled):
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    stuck = pod(job, "p", "Pending")
+    stuck["status"].update(state)
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=[stuck], now="T1"), POLICY)
+    c = conds(d1)
+    assert d1.status["phase"] == "Pending" and c["Ready"]["reason"] == reason and "Fix:" in c["Ready"]["message"]
+    assert c["Stalled"]["status"] == ("True" if stalled else "False")
+    assert c["Reconciling"]["status"] == ("False" if stalled else "True")
+    assert [e.reason for e in d1.events] == [reason]
+
+
+def test_retry_annotation_starts_the_next_attempt_of_a_failed_run_once():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    failed = applied(obj, decide(Observed(applied(obj, d0), jobs=[failed_job(job)], now="T1"), POLICY))
+    assert failed["status"]["phase"] == "Failed"
+    failed["metadata"]["annotations"] = {"gemmaft.dev/retry": "1"}
+    d2 = decide(Observed(failed, jobs=[failed_job(job)], now="T2"), POLICY)
+    assert job_of(d2)["metadata"]["name"] == job["metadata"]["name"] + "-a1" and d2.status["attempt"] == 1
+    assert d2.status["retry"] == "1" and d2.status["phase"] == "Pending" and "Retry" in {e.reason for e in d2.events}
+    d3 = decide(Observed(applied(failed, d2), jobs=[failed_job(job), job_of(d2)], now="T3"), POLICY)
+    assert d3.create == [] and ("Job", job["metadata"]["name"]) in d3.delete  # the same token: nothing new
+
+
+def test_service_accounts_come_from_the_operators_allow_list():
+    d = decide(Observed(body(pod={"serviceAccountName": "cluster-admin-sa"}), now="T0"), POLICY)
+    assert d.create == [] and conds(d)["Ready"]["reason"] == "ServiceAccountNotAllowed"
+    assert "spec.pod.serviceAccountName" in d.status["message"] and "gemma-trainer" in d.status["message"]
+    policy = OperatorSettings(allowed_service_accounts=("gemma-trainer", "team-a-trainer"))
+    ok = decide(Observed(body(pod={"serviceAccountName": "team-a-trainer"}), now="T0"), policy)
+    assert job_of(ok)["spec"]["template"]["spec"]["serviceAccountName"] == "team-a-trainer"

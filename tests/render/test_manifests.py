@@ -100,7 +100,10 @@ def test_job_semantics_shared_by_every_accelerator():
         job = objs["Job"]
         rules = job["spec"]["podFailurePolicy"]["rules"]
         assert rules[0]["action"] == "FailJob" and rules[0]["onExitCodes"]["values"] == [2]
-        assert {"type": "DisruptionTarget", "status": "True"} in rules[1]["onPodConditions"]
+        if "Service" in objs:  # a slice: the first lost host fails the Job; the operator restarts all hosts
+            assert job["spec"]["backoffLimit"] == 0 and len(rules) == 1
+        else:
+            assert {"type": "DisruptionTarget", "status": "True"} in rules[1]["onPodConditions"]
         spec = pod_spec(objs)
         assert spec["restartPolicy"] == "Never"
         shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
@@ -139,6 +142,44 @@ def test_pod_resources_cannot_change_the_accelerator_count():
     objs = render({"pod": {"resources": {"limits": {"nvidia.com/gpu": "8", "memory": "20Gi"}}}})
     limits = pod_spec(objs)["containers"][0]["resources"]["limits"]
     assert limits == {"nvidia.com/gpu": "1", "memory": "20Gi"}
+    requests = pod_spec(objs)["containers"][0]["resources"]["requests"]
+    assert "memory" not in requests and requests["cpu"] == "3"  # the user's limit wins over a default request
+
+
+@pytest.mark.parametrize("case", MATRIX, ids=list(MATRIX))
+def test_trainer_pods_are_never_best_effort_and_the_model_cache_is_bounded(case):
+    """Before: no requests (BestEffort) and an unbounded emptyDir for the model weights."""
+    spec = pod_spec(render(MATRIX[case]))
+    requests = spec["containers"][0]["resources"]["requests"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= set(requests) or "limits" in spec["containers"][0]["resources"]
+    scratch = next(v for v in spec["volumes"] if v["name"] == "scratch")
+    assert scratch["emptyDir"]["sizeLimit"].endswith("Gi")
+
+
+def test_default_requests_scale_with_the_accelerator_and_the_model():
+    one = pod_spec(render(MATRIX["t4"]))["containers"][0]["resources"]["requests"]
+    four = pod_spec(render(MATRIX["t4x4-spot"]))["containers"][0]["resources"]["requests"]
+    assert int(four["cpu"]) == 4 * int(one["cpu"]) and four["memory"] == f"{4 * int(one['memory'][:-2])}Gi"
+    small = pod_spec(render({"model": "gemma-2-2b", **MATRIX["tpu-2x2"]}))
+    big = pod_spec(render({"model": "gemma-2-27b", **MATRIX["tpu-8x8"]}))
+    size = {n: int(next(v for v in s["volumes"] if v["name"] == "scratch")["emptyDir"]["sizeLimit"][:-2])
+            for n, s in (("small", small), ("big", big))}
+    assert size["big"] > 4 * size["small"]  # the cache holds the model: 27B needs far more than 2B
+    assert big["containers"][0]["resources"]["requests"]["ephemeral-storage"] == f"{size['big']}Gi"
+
+
+def test_all_hosts_of_a_slice_land_on_one_node_pool_and_no_other_slice_shares_it():
+    objs = render(MATRIX["tpu-4x4-spot"])
+    job_name = objs["Job"]["metadata"]["name"]
+    affinity = pod_spec(objs)["affinity"]
+    (together,) = affinity["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert together["topologyKey"] == "cloud.google.com/gke-nodepool"
+    assert together["labelSelector"]["matchLabels"] == {"batch.kubernetes.io/job-name": job_name}
+    (apart,) = affinity["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert apart["topologyKey"] == "cloud.google.com/gke-nodepool"
+    assert {"key": "batch.kubernetes.io/job-name", "operator": "NotIn", "values": [job_name]} in \
+        apart["labelSelector"]["matchExpressions"]
+    assert "affinity" not in pod_spec(render(MATRIX["tpu-2x2"]))  # one host needs no grouping
 
 
 def test_suspend_and_run_policy_reach_the_job():

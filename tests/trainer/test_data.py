@@ -10,16 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from gemma_trainer import tiny
-from gemma_trainer.data import (
-    IGNORE_INDEX,
-    DataError,
-    PadCollator,
-    default_buckets,
-    detect_format,
-    format_and_tokenize,
-    lengths,
-    load_rows,
-)
+from gemma_trainer.batches import IGNORE_INDEX, PadCollator, default_buckets, lengths
+from gemma_trainer.data import format_and_tokenize
+from gemma_trainer.rows import DataError, detect_format, load_rows
 
 EOT = "<end_of_turn>"
 

@@ -172,18 +172,17 @@ def _spec(**overrides):
 @pytest.mark.parametrize("capability,precision,args", [
     ((7, 5), "fp16", {"fp16": True}),  # T4: no bf16, fp16 autocast
     ((8, 0), "bf16", {"bf16": True}),
-    (None, "fp32", {}),
 ])
 def test_precision_follows_compute_capability(capability, precision, args):
     from gemma_trainer.config import accelerator_plan
 
     plan = accelerator_plan(_spec(accelerator={"type": "nvidia-tesla-t4", "count": 2}), capability=capability)
-    assert plan.precision == precision
+    assert plan.precision == precision and plan.device == "cuda"
     assert {k: v for k, v in plan.training_args.items() if k in ("fp16", "bf16")} == args
-    assert plan.nproc == (2 if capability else 1)
+    assert plan.nproc == 2
     cpu = accelerator_plan(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))
     assert (cpu.precision, cpu.device, cpu.nproc) == ("fp32", "cpu", 1)
-    tpu = accelerator_plan(_spec(accelerator={"type": "tpu-v3"}, method="lora"))
+    tpu = accelerator_plan(_spec(accelerator={"type": "tpu-v3"}, method="lora"), tpu=True)
     assert tpu.precision == "bf16" and tpu.training_args.get("dataloader_drop_last") is True
 
 
@@ -192,6 +191,6 @@ def test_qlora_without_cuda_is_a_clear_error(tiny_model_dir):
     from gemma_trainer.model import ModelError, load_model
 
     spec = _spec(method="qlora")
-    plan = accelerator_plan(spec, capability=None)  # a T4 spec where no GPU is visible
+    plan = accelerator_plan(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))  # no GPU
     with pytest.raises(ModelError, match="qlora needs a CUDA GPU"):
         load_model(tiny_model_dir, spec, plan)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 from gemma_trainer import xla
-from gemma_trainer.data import PadCollator
+from gemma_trainer.batches import PadCollator
 
 from .conftest import N_DEVICES, SEQ_BUCKETS, lora_model
 

@@ -50,7 +50,7 @@ def _expected_errors():
     from .storage import StorageError
 
     try:
-        from .data import DataError
+        from .rows import DataError
     except ImportError:  # pragma: no cover - data.py is always present in the image
         DataError = ()
     return ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable

@@ -8,7 +8,10 @@ that module exists) for the mesh / FSDP v2 arguments and the fixed pad bucket le
 from __future__ import annotations
 
 import copy
+import glob
+import importlib.util
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,14 +128,39 @@ def precision_for_capability(capability: tuple[int, int] | None) -> str:
     return "bf16" if capability >= (8, 0) else "fp16"
 
 
-def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect") -> AcceleratorPlan:
+def tpu_visible() -> bool:
+    """Whether this container can run the TPU path: torch_xla is installed and TPU chips are on the host
+    (``/dev/accel*`` on v2-v4, ``/dev/vfio/N`` on later generations), or ``PJRT_DEVICE=CPU`` asks for XLA's CPU
+    devices on purpose (the TPU code path's tests)."""
+    if importlib.util.find_spec("torch_xla") is None:
+        return False
+    if os.environ.get("PJRT_DEVICE", "").upper() == "CPU":
+        return True
+    return bool(glob.glob("/dev/accel*") or glob.glob("/dev/vfio/[0-9]*"))
+
+
+def _unavailable(acc: str, what: str):
+    from .model import AcceleratorUnavailable
+
+    return AcceleratorUnavailable(
+        f"spec.accelerator.type is {acc} but {what} is visible in this container: refusing to train on the CPU "
+        "(days instead of hours); exiting 1 so the Job retries the pod (check the node's device plugin and the "
+        "pod's resource limits)")
+
+
+def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect",
+                     tpu: bool | str = "detect") -> AcceleratorPlan:
     """Precision, device, launcher and TrainingArguments extras for ``spec.accelerator``.
 
-    ``capability`` is the CUDA compute capability (``"detect"`` asks torch); passing it lets tests check the
-    choice without a GPU.
+    ``capability`` is the CUDA compute capability (``"detect"`` asks torch), ``tpu`` whether a TPU is visible
+    (``"detect"``: :func:`tpu_visible`); passing them lets tests check the choice without the hardware. A T4 or
+    TPU spec whose accelerator is not visible raises ``AcceleratorUnavailable`` (exit 1, retried by the Job):
+    only ``accelerator.type: cpu`` trains on the CPU.
     """
     acc = spec.accelerator.type
     if acc == "tpu-v3":
+        if not (tpu_visible() if tpu == "detect" else tpu):
+            raise _unavailable(acc, "no TPU (or no torch_xla)")
         try:
             from gemma_trainer import xla  # type: ignore[attr-defined]
         except ImportError:
@@ -143,9 +171,10 @@ def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect") 
                                training_args={"bf16": True, "dataloader_drop_last": True})
     if acc == "nvidia-tesla-t4":
         cap = cuda_capability() if capability == "detect" else capability
+        if cap is None:
+            raise _unavailable(acc, "no CUDA GPU")
         precision = precision_for_capability(cap)
-        device = "cuda" if cap is not None else "cpu"
-        nproc = spec.gpu_count if cap is not None else 1
+        device, nproc = "cuda", spec.gpu_count
         args: dict[str, Any] = {}
         if precision == "fp16":
             args["fp16"] = True

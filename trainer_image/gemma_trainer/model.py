@@ -3,7 +3,12 @@
 Model locations (``spec.modelUri``, default ``hf://google/<model>``):
   * ``gs://bucket/path``: downloaded once to ``$GEMMAFT_CACHE_DIR`` (default ``~/.cache/gemmaft/models``);
   * ``hf://org/name``: ``huggingface_hub.snapshot_download`` with ``HF_TOKEN`` from the environment;
+  * ``pkg://NAME``: weights installed as Python packages, dequantised once into the cache (gemma_trainer.packaged);
   * a local folder with ``config.json``.
+
+The adapter records as its base (``base_model_name_or_path``) what another machine can load: the hub id for
+``hf://`` (and for ``pkg://``, the id its weights were converted from), the URI for ``gs://``, the absolute path
+of a local folder; never a path into this machine's cache (see :func:`base_model_reference`).
 
 Results in the run folder:
   * lora / qlora: ``adapter/`` is a PEFT adapter (``PeftModel.from_pretrained(base, path)``) plus tokenizer files;
@@ -49,6 +54,8 @@ def resolve_model_dir(uri: str) -> Path:
         return _from_gcs(uri)
     if uri.startswith("hf://"):
         return _from_hub(uri[len("hf://"):])
+    if uri.startswith("pkg://"):
+        return _from_package(uri)
     path = Path(uri).expanduser()
     if not path.is_dir():
         raise ModelError(f"spec.modelUri: model folder {uri} does not exist")
@@ -72,6 +79,28 @@ def _from_gcs(uri: str) -> Path:
     store.download_dir("", str(local))
     done.write_text(uri)
     return local
+
+
+def _from_package(uri: str) -> Path:
+    from .packaged import PackageMissing, prepare_packaged_model
+
+    try:
+        return prepare_packaged_model(uri, cache_root())
+    except (PackageMissing, ValueError) as err:
+        raise ModelError(f"spec.modelUri: {err}") from None
+
+
+def base_model_reference(uri: str) -> str:
+    """What an adapter names as its base model: loadable by ``AutoPeftModelForCausalLM`` on another machine."""
+    if uri.startswith("hf://"):
+        return uri[len("hf://"):]
+    if uri.startswith("pkg://"):
+        from .packaged import package_for
+
+        return package_for(uri)[1].upstream_id
+    if uri.startswith("gs://"):
+        return uri
+    return str(Path(uri).expanduser().resolve())
 
 
 def _from_hub(repo_id: str) -> Path:
@@ -102,8 +131,11 @@ def _torch_dtype(name: str):
     return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
 
 
-def load_tokenizer(model_dir: Path):
+def load_tokenizer(model_dir: Path, family: str | None = None):
+    """The tokenizer of ``model_dir``; with ``family``, also the chat template it trains and answers with."""
     from transformers import AutoTokenizer
+
+    from .templates import ensure_chat_template
 
     try:
         tok = AutoTokenizer.from_pretrained(str(model_dir))
@@ -111,6 +143,8 @@ def load_tokenizer(model_dir: Path):
         raise ModelError(f"spec.modelUri: cannot load the tokenizer from {model_dir}: {err}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    if family is not None:
+        ensure_chat_template(tok, family)
     return tok
 
 
@@ -221,6 +255,8 @@ def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
 
         # Adapter tensors copied to the CPU: on TPU they live on XLA devices, which safetensors cannot read.
         state = {k: v.detach().to("cpu") for k, v in get_peft_model_state_dict(model).items()}
+        for config in model.peft_config.values():  # not this machine's cache path
+            config.base_model_name_or_path = base_model_reference(base_uri)
         model.save_pretrained(str(local_dir), state_dict=state)
     elif spec.method == "freeze":
         from safetensors.torch import save_file

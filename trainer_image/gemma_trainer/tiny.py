@@ -12,46 +12,13 @@ import random
 from collections.abc import Iterable
 from pathlib import Path
 
+from .templates import GEMMA2_CHAT_TEMPLATE
+
 PAD, EOS, BOS, UNK = "<pad>", "<eos>", "<bos>", "<unk>"
 START_OF_TURN, END_OF_TURN = "<start_of_turn>", "<end_of_turn>"
 SPECIAL_TOKENS = [PAD, EOS, BOS, UNK, START_OF_TURN, END_OF_TURN]
 
 TINY_VOCAB_SIZE = 384
-
-# Gemma 2's chat format. There is no system role: a leading system message is folded into the first user
-# turn (separated by a blank line). "assistant" is rendered as Gemma's "model" role.
-GEMMA2_CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{%- if messages and messages[0]['role'] == 'system' -%}"
-    "{%- set system_text = messages[0]['content'] -%}"
-    "{%- set loop_messages = messages[1:] -%}"
-    "{%- else -%}"
-    "{%- set system_text = '' -%}"
-    "{%- set loop_messages = messages -%}"
-    "{%- endif -%}"
-    "{%- for message in loop_messages -%}"
-    "{%- if message['role'] == 'system' -%}"
-    "{{ raise_exception('A system message is only allowed as the first message') }}"
-    "{%- endif -%}"
-    "{%- if message['role'] == 'assistant' or message['role'] == 'model' -%}"
-    "{%- set role = 'model' -%}"
-    "{%- else -%}"
-    "{%- set role = 'user' -%}"
-    "{%- endif -%}"
-    "{%- set content = message['content'] -%}"
-    "{%- if loop.first and system_text -%}"
-    "{%- if role == 'user' -%}"
-    "{%- set content = system_text + '\n\n' + content -%}"
-    "{%- else -%}"
-    "{{ '<start_of_turn>user\n' + system_text + '<end_of_turn>\n' }}"
-    "{%- endif -%}"
-    "{%- endif -%}"
-    "{{ '<start_of_turn>' + role + '\n' + content + '<end_of_turn>\n' }}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}"
-    "{{ '<start_of_turn>model\n' }}"
-    "{%- endif -%}"
-)
 
 # Countries and capitals, colours, digits, small words: the learnable data sets below use them, and the
 # tokenizer is trained on them when no texts are given.

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gemma_operator.api.facts import MODELS
 from gemma_operator.api.run import (
     ADAPTER_DIR,
     EXIT_OK,
@@ -91,6 +92,7 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
         activation_checkpointing_kwargs={"use_reentrant": False},
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
+        prediction_loss_only=True,  # the loss head returns no logits
         report_to="none",
         disable_tqdm=not report_tqdm,
         dataloader_num_workers=0,
@@ -118,9 +120,23 @@ def _make_trainer_class():
             self.generator.manual_seed(self.seed + int(epoch))
 
     class GemmaTrainer(Trainer):
-        def __init__(self, *a, train_lengths: list[int] | None = None, **kw):
+        """The HF Trainer with a seeded length-grouped sampler and the chunked loss head
+        (:mod:`gemma_trainer.loss_head`: logits only at labelled positions, never all of them at once)."""
+
+        def __init__(self, *a, train_lengths: list[int] | None = None, static_shapes: bool = False, **kw):
             self._train_lengths = train_lengths
+            self._static_shapes = static_shapes
             super().__init__(*a, **kw)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            from .loss_head import causal_lm_loss, output_softcap
+
+            unwrapped = self.accelerator.unwrap_model(model)
+            loss, _ = causal_lm_loss(model, unwrapped.get_output_embeddings(), output_softcap(unwrapped), inputs,
+                                     static=self._static_shapes, num_items_in_batch=num_items_in_batch)
+            if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+                loss = loss * self.accelerator.num_processes  # what Trainer does for a model's own loss
+            return (loss, {"loss": loss}) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset=None):
             if self._train_lengths is None:
@@ -132,7 +148,8 @@ def _make_trainer_class():
 
 
 def _tokenize(uri: str, spec, tokenizer):
-    from .data import format_and_tokenize, load_rows
+    from .data import format_and_tokenize
+    from .rows import load_rows
 
     rows, fmt = load_rows(uri, spec.dataset.format)
     features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
@@ -147,9 +164,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     import torch
     from transformers import set_seed
 
+    from .batches import PackedCollator, PadCollator, lengths
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
-    from .data import PadCollator, lengths
     from .model import (
         apply_method,
         load_model,
@@ -184,7 +201,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     preemption.install()
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
-        tokenizer = load_tokenizer(model_dir)
+        tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
         train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer)
         eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer) if spec.dataset.eval_uri else None
 
@@ -193,6 +210,12 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         model = apply_method(model, spec, plan)
         if plan.device == "xla":
             model = xla.prepare_model(model, spec)  # shard frozen weights over the slice's fsdp axis
+            collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)  # static shapes
+        else:
+            from .packed_attention import use_packed_attention
+
+            use_packed_attention(model)  # padding-free batches, attention row by row
+            collator = PackedCollator()
         log.info("method %s: %s", spec.method, trainable_summary(model))
 
         scratch = work_dir(cfg.run_id)
@@ -218,14 +241,13 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         Trainer = _make_trainer_class()
         if plan.device == "xla":
             Trainer = xla.trainer_class(Trainer)  # adapter-only checkpoints from process 0
-        collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
         if extension is not None:
             train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
             Trainer = extension.trainer_class(Trainer)
         trainer = Trainer(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
-            data_collator=collator,
-            processing_class=tokenizer, callbacks=callbacks, train_lengths=lengths(train_features),
+            data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
+            train_lengths=lengths(train_features), static_shapes=plan.device == "xla",
         )
         trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
 

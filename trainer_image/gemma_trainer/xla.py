@@ -33,7 +33,7 @@ import logging
 import os
 from typing import Any
 
-from .data import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
+from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
 
 log = logging.getLogger("gemma_trainer.xla")
 
@@ -52,7 +52,7 @@ def is_tpu_run(spec) -> bool:
 
 
 def bucket_lengths(max_seq_length: int, min_bucket: int = MIN_BUCKET) -> tuple[int, ...]:
-    """The TPU path's fixed pad lengths: :func:`gemma_trainer.data.default_buckets` from ``min_bucket`` up."""
+    """The TPU path's fixed pad lengths: :func:`gemma_trainer.batches.default_buckets` from ``min_bucket`` up."""
     return default_buckets(max_seq_length, smallest=min_bucket)
 
 

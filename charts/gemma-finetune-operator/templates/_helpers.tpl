@@ -103,7 +103,7 @@ values: no wildcards and no Secrets (trainer pods read the Hugging Face token th
 operator never reads it).
 */}}
 {{- define "gemmaft.namespacedRules" -}}
-{{- /* Exactly the calls gemma_operator.runtime makes (reconciler.py, kube.py) and kopf's watches and Events. */}}
+{{- /* Exactly the calls gemma_operator.runtime makes (reconciler.py, kube.py, events.py) and kopf's watches (the Job and pod indexes). */}}
 - apiGroups: ["gemmaft.dev"]
   resources: ["gemmafinetunes"]
   verbs: ["get", "list", "watch"]
@@ -115,7 +115,7 @@ operator never reads it).
   verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["create"]
@@ -138,3 +138,20 @@ Cluster-scoped reads kopf uses to notice CRDs and namespaces appearing or going.
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
 {{- end -}}
+
+{{/*
+Image prefixes trainer images must be under (GEMMAFT_ALLOWED_IMAGE_PREFIXES): allowedImagePrefixes, or when it is
+empty the repositories of the three trainerImages (tag and digest removed). Never empty.
+*/}}
+{{- define "gemmaft.allowedImagePrefixes" -}}
+{{- if .Values.allowedImagePrefixes -}}
+{{- join "," .Values.allowedImagePrefixes -}}
+{{- else -}}
+{{- $repos := list -}}
+{{- range $image := list .Values.trainerImages.gpu .Values.trainerImages.tpu .Values.trainerImages.cpu -}}
+{{- $repo := regexReplaceAll ":[^:/]*$" (regexReplaceAll "@.*$" $image "") "" -}}
+{{- $repos = append $repos $repo -}}
+{{- end -}}
+{{- join "," ($repos | uniq) -}}
+{{- end -}}
+{{- end }}

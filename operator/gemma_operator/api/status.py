@@ -58,6 +58,31 @@ class Restarts(ApiModel):
     """Multi-host TPU slices replaced as a whole after a host was lost."""
 
 
+class JobRecord(ApiModel):
+    """The Job the operator created for the current attempt, recorded right after its creation.
+
+    A Job that vanishes (``ttlSecondsAfterFinished``, a manual delete) is judged from this record, its last watched
+    state and the run's progress.json; it is never created again blindly.
+    """
+
+    name: str
+    uid: str | None = None
+    attempt: int = 0
+    stage: str = "train"
+    """Which stage of the run this Job is (a run may have more than one stage)."""
+
+
+class SpecUpdate(ApiModel):
+    """What became of an edit to a field that does not start a new run."""
+
+    field: str
+    """spec.runPolicy or spec.pod."""
+    applied_to: Literal["Job", "NextAttempt", "Operator"]
+    """Job: patched on the live Job; NextAttempt: the live Job cannot change, the next attempt has it;
+    Operator: the operator itself applies it."""
+    message: str = ""
+
+
 class RunRecord(ApiModel):
     """One run in status.runs (newest first, bounded)."""
 
@@ -98,6 +123,12 @@ class GemmaFineTuneStatus(ApiModel):
     attempt: int | None = None
     """Job attempt within the current run (a multi-host slice restart starts a new attempt)."""
     job_name: str | None = None
+    job: JobRecord | None = None
+    """The current attempt's Job (name and uid), written before anything can delete it."""
+    updates: list[SpecUpdate] = Field(default_factory=list)
+    """How the latest edits of runPolicy and pod took effect."""
+    retry: str | None = None
+    """The last gemmaft.dev/retry annotation value acted on."""
     progress: Progress | None = None
     last_checkpoint: str | None = None
     outputs: Outputs | None = None

@@ -1,66 +1,55 @@
-"""The one decision function: what the operator does next for one GemmaFineTune."""
+"""The decision: what the operator does next for one GemmaFineTune (observed state in, actions and status out).
+
+A run's attempts are Jobs. The Job of the current attempt is recorded in ``status.job`` (name and uid) before
+anything can delete it; from then on that record, the Job's last watched state and the run's progress.json
+judge the attempt. A Job is created only for an attempt that has no record yet: never again blindly.
+"""
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from gemma_operator.api import GemmaFineTune, SpecError, parse_finetune, run_id, run_uri
-from gemma_operator.api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
-from gemma_operator.render import names, placement, render_run
+from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
 
-from .conditions import set_condition
+from . import attempts, changes, runs
+from .admission import Refusal, admit
+from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
+from .conditions import kstatus_conditions
+from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
 Policy = OperatorSettings
 
-# Counts carried into a new Job attempt, written once when the Job is created (never patched).
-ANN_PREEMPTIONS = "gemmaft.dev/preemptions-before"
-ANN_FAILURES = "gemmaft.dev/failures-before"
-
-TERMINAL = ("Succeeded", "Failed")
-CONDITION_TYPES = ("Running", "Suspended", "Succeeded", "Failed")
-
 
 @dataclass(frozen=True)
-class Event:
-    type: str  # Normal or Warning
-    reason: str
-    message: str
+class Run:
+    """One decision's fixed inputs."""
 
+    obs: Observed
+    ft: GemmaFineTune
+    policy: Policy
+    rid: str
+    uri: str
+    prev: dict[str, Any]
 
-@dataclass(frozen=True)
-class Observed:
-    body: dict[str, Any]
-    """The GemmaFineTune as read from the API."""
-    jobs: list[dict[str, Any]] = field(default_factory=list)
-    """Jobs labelled with this fine-tune's name (any run, any attempt)."""
-    pods: list[dict[str, Any]] = field(default_factory=list)
-    """Pods labelled with this fine-tune's name."""
-    progress: RunProgress | None = None
-    """The current run's progress.json, if it could be read."""
-    now: str = "1970-01-01T00:00:00Z"
+    @property
+    def name(self) -> str:
+        return self.obs.body["metadata"]["name"]
 
+    @property
+    def namespace(self) -> str:
+        return self.obs.body["metadata"].get("namespace") or "default"
 
-@dataclass
-class Decision:
-    create: list[dict[str, Any]] = field(default_factory=list)
-    """Objects to create, in order, owner references set ("already exists" counts as done)."""
-    patch_jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    """(Job name, merge patch)."""
-    delete: list[tuple[str, str]] = field(default_factory=list)
-    """(kind, name) to delete after the creations ("not found" counts as done)."""
-    status: dict[str, Any] = field(default_factory=dict)
-    """The whole new status."""
-    events: list[Event] = field(default_factory=list)
-    results: list[str] = field(default_factory=list)
-    """Runs that finished in this step: succeeded or failed (for metrics)."""
-    new_preemptions: int = 0
-    slice_restarts: int = 0
-    active: bool = False
-    """Whether the run is still going (worth polling its progress)."""
+    @property
+    def generation(self) -> int | None:
+        return (self.obs.body.get("metadata") or {}).get("generation")
+
+    @property
+    def queued(self) -> bool:
+        return bool(self.ft.spec.pod.queue_name)
 
 
 def wanted_run(body: dict[str, Any]) -> tuple[str, str] | None:
@@ -79,248 +68,232 @@ def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
             "name": meta.get("name"), "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}
 
 
-def _conditions(prev: list[dict[str, Any]], ready: tuple[str, str, str], phase: str | None, reason: str,
-                message: str, now: str, gen: int | None) -> list[dict[str, Any]]:
-    conds = set_condition(prev, "Ready", *ready, now, gen)
-    for type_ in CONDITION_TYPES:
-        on = phase == type_
-        conds = set_condition(conds, type_, "True" if on else "False", reason if on else (phase or reason),
-                              message if on else "", now, gen)
-    return conds
-
-
-def _refuse(obs: Observed, prev: dict[str, Any], reason: str, message: str) -> Decision:
-    meta = obs.body.get("metadata") or {}
-    gen = meta.get("generation")
-    status = copy.deepcopy(prev)
-    status.update(phase="Failed", message=message, observedGeneration=gen)
-    status["conditions"] = _conditions(prev.get("conditions") or [], ("False", reason, message), "Failed", reason,
-                                       message, obs.now, gen)
-    events = []
-    if prev.get("phase") != "Failed" or prev.get("message") != message:
-        events.append(Event("Warning", reason, message))
-    return Decision(status=status, events=events)
-
-
-def _objects(ft: GemmaFineTune, obs: Observed, policy: Policy, attempt: int, preemptions: int,
-             failures: int) -> list[dict[str, Any]]:
-    namespace = obs.body["metadata"].get("namespace") or "default"
-    objects = render_run(ft, policy.render_settings(), namespace, attempt)
-    owner = owner_reference(obs.body)
+def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[str, Any]]:
+    objects = render_run(run.ft, run.policy.render_settings(), run.namespace, attempt)
+    owner = owner_reference(run.obs.body)
     for obj in objects:
         obj["metadata"]["ownerReferences"] = [owner]
-        if obj["kind"] == "Job":
-            obj["metadata"].setdefault("annotations", {}).update(
-                {ANN_PREEMPTIONS: str(preemptions), ANN_FAILURES: str(failures)})
+        if obj["kind"] == "Job" and counts is not None:
+            obj["metadata"].setdefault("annotations", {}).update({
+                ANN_PREEMPTIONS: str(counts.preemptions), ANN_FAILURES: str(counts.failures),
+                changes.ANN_TEMPLATE: _template_hash(run)})
     return objects
 
 
-def _stop(name: str, job: JobView) -> list[tuple[str, str]]:
+def _desired_job(run: Run) -> dict[str, Any]:
+    return next(o for o in render_run(run.ft, run.policy.render_settings(), run.namespace, 0) if o["kind"] == "Job")
+
+
+def _template_hash(run: Run) -> str:
+    return changes.template_hash(_desired_job(run))
+
+
+def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     out = [("Job", job.name)]
     if job.indexed_hosts > 1 and job.run_id:
-        out.append(("Service", names.service_name(name, job.run_id, job.attempt)))
+        out.append(("Service", names.service_name(run.name, job.run_id, job.attempt)))
     return out
 
 
-def _progress(p: RunProgress) -> dict[str, Any]:
-    percent = round(100.0 * p.step / p.total_steps, 1) if p.total_steps else None
-    fields = {"step": p.step, "totalSteps": p.total_steps, "percent": percent, "epoch": p.epoch, "loss": p.loss,
-              "evalLoss": p.eval_loss, "tokensPerSecond": p.tokens_per_second, "etaSeconds": p.eta_seconds,
-              "updatedAt": p.updated_at}
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _outputs(ft: GemmaFineTune, uri: str, p: RunProgress | None, done: bool) -> dict[str, Any]:
-    out = {"runUri": uri}
-    if done:
-        out["adapterUri"] = (p.adapter_uri if p and p.adapter_uri else
-                             None if ft.spec.method in ("full", "freeze") else f"{uri}/{ADAPTER_DIR}")
-        if ft.spec.output.merge_adapter or ft.spec.method in ("full", "freeze"):
-            out["mergedModelUri"] = p.merged_model_uri if p and p.merged_model_uri else f"{uri}/{MERGED_DIR}"
-        out["metricsUri"] = f"{uri}/{METRICS_FILE}"
-        out["lossPlotUri"] = f"{uri}/{LOSS_PLOT_FILE}"
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _phase_of(job: JobView, pods: list[PodView], suspended: bool, queued: bool) -> tuple[str, str, str]:
-    """(phase, reason, message) of the current attempt."""
-    if job.complete:
-        return "Succeeded", "JobComplete", f"Job {job.name} completed"
-    if job.failed:
-        if any(p.invalid_input for p in pods):
-            return "Failed", "InvalidInput", (f"the trainer refused its input (exit code 2): see the logs of Job "
-                                              f"{job.name}; fix the data, model or config and re-apply")
-        reason = job.failed_reason or "JobFailed"
-        return "Failed", reason, f"Job {job.name} failed: {job.failed_message or reason}"
+def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: Counts, reason: str,
+           message: str) -> Verdict:
+    """Create the objects of ``attempt`` and record its Job (the uid is filled in from the create answer)."""
+    d.create = _render(run, attempt, counts)
+    job = names.job_name(run.name, run.rid, attempt)
+    status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": "train"})
+    suspended = run.ft.spec.run_policy.suspend or run.queued
+    if run.queued:
+        return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
     if suspended:
-        if queued:
-            return "Pending", "WaitingForAdmission", f"Job {job.name} waits for Kueue to admit it"
-        return "Suspended", "Suspended", f"Job {job.name} is suspended (spec.runPolicy.suspend)"
-    running = [p for p in pods if p.phase == "Running" and not p.deleting]
-    if running:
-        return "Running", "Training", f"{len(running)} trainer pod(s) running in Job {job.name}"
-    return "Pending", "PodsPending", f"Job {job.name} waits for its pods to be scheduled"
+        return Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
+    return Verdict("Pending", reason, message.format(job=job, attempt=attempt))
 
 
-def decide(obs: Observed, policy: Policy) -> Decision:
-    body = obs.body
-    meta = body.get("metadata") or {}
-    name, gen = meta.get("name", ""), meta.get("generation")
-    prev = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+def _locate(record: dict[str, Any] | None, jobs: list[JobView]) -> JobView | None:
+    if not record:
+        return None
+    uid = record.get("uid")
+    found = [j for j in jobs if (j.uid == uid if uid else j.name == record.get("name") and not j.gone)]
+    return next((j for j in found if not j.gone), found[0] if found else None)
 
-    try:
-        ft = parse_finetune(body)
-    except SpecError as err:
-        fields = "; ".join(str(p) for p in err.problems)
-        return _refuse(obs, prev, "InvalidSpec", f"invalid spec: {fields}")
-    spec = ft.spec
-    image = spec.pod.image or policy.render_settings().image_for(spec.accelerator.type)
-    if not policy.image_allowed(image):
-        allowed = ", ".join(policy.allowed_image_prefixes)
-        return _refuse(obs, prev, "ImageNotAllowed",
-                       f"image {image!r} is not allowed: spec.pod.image must start with one of: {allowed}")
 
-    rid, uri = run_id(spec), run_uri(spec, run_id(spec))
-    d = Decision()
-    jobs = [job_view(j) for j in obs.jobs]
-    pods = [pod_view(p) for p in obs.pods]
-    prev_rid = prev.get("runId")
-    new_run = prev_rid != rid
-    history = [dict(r) for r in prev.get("runs") or []]
+def _vanished(run: Run, record: dict[str, Any]) -> Verdict:
+    """The recorded Job is gone and was never seen finishing: judge from progress.json, create nothing."""
+    job = record.get("name")
+    progress = run.obs.progress
+    if progress is not None and progress.state == "completed":
+        return Verdict("Succeeded", "JobRemoved", f"Job {job} was deleted before the operator saw it end; the "
+                                                  f"run's progress.json says it completed")
+    return Verdict("Failed", "JobVanished",
+                   f"Job {job} was deleted before the operator saw it end (ttlSecondsAfterFinished shorter than an "
+                   f"operator outage, or a manual delete); nothing was re-created. Retry: kubectl annotate "
+                   f"gemmafinetune {run.name} {runs.RETRY_ANNOTATION}=$(date +%s) --overwrite")
 
-    # Other runs' Jobs (an earlier spec) are stopped; their folders in storage stay.
-    for job in jobs:
-        if job.run_id != rid and not job.deleting:
-            d.delete += _stop(name, job)
 
-    status: dict[str, Any] = copy.deepcopy(prev)
-    restarts = dict(prev.get("restarts") or {})
-    if new_run:
-        if prev_rid:
-            was = prev.get("phase")
-            old_phase = was if was in TERMINAL else "Suspended"
-            for rec in history:
-                if rec.get("runId") == prev_rid:
-                    rec.update(phase=old_phase, reason=rec.get("reason") if was in TERMINAL else "Superseded",
-                               completionTime=prev.get("completionTime"))
-            d.events.append(Event("Normal", "NewRun", f"training fields changed: run {rid} replaces run {prev_rid} "
-                                  f"(stopped; its outputs stay in {prev.get('outputs', {}).get('runUri', 'storage')})"))
-        for key in ("progress", "lastCheckpoint", "outputs", "startTime", "completionTime", "jobName", "message"):
-            status.pop(key, None)
-        restarts = {"preemptions": 0, "failures": 0, "sliceRestarts": 0}
-        status.update(runId=rid, attempt=0)
+def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
+    """No Job recorded for this run: reuse an earlier result, or start attempt ``status.attempt``."""
+    earlier = runs.earlier_success(run.prev, run.rid) if new_run else None
+    if earlier:
+        status.update(completionTime=earlier.get("completionTime") or run.obs.now,
+                      startTime=earlier.get("startTime"))
+        status["outputs"] = {"runUri": run.uri, "adapterUri": earlier.get("adapterUri")}
+        return Verdict("Succeeded", "Reused", f"run {run.rid} finished earlier; its outputs are reused")
+    if run.obs.progress is not None and run.obs.progress.state == "completed":
+        return Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)")
+    recorded = status.get("restarts") or {}
+    counts = Counts(int(recorded.get("preemptions") or 0), int(recorded.get("failures") or 0))
+    return _start(run, d, status, int(status.get("attempt") or 0), counts, "JobCreated",
+                  "created Job {job} (attempt {attempt}); waiting for its pods")
 
-    mine = [j for j in jobs if j.run_id == rid]
-    attempt = max([0 if new_run else int(prev.get("attempt") or 0)] + [j.attempt for j in mine])
-    for job in mine:
-        if job.attempt < attempt and not job.deleting:
-            d.delete += _stop(name, job)
-    current = next((j for j in mine if j.attempt == attempt and not j.deleting), None)
-    job_pods = [p for p in pods if current and p.job == current.name]
-    progress = obs.progress
-    queued = bool(spec.pod.queue_name)
-    earlier = next((r for r in history if r.get("runId") == rid), None) if new_run else None
 
-    if current is None:
-        finished_before = (not new_run and prev.get("phase") in TERMINAL and prev.get("completionTime"))
-        if finished_before:
-            phase, reason, message = prev["phase"], "Finished", prev.get("message") or ""
-        elif earlier and earlier.get("phase") == "Succeeded":
-            # The spec went back to a run that already finished: its results are reused, nothing retrains.
-            phase, reason, message = "Succeeded", "Reused", f"run {rid} finished earlier; its outputs are reused"
-            status["completionTime"] = earlier.get("completionTime") or obs.now
-            status["startTime"] = earlier.get("startTime")
-        elif progress is not None and progress.state == "completed":
-            phase, reason, message = "Succeeded", "Completed", f"run {rid} completed (read from progress.json)"
-        else:
-            preempt_base = int(restarts.get("preemptions") or 0)
-            fail_base = int(restarts.get("failures") or 0)
-            d.create = _objects(ft, obs, policy, attempt, preempt_base, fail_base)
-            job_name = names.job_name(name, rid, attempt)
-            d.events.append(Event("Normal", "Created", f"created Job {job_name} for run {rid} (attempt {attempt})"))
-            status["jobName"] = job_name
-            suspended = spec.run_policy.suspend or queued
-            phase, reason, message = (
-                ("Pending", "WaitingForAdmission", f"Job {job_name} waits for Kueue to admit it") if queued else
-                ("Suspended", "Suspended", f"Job {job_name} is suspended (spec.runPolicy.suspend)") if suspended else
-                ("Pending", "JobCreated", f"Job {job_name} created; waiting for its pods"))
-    else:
-        status["jobName"] = current.name
-        preempted = [p for p in job_pods if p.preempted]
-        failed = [p for p in job_pods if p.failed]
-        preemptions = int(current.annotations.get(ANN_PREEMPTIONS, 0)) + len(preempted)
-        failures = int(current.annotations.get(ANN_FAILURES, 0)) + len(failed)
-        if not new_run:
-            preemptions = max(preemptions, int(restarts.get("preemptions") or 0))
-            failures = max(failures, int(restarts.get("failures") or 0))
-        before = int(restarts.get("preemptions") or 0)
-        if preemptions > before:
-            d.new_preemptions = preemptions - before
-            lost = ", ".join(p.name for p in preempted) or "a trainer pod"
-            d.events.append(Event("Warning", "Preempted",
-                                  f"{lost} lost (spot preemption, node drain or SIGTERM); training resumes from "
-                                  f"the last committed checkpoint"))
-        restarts.update(preemptions=preemptions, failures=failures)
-        if current.indexed_hosts > 1 and preempted and not current.finished:
-            # One host of a slice is gone: every host must restart together from the last checkpoint.
-            attempt += 1
-            d.create = _objects(ft, obs, policy, attempt, preemptions, failures)
-            d.delete += _stop(name, current)
-            d.slice_restarts = 1
-            job_name = names.job_name(name, rid, attempt)
-            d.events.append(Event("Warning", "SliceRestart",
-                                  f"host pod(s) {', '.join(p.name for p in preempted)} of the {current.indexed_hosts}-"
-                                  f"host slice lost: Job {current.name} replaced by {job_name} (attempt {attempt})"))
-            status["jobName"] = job_name
-            phase, reason, message = "Pending", "SliceRestart", f"slice restarting as Job {job_name}"
-        else:
-            want_suspend = spec.run_policy.suspend
-            suspended = current.suspended
-            if not queued and not current.finished and current.suspended != want_suspend:
-                d.patch_jobs.append((current.name, {"spec": {"suspend": want_suspend}}))
-                suspended = want_suspend
-                d.events.append(Event("Normal", "Suspending" if want_suspend else "Resuming",
-                                      f"Job {current.name} {'suspended: trainer pods stop after a checkpoint' if want_suspend else 'resumed from the last checkpoint'}"))
-            phase, reason, message = _phase_of(current, job_pods, suspended, queued)
-            if phase in TERMINAL:
-                status["completionTime"] = prev.get("completionTime") if not new_run and prev.get(
-                    "completionTime") else (current.completion_time or obs.now)
-        if current.start_time and not status.get("startTime"):
-            status["startTime"] = current.start_time
-    restarts["sliceRestarts"] = max(attempt, int(restarts.get("sliceRestarts") or 0))
-    status["attempt"] = attempt
-    status["restarts"] = restarts
-    if phase in ("Running",) and not status.get("startTime"):
-        status["startTime"] = obs.now
-    if phase == "Succeeded" and not status.get("completionTime"):
-        status["completionTime"] = obs.now
+def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Verdict:
+    """Judge the recorded Job; restart the slice, apply live edits."""
+    status.update(jobName=job.name, attempt=job.attempt)
+    status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": "train"}
+    counts = attempts.count(job, pods, status.get("restarts") or {})
+    before = int((status.get("restarts") or {}).get("preemptions") or 0)
+    if counts.preemptions > before:
+        d.new_preemptions = counts.preemptions - before
+        lost = ", ".join(counts.preempted_pods) or "a trainer pod"
+        d.events.append(Event("Warning", "Preempted", f"{lost} lost (spot preemption, node drain or SIGTERM); "
+                                                      "training resumes from the last committed checkpoint"))
+    status["restarts"] = {**(status.get("restarts") or {}), "preemptions": counts.preemptions,
+                          "failures": counts.failures}
+    suspended = _suspend(run, d, job)
+    verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued)
+    if verdict.restart:
+        d.slice_restarts = 1
+        _start(run, d, status, job.attempt + 1, counts, "", "")
+        if job.live:
+            d.delete += _stop(run, job)
+        return Verdict("Pending", verdict.reason, f"{verdict.message}: Job {status['jobName']} (attempt "
+                                                  f"{job.attempt + 1}) replaces Job {job.name}")
+    if job.start_time and not status.get("startTime"):
+        status["startTime"] = job.start_time
+    if verdict.phase in TERMINAL and not status.get("completionTime"):
+        status["completionTime"] = job.completion_time or run.obs.now
+    same_gen = run.prev.get("observedGeneration") == run.generation
+    patch, status["updates"], events = changes.plan(_desired_job(run), _template_hash(run), job,
+                                                    run.prev.get("updates") or [], same_gen)
+    if patch:
+        d.patch_jobs.append((job.name, patch))
+    d.events += events
+    return verdict
 
-    if progress is not None:
-        status["progress"] = _progress(progress)
-        if progress.last_checkpoint:
-            status["lastCheckpoint"] = progress.last_checkpoint
-    status["outputs"] = _outputs(ft, uri, progress, phase == "Succeeded")
-    if earlier and reason == "Reused":
-        status["outputs"]["adapterUri"] = earlier.get("adapterUri") or status["outputs"].get("adapterUri")
 
-    status.update(phase=phase, message=message, observedGeneration=gen)
-    status["conditions"] = _conditions(prev.get("conditions") or [], ("True", "Accepted", f"run {rid}"),
-                                       phase, reason, message, obs.now, gen)
-    record = {"runId": rid, "generation": gen, "phase": phase, "reason": reason, "startTime": status.get("startTime"),
-              "completionTime": status.get("completionTime"), "runUri": uri,
-              "adapterUri": status["outputs"].get("adapterUri")}
-    history = [{k: v for k, v in record.items() if v is not None}] + [r for r in history if r.get("runId") != rid]
-    status["runs"] = history[: policy.run_history]
+def _suspend(run: Run, d: Decision, job: JobView) -> bool:
+    """Whether the Job is (or is being) suspended; patches it when spec.runPolicy.suspend differs."""
+    want = run.ft.spec.run_policy.suspend
+    if run.queued or not job.live or job.finished or job.suspended == want:
+        return job.suspended
+    d.patch_jobs.append((job.name, {"spec": {"suspend": want}}))
+    what = "suspended: trainer pods stop after a checkpoint" if want else "resumed from the last checkpoint"
+    d.events.append(Event("Normal", "Suspending" if want else "Resuming", f"Job {job.name} {what}"))
+    return want
 
-    if new_run or phase != prev.get("phase"):
-        kind = "Warning" if phase == "Failed" else "Normal"
-        d.events.append(Event(kind, phase, message))
+
+def _retry(run: Run, d: Decision, status: dict[str, Any], token: str) -> Verdict | None:
+    status["retry"] = token
+    if run.prev.get("phase") != "Failed":
+        return None
+    status.pop("completionTime", None)
+    restarts = status.get("restarts") or {}
+    counts = Counts(int(restarts.get("preemptions") or 0), 0)
+    status["restarts"] = {**restarts, "failures": 0}
+    attempt = int(status.get("attempt") or 0) + 1
+    return _start(run, d, status, attempt, counts, "Retry",
+                  f"{runs.RETRY_ANNOTATION}={token}: attempt {{attempt}} of run {run.rid} starts as Job {{job}} "
+                  "from the last committed checkpoint")
+
+
+def _sticky(run: Run) -> Verdict:
+    """A finished run stays finished; its reason is kept."""
+    phase = run.prev["phase"]
+    cond = next((c for c in run.prev.get("conditions") or [] if c.get("type") == phase), {})
+    return Verdict(phase, cond.get("reason") or phase, run.prev.get("message") or "")
+
+
+def _step(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
+    jobs = [job_view(j) for j in run.obs.jobs] + [job_view(j, gone=True) for j in run.obs.gone_jobs]
+    pods = [pod_view(p) for p in run.obs.pods] + [pod_view(p, gone=True) for p in run.obs.gone_pods]
+    record = status.get("job")
+    current = _locate(record, jobs)
+    if current is None and record is None:
+        mine = sorted((j for j in jobs if j.run_id == run.rid and j.live), key=lambda j: j.attempt)
+        current = mine[-1] if mine else None  # created before a crash, never recorded: adopt it
+    newest = current.attempt if current else int((record or {}).get("attempt") or 0)
+    for job in jobs:  # other runs' Jobs and older attempts are stopped; their outputs stay in storage
+        if job.live and (job.run_id != run.rid or job.attempt < newest):
+            d.delete += _stop(run, job)
+    token = runs.retry_token(run.obs.body, run.prev)
+    retried = _retry(run, d, status, token) if token else None
+    if retried is not None:
+        return retried
+    if not new_run and run.prev.get("phase") in TERMINAL and run.prev.get("completionTime"):
+        return _sticky(run)
+    if current is not None:
+        return _follow(run, d, status, current, pods)
+    if record is None:
+        return _first(run, d, status, new_run)
+    if record.get("name") in run.obs.awaited:
+        return Verdict("Pending", "JobCreated", f"created Job {record['name']}; waiting for its pods")
+    return _vanished(run, record)
+
+
+def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new_run: bool) -> None:
+    phase, reason, message = verdict.phase, verdict.reason, verdict.message
+    if phase == "Running" and not status.get("startTime"):
+        status["startTime"] = run.obs.now
+    if phase in TERMINAL and not status.get("completionTime"):
+        status["completionTime"] = run.obs.now
+    restarts = status.setdefault("restarts", {"preemptions": 0, "failures": 0, "sliceRestarts": 0})
+    restarts["sliceRestarts"] = int(restarts.get("sliceRestarts") or 0) + d.slice_restarts
+    if run.obs.progress is not None:
+        status["progress"] = runs.progress_fields(run.obs.progress)
+        if run.obs.progress.last_checkpoint:
+            status["lastCheckpoint"] = run.obs.progress.last_checkpoint
+    if reason != "Reused":
+        status["outputs"] = runs.outputs(run.ft, run.uri, run.obs.progress, phase == "Succeeded")
+    status.update(phase=phase, message=message, observedGeneration=run.generation)
+    status["conditions"] = kstatus_conditions(run.prev.get("conditions") or [], phase, reason, message,
+                                              verdict.stalled, run.obs.now, run.generation)
+    status["runs"] = runs.history(status, run.rid, run.generation, phase, reason, run.uri, run.policy.run_history)
+    if not status.get("updates"):
+        status.pop("updates", None)
+    prev_reason = next((c.get("reason") for c in run.prev.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if new_run or phase != run.prev.get("phase") or (phase == "Pending" and reason != prev_reason):
+        warn = phase == "Failed" or verdict.stalled or reason in ("SliceRestart", "Unschedulable")
+        d.events.append(Event("Warning" if warn else "Normal", reason if phase == "Pending" else phase, message))
         if phase in TERMINAL and reason not in ("Reused", "Finished"):
             d.results.append(phase.lower())
     d.active = phase not in TERMINAL
     d.status = status
+
+
+def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> Decision:
+    gen = (obs.body.get("metadata") or {}).get("generation")
+    status = {**prev, "phase": "Failed", "message": refusal.message, "observedGeneration": gen}
+    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], "Failed", refusal.reason,
+                                              refusal.message, True, now, gen)
+    events = []
+    if prev.get("phase") != "Failed" or prev.get("message") != refusal.message:
+        events.append(Event("Warning", refusal.reason, refusal.message))
+    return Decision(status=status, events=events)
+
+
+def decide(obs: Observed, policy: Policy) -> Decision:
+    prev = {k: v for k, v in (obs.body.get("status") or {}).items() if k != "kopf"}
+    ft = admit(obs.body, policy)
+    if isinstance(ft, Refusal):
+        return refuse(obs, prev, ft, obs.now)
+    rid = run_id(ft.spec)
+    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), prev)
+    status, events, new_run = runs.begin(prev, rid)
+    d = Decision(events=events)
+    verdict = _step(run, d, status, new_run)
+    _finish(run, d, status, verdict, new_run)
     return d
 
 
 __all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "Policy", "decide", "owner_reference",
-           "placement", "wanted_run"]
+           "wanted_run"]

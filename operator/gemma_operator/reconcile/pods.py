@@ -1,4 +1,4 @@
-"""What a Job and its pods say about a run attempt, read from the raw API objects."""
+"""What a Job and its pods say about a run attempt, read from the raw API objects (live or last watched)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from gemma_operator.api.run import EXIT_INVALID_INPUT, EXIT_PREEMPTED
 from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN
 
 TRAINER = "trainer"
+OOM_KILLED = "OOMKilled"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class PodView:
     exit_code: int | None
     disrupted: bool  # DisruptionTarget=True: preemption, node drain, eviction
     deleting: bool
+    gone: bool = False  # deleted; this is its last watched state
+    waiting_reason: str | None = None
+    waiting_message: str = ""
+    terminated_reason: str | None = None
+    unschedulable: str | None = None  # the scheduler's message when PodScheduled=False/Unschedulable
 
     @property
     def preempted(self) -> bool:
@@ -37,13 +43,18 @@ class PodView:
         return self.failed and self.exit_code == EXIT_INVALID_INPUT
 
     @property
+    def oom_killed(self) -> bool:
+        return self.failed and self.terminated_reason == OOM_KILLED
+
+    @property
     def active(self) -> bool:
-        return self.phase in ("Pending", "Running") and not self.deleting
+        return self.phase in ("Pending", "Running") and not self.deleting and not self.gone
 
 
 @dataclass(frozen=True)
 class JobView:
     name: str
+    uid: str | None
     run_id: str | None
     attempt: int
     suspended: bool
@@ -56,10 +67,16 @@ class JobView:
     start_time: str | None
     completion_time: str | None
     annotations: dict[str, str]
+    spec: dict[str, Any]
+    gone: bool = False  # deleted (TTL, a person, garbage collection); this is its last watched state
 
     @property
     def finished(self) -> bool:
         return self.complete or self.failed
+
+    @property
+    def live(self) -> bool:
+        return not self.gone and not self.deleting
 
 
 def _attempt(labels: dict[str, str]) -> int:
@@ -69,19 +86,27 @@ def _attempt(labels: dict[str, str]) -> int:
         return 0
 
 
-def _exit_code(pod: dict[str, Any]) -> int | None:
+def _trainer_state(pod: dict[str, Any]) -> dict[str, Any]:
     for status in (pod.get("status") or {}).get("containerStatuses") or ():
         if status.get("name") == TRAINER:
-            terminated = (status.get("state") or {}).get("terminated") or {}
-            if "exitCode" in terminated:
-                return int(terminated["exitCode"])
+            return status.get("state") or {}
+    return {}
+
+
+def _unschedulable(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get(
+                "reason") == "Unschedulable":
+            return cond.get("message") or "no node fits the pod"
     return None
 
 
-def pod_view(pod: dict[str, Any]) -> PodView:
+def pod_view(pod: dict[str, Any], gone: bool = False) -> PodView:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = pod.get("status") or {}
+    state = _trainer_state(pod)
+    terminated, waiting = state.get("terminated") or {}, state.get("waiting") or {}
     disrupted = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
                     for c in status.get("conditions") or ())
     return PodView(
@@ -90,13 +115,18 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         run_id=labels.get(LABEL_RUN),
         attempt=_attempt(labels),
         phase=status.get("phase") or "Pending",
-        exit_code=_exit_code(pod),
+        exit_code=int(terminated["exitCode"]) if "exitCode" in terminated else None,
         disrupted=disrupted,
         deleting=bool(meta.get("deletionTimestamp")),
+        gone=gone,
+        waiting_reason=waiting.get("reason"),
+        waiting_message=waiting.get("message") or "",
+        terminated_reason=terminated.get("reason"),
+        unschedulable=_unschedulable(status),
     )
 
 
-def job_view(job: dict[str, Any]) -> JobView:
+def job_view(job: dict[str, Any], gone: bool = False) -> JobView:
     meta = job.get("metadata") or {}
     labels = meta.get("labels") or {}
     spec = job.get("spec") or {}
@@ -106,6 +136,7 @@ def job_view(job: dict[str, Any]) -> JobView:
     hosts = int(spec.get("completions") or 1) if spec.get("completionMode") == "Indexed" else 1
     return JobView(
         name=meta.get("name", ""),
+        uid=meta.get("uid"),
         run_id=labels.get(LABEL_RUN),
         attempt=_attempt(labels),
         suspended=bool(spec.get("suspend")),
@@ -118,4 +149,6 @@ def job_view(job: dict[str, Any]) -> JobView:
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         annotations=dict(meta.get("annotations") or {}),
+        spec={k: v for k, v in spec.items() if k != "template"},
+        gone=gone,
     )

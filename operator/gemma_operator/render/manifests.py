@@ -16,7 +16,7 @@ from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import CONFIG_DIR, CONFIG_FILE, EXIT_INVALID_INPUT, EXIT_PREEMPTED
 
 from . import names as naming
-from .placement import Placement, placement
+from .placement import Placement, placement, slice_affinity
 from .settings import RenderSettings
 
 TRAINER_UID = 10001
@@ -87,8 +87,11 @@ def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[di
 
 def _resources(ft: GemmaFineTune, where: Placement) -> dict[str, Any]:
     extra = ft.spec.pod.resources
-    requests = dict(extra.requests or {}) if extra else {}
     limits = dict(extra.limits or {}) if extra else {}
+    # Default requests keep trainer pods out of BestEffort; a user's limit without a request wins (the API
+    # server then sets the request to the limit), so a default can never exceed a limit.
+    defaults = {k: v for k, v in where.requests.items() if k not in limits}
+    requests = {**defaults, **(dict(extra.requests or {}) if extra else {})}
     limits.update(where.limits)  # the accelerator count comes from spec.accelerator, never from pod.resources
     for key in where.limits:
         requests.pop(key, None)
@@ -135,6 +138,7 @@ def render_run(
             node_selector={**(spec.pod.node_selector or {}), **where.node_selector},
             tolerations=where.tolerations + [t.to_api() for t in spec.pod.tolerations or ()],
             image=spec.pod.image or settings.image_for(spec.accelerator.type),
+            affinity=slice_affinity(names.job) if where.multi_host else None,
             command=command, env=_env_vars(ft, config, where), resources=_resources(ft, where),
             config_dir=CONFIG_DIR, exit_invalid=EXIT_INVALID_INPUT, exit_preempted=EXIT_PREEMPTED,
         )

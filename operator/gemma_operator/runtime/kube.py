@@ -16,6 +16,7 @@ log = logging.getLogger("gemma_operator.kube")
 
 RETRIED = {429, 500, 502, 503, 504}
 MERGE_PATCH = "application/merge-patch+json"
+USER_AGENT = "gemmaft-operator/0.1"
 
 
 class KubeError(Exception):
@@ -31,6 +32,7 @@ def _paths(kind: str, namespace: str, name: str | None = None) -> str:
         "Pod": f"/api/v1/namespaces/{namespace}/pods",
         "ConfigMap": f"/api/v1/namespaces/{namespace}/configmaps",
         "Service": f"/api/v1/namespaces/{namespace}/services",
+        "Event": f"/api/v1/namespaces/{namespace}/events",
     }[kind]
     return f"{base}/{name}" if name else base
 
@@ -45,6 +47,7 @@ class Kube:
             except kubernetes.config.ConfigException:
                 kubernetes.config.load_kube_config()
             api_client = kubernetes.client.ApiClient()
+        api_client.user_agent = USER_AGENT
         self._api = api_client
         self._attempts = attempts
         self._base_delay = base_delay
@@ -97,28 +100,21 @@ class Kube:
                 return None
             raise
 
-    async def list(self, kind: str, namespace: str, labels: dict[str, str]) -> list[dict[str, Any]]:
-        selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        data = await self.call("GET", _paths(kind, namespace), query=[("labelSelector", selector)])
-        items = (data or {}).get("items") or []
-        # Filter here as well: selectors are cheap to re-check and some API fakes ignore them.
-        return [i for i in items
-                if all(((i.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in labels.items())]
-
-    async def create(self, obj: dict[str, Any]) -> bool:
-        """Create; False when it exists already (deterministic names make that a success)."""
+    async def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Create; the stored object, or None when it exists already (deterministic names make that a success)."""
         meta = obj["metadata"]
         try:
-            await self.call("POST", _paths(obj["kind"], meta["namespace"]), body=obj)
-            return True
+            return await self.call("POST", _paths(obj["kind"], meta["namespace"]), body=obj) or {}
         except KubeError as err:
             if err.status == 409:
-                return False
+                return None
             raise
 
-    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any], status: bool = False) -> None:
+    async def patch(self, kind: str, namespace: str, name: str, patch: dict[str, Any],
+                    status: bool = False) -> dict[str, Any] | None:
+        """Merge-patch; the object as stored after the patch."""
         path = _paths(kind, namespace, name) + ("/status" if status else "")
-        await self.call("PATCH", path, body=patch, content_type=MERGE_PATCH)
+        return await self.call("PATCH", path, body=patch, content_type=MERGE_PATCH)
 
     async def delete(self, kind: str, namespace: str, name: str) -> bool:
         try:

@@ -1,7 +1,8 @@
-"""kopf handlers: they only register and delegate (to :mod:`.reconciler`, :mod:`.metrics`, :mod:`.kube`).
+"""kopf handlers: they only register and delegate (to :mod:`.reconciler`, :mod:`.cache`, :mod:`.metrics`).
 
-Only ``on.event`` handlers and an operator-level loop are used, so kopf stores nothing in the objects: no
-finalizers, no annotations; the operator writes a GemmaFineTune's status subresource and nothing else of it.
+Only indexes, ``on.event`` handlers and an operator-level poller are used, so kopf stores nothing in the objects:
+no finalizers, no annotations; the operator writes a GemmaFineTune's status subresource and nothing else of it.
+Jobs and pods are read from the indexes (watch-fed), never listed by a reconcile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY
 from gemma_operator.settings import OperatorSettings
 
 from . import metrics
+from .cache import Cache, pod_summary
 from .kube import Kube
 from .reconciler import Reconciler
 
@@ -25,8 +27,25 @@ MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 _state: dict[str, Any] = {}
 
 
-def _post_event(body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-    kopf.event(body, type=type_, reason=reason, message=message[:1024])
+def _finetune_of(meta: Any, labels: Any) -> str | None:
+    # The owner reference has the full name; the label may be a shortened one (names.label_value).
+    owners = [o["name"] for o in meta.get("ownerReferences") or () if o.get("kind") == KIND]
+    return owners[0] if owners else labels.get(LABEL_FINETUNE)
+
+
+# ----- the watch-fed cache: kopf starts no resource handler before these indexes are filled -----
+@kopf.index("batch", "v1", "jobs", labels=MANAGED)
+def gemmaft_jobs(namespace: str, name: str, meta: Any, labels: Any, body: Any, **_: Any) -> Any:
+    owner = _finetune_of(meta, labels)
+    if "cache" in _state:
+        _state["cache"].saw_job(namespace, name)
+    return {(namespace, owner): dict(body)} if owner else None
+
+
+@kopf.index("", "v1", "pods", labels=MANAGED)
+def gemmaft_pods(namespace: str, labels: Any, body: Any, **_: Any) -> Any:
+    value = labels.get(LABEL_FINETUNE)
+    return {(namespace, value): pod_summary(body)} if value else None
 
 
 @kopf.on.startup()
@@ -39,15 +58,17 @@ async def startup(settings: kopf.OperatorSettings, logger: logging.Logger, **_: 
     settings.networking.request_timeout = 30
     settings.batching.error_delays = (1, 2, 5, 10, 30)
     metrics.serve(ours.metrics_port)
-    reconciler = Reconciler(ours, Kube(), _post_event)
+    cache = Cache()
+    _state["cache"] = cache
+    reconciler = Reconciler(ours, Kube(), cache)
     _state["reconciler"] = reconciler
-    _state["periodic"] = asyncio.create_task(reconciler.periodic())
+    _state["poller"] = asyncio.create_task(reconciler.poll_active())
     logger.info("gemma-finetune-operator started: %s", ours)
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    task = _state.pop("periodic", None)
+    task = _state.pop("poller", None)
     if task:
         task.cancel()
 
@@ -58,20 +79,35 @@ def alive(**_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def finetune_event(type: str | None, namespace: str, name: str, **_: Any) -> None:
+async def finetune_event(type: str | None, namespace: str, name: str, meta: Any, gemmaft_jobs: kopf.Index,
+                         gemmaft_pods: kopf.Index, **_: Any) -> None:
+    reconciler: Reconciler = _state["reconciler"]
+    if not reconciler.cache.ready:
+        reconciler.cache.attach(gemmaft_jobs, gemmaft_pods)
     if type == "DELETED":  # owner references remove the run's objects; storage is never touched
-        _state["reconciler"].forget((namespace, name))
+        reconciler.forget((namespace, name))
     else:
-        _state["reconciler"].trigger((namespace, name))
+        reconciler.finetune_changed((namespace, name), meta.get("resourceVersion"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def job_event(namespace: str, labels: dict[str, str], meta: Any, **_: Any) -> None:
-    # The owner reference has the full name; the label may be a shortened one (names.label_value).
-    owners = [o["name"] for o in meta.get("ownerReferences") or () if o.get("kind") == KIND]
-    name = owners[0] if owners else labels.get(LABEL_FINETUNE)
-    if name:
-        _state["reconciler"].trigger((namespace, name))
+async def job_event(type: str | None, namespace: str, labels: Any, meta: Any, body: Any, **_: Any) -> None:
+    name = _finetune_of(meta, labels)
+    if not name:
+        return
+    if type == "DELETED":
+        _state["cache"].bury("Job", (namespace, name), body)
+    _state["reconciler"].trigger((namespace, name))
+
+
+@kopf.on.event("", "v1", "pods", labels=MANAGED)
+async def pod_event(type: str | None, namespace: str, labels: Any, body: Any, **_: Any) -> None:
+    value = labels.get(LABEL_FINETUNE)
+    if not value:
+        return
+    if type == "DELETED":
+        _state["cache"].bury("Pod", (namespace, value), body)
+    _state["reconciler"].pod_changed(namespace, value)
 
 
 def run_operator(args: argparse.Namespace) -> int:

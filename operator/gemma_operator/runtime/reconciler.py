@@ -1,5 +1,9 @@
 """Observe one GemmaFineTune, ask :func:`gemma_operator.reconcile.decide`, carry out the decision.
 
+Reads: one GET of the fine-tune; its Jobs and pods come from the watch-fed :class:`~.cache.Cache`. Only runs
+that are still going are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); a finished
+fine-tune is reconciled again only when a watch event says something changed.
+
 Reconciles of one object never overlap; triggers that arrive meanwhile fold into one more pass. Every action is
 idempotent (deterministic names, "exists"/"not found" count as done), so a crash at any point converges.
 """
@@ -9,22 +13,23 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from gemma_operator.reconcile import Decision, Observed, decide
 from gemma_operator.reconcile.decide import wanted_run
-from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY, names
+from gemma_operator.reconcile.model import TERMINAL
+from gemma_operator.render import names
 from gemma_operator.settings import OperatorSettings
 
 from . import metrics
+from .cache import Cache
+from .events import EventPoster
 from .kube import Kube
 from .progress import read_progress
 
 log = logging.getLogger("gemma_operator.reconciler")
 
 Key = tuple[str, str]
-EventPoster = Callable[[dict[str, Any], str, str, str], None]
 
 
 def now_rfc3339() -> str:
@@ -38,21 +43,43 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+def label_key(key: Key) -> Key:
+    return key[0], names.label_value(key[1])
+
+
 class Reconciler:
-    def __init__(self, settings: OperatorSettings, kube: Kube, post_event: EventPoster):
+    def __init__(self, settings: OperatorSettings, kube: Kube, cache: Cache | None = None,
+                 events: EventPoster | None = None):
         self.settings = settings
         self.kube = kube
-        self.post_event = post_event
-        self.known: set[Key] = set()
+        self.cache = cache or Cache()
+        self.events = events or EventPoster(kube)
+        self.active: set[Key] = set()
+        self.names: dict[Key, str] = {}  # (namespace, label value) -> fine-tune name
+        self.written: dict[Key, str] = {}  # resourceVersion of our last status write
         self._running: dict[Key, asyncio.Task] = {}
         self._again: set[Key] = set()
 
+    # ----- triggers -----
     def forget(self, key: Key) -> None:
-        self.known.discard(key)
+        self.active.discard(key)
+        self.written.pop(key, None)
+        self.names.pop(label_key(key), None)
+        self.cache.forget(key, label_key(key))
+
+    def finetune_changed(self, key: Key, resource_version: str | None) -> None:
+        """A watch event of the fine-tune; our own status write's echo needs no reconcile."""
+        if resource_version is None or self.written.get(key) != resource_version:
+            self.trigger(key)
+
+    def pod_changed(self, namespace: str, label_value: str) -> None:
+        name = self.names.get((namespace, label_value))
+        if name:
+            self.trigger((namespace, name))
 
     def trigger(self, key: Key) -> None:
         """Reconcile soon; coalesces with one already running."""
-        self.known.add(key)
+        self.names[label_key(key)] = key[1]
         if key in self._running:
             self._again.add(key)
             return
@@ -77,26 +104,27 @@ class Reconciler:
         finally:
             self._running.pop(key, None)
 
-    async def periodic(self) -> None:
-        """Re-read every known fine-tune at GEMMAFT_PROGRESS_INTERVAL_SECONDS (progress, missed events)."""
+    async def poll_active(self) -> None:
+        """Re-read the runs still going (progress.json, missed events); finished ones are not polled."""
         while True:
             await asyncio.sleep(self.settings.progress_interval_seconds)
-            for key in list(self.known):
+            for key in list(self.active):
                 self.trigger(key)
 
+    # ----- one reconcile -----
     async def observe(self, namespace: str, name: str) -> Observed | None:
         body = await self.kube.get("GemmaFineTune", namespace, name)
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
-        labels = {LABEL_FINETUNE: names.label_value(name), "app.kubernetes.io/managed-by": MANAGED_BY}
-        jobs = await self.kube.list("Job", namespace, labels)
-        pods = await self.kube.list("Pod", namespace, {LABEL_FINETUNE: names.label_value(name)}) if jobs else []
+        key = (namespace, name)
         progress = None
         wanted = wanted_run(body)
         status = body.get("status") or {}
-        if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in ("Succeeded", "Failed")):
+        if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
             progress = await read_progress(wanted[1])
-        return Observed(body=body, jobs=jobs, pods=pods, progress=progress, now=now_rfc3339())
+        return Observed(body=body, jobs=self.cache.jobs(key), pods=self.cache.pods(label_key(key)),
+                        gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
+                        awaited=self.cache.awaited(namespace), progress=progress, now=now_rfc3339())
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
         observed = await self.observe(namespace, name)
@@ -105,27 +133,38 @@ class Reconciler:
             return None
         decision = decide(observed, self.settings)
         await self.act(observed, decision)
+        if decision.active:
+            self.active.add((namespace, name))
+        else:
+            self.active.discard((namespace, name))
         return decision
 
     async def act(self, observed: Observed, decision: Decision) -> None:
         body = observed.body
-        namespace = body["metadata"]["namespace"]
-        # Create first, delete after: a crash in between leaves the newer attempt, never none.
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        status = decision.status
+        # 1. Create (a new attempt's objects), 2. record the Job in status, 3. patch and delete, 4. Events.
         for obj in decision.create:
             created = await self.kube.create(obj)
-            log.info("%s %s/%s", "created" if created else "found existing", obj["kind"], obj["metadata"]["name"])
-        for job, patch in decision.patch_jobs:
-            await self.kube.patch("Job", namespace, job, patch)
+            log.info("%s %s/%s", "created" if created is not None else "found existing", obj["kind"],
+                     obj["metadata"]["name"])
+            record = status.get("job") or {}
+            if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
+                record["uid"] = (created.get("metadata") or {}).get("uid")
+                self.cache.created_job(namespace, obj["metadata"]["name"])
+        old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+        patch = status_patch(old, status)
+        if patch:
+            stored = await self.kube.patch("GemmaFineTune", namespace, name, {"status": patch}, status=True)
+            version = ((stored or {}).get("metadata") or {}).get("resourceVersion")
+            if version:
+                self.written[(namespace, name)] = version
+        for job, job_patch in decision.patch_jobs:
+            await self.kube.patch("Job", namespace, job, job_patch)
         for kind, obj_name in decision.delete:
             if await self.kube.delete(kind, namespace, obj_name):
                 log.info("deleted %s/%s", kind, obj_name)
-        old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
-        patch = status_patch(old, decision.status)
-        if patch:
-            await self.kube.patch("GemmaFineTune", namespace, body["metadata"]["name"], {"status": patch}, status=True)
-        # Events and metrics only once the status says so: a crash before here repeats them at most once.
+        # Events and metrics once the status says so: posted from here, not from a kopf handler context.
         for event in decision.events:
-            self.post_event(body, event.type, event.reason, event.message)
+            await self.events.post(body, event.type, event.reason, event.message)
         metrics.record(decision)
-
-

@@ -19,46 +19,36 @@ import torch
 from gemma_operator.api.distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK
 from torch.utils.checkpoint import checkpoint
 
+from ..loss_head import LabelledHiddenStates, labelled_positions, shift_labels, softcapped_logits
+
 STUDENT_VOCAB_CHUNK = 8192
 NEG_INF = float("-inf")
 
 
 def head_logits(hidden: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> torch.Tensor:
-    """fp32 logits of ``hidden`` [P, H] against one block of LM-head rows ``weight`` [C, H]."""
+    """fp32 soft-capped logits of ``hidden`` [P, H] against one block of LM-head rows ``weight`` [C, H], without
+    in-place steps so autograd can go through them (``loss_head.softcapped_logits`` serves no-grad passes)."""
     logits = (hidden @ weight.T).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     return logits
 
 
-def causal_lm(model):
-    """The ``*ForCausalLM`` inside a PEFT and/or DDP wrapper."""
-    model = getattr(model, "module", model)  # DistributedDataParallel
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def lm_head_parts(model) -> tuple[torch.Tensor, float | None]:
-    """The LM-head weight [vocab, hidden] and the final-logit soft-cap of a causal LM."""
-    lm = causal_lm(model)
-    return lm.get_output_embeddings().weight, getattr(lm.config, "final_logit_softcapping", None)
-
-
-def final_hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The decoder's normed last hidden states [B, S, H], through the model's own forward (so DDP and PEFT
-    hooks run); the forward computes logits for the last position only."""
-    captured = {}
-    decoder = causal_lm(model).get_decoder()
-    handle = decoder.register_forward_hook(lambda _m, _a, out: captured.__setitem__("h", out.last_hidden_state))
-    try:
-        model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1, use_cache=False)
-    finally:
-        handle.remove()
-    return captured["h"]
-
-
-def labelled_positions(labels: torch.Tensor) -> torch.Tensor:
-    """[B, S-1] mask of the positions whose next token is labelled (row-major order is the storage order)."""
-    return labels[:, 1:] != -100
+def labelled_hidden_states(model, lm_head, inputs: dict, static: bool = False):
+    """(final hidden states [P, H] of the labelled positions, their next-token targets [P], the [.., seq] mask)
+    through the model's own forward (PEFT and DDP hooks run; the LM head projects nothing). ``inputs``: a padded
+    batch (``attention_mask``) or a packed one (``position_ids``, ``shift_labels``). ``static``: every position
+    goes through the model's head input (XLA's static shapes); the caller selects with the mask."""
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    shifted = inputs.pop("shift_labels", None)
+    inputs.pop("row_bounds", None)
+    if shifted is None:
+        shifted = shift_labels(labels, inputs.get("position_ids") if "attention_mask" not in inputs else None)
+    keep = labelled_positions(shifted)
+    with LabelledHiddenStates(lm_head) as taken:
+        model(**inputs, use_cache=False, **LabelledHiddenStates.forward_kwargs(None if static else keep))
+    return taken.hidden, shifted[keep], keep
 
 
 # ---------------------------------------------------------------- teacher (no gradient)
@@ -71,7 +61,7 @@ def _teacher_block(hidden, weight, softcap, temperature, k, vocab_chunk):
     top_i = torch.empty((n, 0), dtype=torch.long, device=hidden.device)
     rest = torch.full((n,), NEG_INF, device=hidden.device)
     for start in range(0, weight.shape[0], vocab_chunk):
-        z = head_logits(hidden, weight[start:start + vocab_chunk], softcap) / temperature
+        z = softcapped_logits(hidden, weight[start:start + vocab_chunk], softcap).div_(temperature)
         ids = torch.arange(start, start + z.shape[1], device=hidden.device).expand(n, -1)
         cand_v, cand_i = torch.cat([top_v, z], 1), torch.cat([top_i, ids], 1)
         sel_v, sel = cand_v.topk(min(k, cand_v.shape[1]), dim=1)

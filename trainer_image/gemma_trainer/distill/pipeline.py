@@ -46,12 +46,11 @@ def run_config(cfg, rank, plan, preemption=None) -> int:
 
 def run_teacher(cfg, rank, plan, preemption=None) -> int:
     from ..callbacks import PreemptionCallback, barrier
-    from ..data import PadCollator
     from ..progress import ProgressWriter
     from ..storage import open_store
     from ..train import Rank, _tokenize, work_dir
     from .targets import read_stage_marker
-    from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_stage
+    from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_stage, teacher_collator
 
     store = open_store(cfg.teacher_uri)
     if read_stage_marker(store) is not None:
@@ -72,7 +71,7 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
         features = {"train": _tokenize(spec.dataset.train_uri, spec, tokenizer)}
         if spec.dataset.eval_uri:
             features["eval"] = _tokenize(spec.dataset.eval_uri, spec, tokenizer)
-        collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
+        collator = teacher_collator(model, tokenizer, plan)
         log.info("teacher %s -> %s: %s", cfg.teacher.model, cfg.teacher_uri,
                  ", ".join(f"{len(rows)} {split} rows" for split, rows in features.items()))
         code = run_teacher_stage(cfg, features, model, collator, store, progress, preemption, rank,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from .heads import final_hidden_states, labelled_positions, lm_head_parts, student_terms
+from ..loss_head import labelled_positions, output_softcap, shift_labels
+from .heads import labelled_hidden_states, student_terms
 from .targets import TARGET_KEYS, StoredTargets, TeacherOutputError
 
 ROW_KEY = "teacher_row"
@@ -42,7 +43,10 @@ class DistillCollator:
         batch = self.base(features)
         split = features[0][ROW_KEY][0]
         batch.update(self.stored[split].targets([f[ROW_KEY][1] for f in features]))
-        expected = int(labelled_positions(batch["labels"]).sum())
+        shifted = batch.get("shift_labels")
+        if shifted is None:
+            shifted = shift_labels(batch["labels"])
+        expected = int(labelled_positions(shifted).sum())
         if batch["teacher_ids"].shape[0] != expected:
             raise TeacherOutputError(f"teacher targets for {batch['teacher_ids'].shape[0]} positions, the batch "
                                      f"has {expected} labelled positions")
@@ -77,11 +81,10 @@ def distill_trainer_class(base, distillation):
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             targets = [inputs.pop(key) for key in TARGET_KEYS]
-            labels = inputs["labels"]
-            hidden = final_hidden_states(model, inputs["input_ids"], inputs["attention_mask"])
-            mask = labelled_positions(labels)
-            weight, softcap = lm_head_parts(model)
-            kl, ce = student_terms(hidden[:, :-1][mask], weight, softcap, temperature, labels[:, 1:][mask],
+            unwrapped = self.accelerator.unwrap_model(model)
+            lm_head = unwrapped.get_output_embeddings()
+            hidden, labels, mask = labelled_hidden_states(model, lm_head, inputs)
+            kl, ce = student_terms(hidden, lm_head.weight, output_softcap(unwrapped), temperature, labels,
                                    *(t.to(hidden.device) for t in targets))
             denominator = num_items_in_batch if num_items_in_batch is not None else max(int(mask.sum()), 1)
             loss = (weight_kd * kl.sum() + (1.0 - weight_kd) * ce.sum()) / denominator

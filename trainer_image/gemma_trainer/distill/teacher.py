@@ -8,6 +8,7 @@ processes (T4 count > 1, TPU hosts) process ``r`` of ``w`` writes the shards who
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -16,9 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+from gemma_operator.api.facts import MODELS
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 
-from .heads import final_hidden_states, labelled_positions, lm_head_parts, teacher_topk
+from ..loss_head import output_softcap
+from .heads import labelled_hidden_states, teacher_topk
 from .targets import SPLITS, shard_count, shard_manager, write_shard
 
 log = logging.getLogger("gemma_trainer")
@@ -83,32 +86,49 @@ def load_teacher(teacher, plan):
 
         model = xla.prepare_model(model, activation_checkpointing=False)
     model.eval()
-    return model, load_tokenizer(model_dir)
+    return model, load_tokenizer(model_dir, MODELS[teacher.model].family)
+
+
+def teacher_collator(model, tokenizer, plan):
+    """Batches as the training path makes them: padding-free packed rows, or fixed pad buckets on XLA."""
+    from ..batches import PackedCollator, PadCollator
+
+    if plan.device == "xla":
+        return PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
+    from ..packed_attention import use_packed_attention
+
+    use_packed_attention(model)
+    return PackedCollator()
 
 
 @torch.no_grad()
 def shard_targets(model, rows: list[dict], batch_size: int, distillation, collator, preemption):
     """(ids, logprobs, rest, counts) of ``rows``; None when a preemption arrived before a batch."""
-    weight, softcap = lm_head_parts(model)
-    device = weight.device
+    lm_head = model.get_output_embeddings()
+    softcap = output_softcap(model)
+    static = lm_head.weight.device.type == "xla"  # static shapes: every position through the head
     out, counts = [], []
     for start in range(0, len(rows), batch_size):
         if preemption.requested:
             return None
         batch = collator(rows[start:start + batch_size])
-        mask = labelled_positions(batch["labels"])
-        hidden = final_hidden_states(model, batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        if device.type == "xla":  # static shapes: every position through the head, selected on the host
-            flat = teacher_topk(hidden[:, :-1].reshape(-1, hidden.shape[-1]), weight, softcap,
-                                distillation.temperature, distillation.top_k)
-            picked = mask.reshape(-1)
-            out.append(tuple(t.cpu()[picked] for t in flat))
-        else:
-            out.append(tuple(t.cpu() for t in teacher_topk(hidden[:, :-1][mask.to(device)], weight, softcap,
-                                                          distillation.temperature, distillation.top_k)))
-        counts += mask.sum(1).tolist()
+        inputs = {k: v.to(lm_head.weight.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        hidden, _, keep = labelled_hidden_states(model, lm_head, inputs, static=static)
+        top = teacher_topk(hidden, lm_head.weight, softcap, distillation.temperature, distillation.top_k)
+        picked = keep.reshape(-1).cpu()
+        out.append(tuple(t.cpu()[picked] if static else t.cpu() for t in top))
+        counts += _row_counts(batch, keep.cpu())
     ids, logprobs, rest = (torch.cat(parts) for parts in zip(*out, strict=True))
     return ids, logprobs, rest, counts
+
+
+def _row_counts(batch: dict, keep: torch.Tensor) -> list[int]:
+    """Labelled positions per row of a padded ([rows, seq]) or packed ([1, total] + row_bounds) batch."""
+    bounds = batch.get("row_bounds")
+    if bounds is None:
+        return keep.sum(1).tolist()
+    flat = keep.reshape(-1)
+    return [int(flat[a:b].sum()) for a, b in itertools.pairwise(bounds)]
 
 
 def run_teacher_stage(cfg, features: dict[str, list[dict]], model, collator, store, progress, preemption,

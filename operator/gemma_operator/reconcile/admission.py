@@ -1,0 +1,36 @@
+"""Whether the operator runs a fine-tune at all: a valid spec, and pods the operator's policy allows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gemma_operator.api import GemmaFineTune, SpecError, parse_finetune
+from gemma_operator.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    message: str
+
+
+def admit(body: dict[str, Any], policy: OperatorSettings) -> GemmaFineTune | Refusal:
+    try:
+        ft = parse_finetune(body)
+    except SpecError as err:
+        return Refusal("InvalidSpec", "invalid spec: " + "; ".join(str(p) for p in err.problems))
+    pod = ft.spec.pod
+    image = pod.image or policy.render_settings().image_for(ft.spec.accelerator.type)
+    if not policy.image_allowed(image):
+        allowed = ", ".join(policy.image_prefixes())
+        return Refusal("ImageNotAllowed", f"spec.pod.image: image {image!r} is not allowed: it must be under one of "
+                                          f"the operator's image prefixes ({allowed}); use an image from there or "
+                                          "ask the operator's admin to add its repository")
+    account = pod.service_account_name or policy.trainer_service_account
+    if not policy.service_account_allowed(account):
+        allowed = ", ".join(policy.service_accounts())
+        return Refusal("ServiceAccountNotAllowed",
+                       f"spec.pod.serviceAccountName: {account!r} is not one of the service accounts this operator "
+                       f"lets trainer pods use ({allowed}); remove the field or use one of those")
+    return ft

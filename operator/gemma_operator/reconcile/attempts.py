@@ -1,0 +1,122 @@
+"""One attempt of a run (one Job): how far it got, what it cost, and whether the next attempt must start.
+
+A multi-host slice trains as one unit: the first host it loses fails its Job (``backoffLimit: 0``) and the whole
+slice restarts as the next attempt. A crash spends one of ``runPolicy.backoffLimit``; a preemption spends none.
+A single-host Job retries its own pod (``podFailurePolicy`` ignores preemptions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gemma_operator.api import GemmaFineTuneSpec
+
+from .pods import JobView, PodView
+from .problems import oom_message, pod_problem
+
+# Counts carried into a new Job attempt, written once when the Job is created (never patched).
+ANN_PREEMPTIONS = "gemmaft.dev/preemptions-before"
+ANN_FAILURES = "gemmaft.dev/failures-before"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: str
+    reason: str
+    message: str
+    stalled: bool = False
+    """Only a person can move it on (kstatus Stalled)."""
+    restart: bool = False
+    """Start the next attempt: the whole slice restarts from the last committed checkpoint."""
+
+
+@dataclass(frozen=True)
+class Counts:
+    preemptions: int
+    failures: int
+    preempted_pods: tuple[str, ...] = ()
+
+
+def _base(job: JobView, key: str) -> int:
+    try:
+        return int(job.annotations.get(key, 0))
+    except ValueError:
+        return 0
+
+
+def slice_crashed(job: JobView, pods: list[PodView]) -> bool:
+    """A host of the slice failed by the trainer's fault (or the Job failed with no pod left to tell)."""
+    lost = [p for p in pods if p.phase == "Failed"]
+    return any(p.failed for p in lost) or (job.failed and not lost and job.failed_reason != "DeadlineExceeded")
+
+
+def count(job: JobView, pods: list[PodView], recorded: dict[str, int]) -> Counts:
+    """Preemptions and failures of the run so far (``recorded``: the counts in status, which pods may outlive)."""
+    mine = [p for p in pods if p.job == job.name]
+    preempted = tuple(p.name for p in mine if p.preempted)
+    if job.indexed_hosts > 1:
+        failures = 1 if slice_crashed(job, mine) else 0
+    else:
+        failures = sum(1 for p in mine if p.failed)
+    preemptions = _base(job, ANN_PREEMPTIONS) + len(preempted)
+    failures += _base(job, ANN_FAILURES)
+    preemptions = max(preemptions, int(recorded.get("preemptions") or 0))
+    failures = max(failures, int(recorded.get("failures") or 0))
+    return Counts(preemptions, failures, preempted)
+
+
+def _failed(job: JobView, pods: list[PodView]) -> Verdict:
+    oom = oom_message(pods)
+    if oom:
+        return Verdict("Failed", "OOMKilled", f"Job {job.name} failed: {oom}")
+    reason = job.failed_reason or "JobFailed"
+    return Verdict("Failed", reason, f"Job {job.name} failed: {job.failed_message or reason}")
+
+
+def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts) -> Verdict | None:
+    lost = [p for p in pods if p.phase == "Failed"]
+    if not lost and not job.failed:
+        return None
+    if job.failed and job.failed_reason == "DeadlineExceeded":
+        return _failed(job, pods)
+    limit = spec.run_policy.backoff_limit
+    if slice_crashed(job, pods) and counts.failures > limit:
+        verdict = _failed(job, pods)
+        message = (f"{counts.failures} slice failures exceed runPolicy.backoffLimit {limit}: "
+                   f"{verdict.message}")
+        return Verdict("Failed", "OOMKilled" if verdict.reason == "OOMKilled" else "BackoffLimitExceeded", message)
+    names = ", ".join(p.name for p in lost) or "a host"
+    cause = "crashed" if slice_crashed(job, pods) else "was preempted"
+    return Verdict("Pending", "SliceRestart", f"host pod(s) {names} of the {job.indexed_hosts}-host slice {cause}: "
+                   f"every host restarts from the last committed checkpoint", restart=True)
+
+
+def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts, suspended: bool,
+          queued: bool) -> Verdict:
+    """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched)."""
+    mine = [p for p in pods if p.job == job.name]
+    if job.complete:
+        return Verdict("Succeeded", "JobComplete", f"Job {job.name} completed")
+    if any(p.invalid_input for p in mine):
+        return Verdict("Failed", "InvalidInput", f"the trainer refused its input (exit code 2): see the logs of Job "
+                                                 f"{job.name}; fix the data, model or config and re-apply")
+    if job.indexed_hosts > 1:
+        verdict = _slice(job, mine, spec, counts)
+        if verdict is not None:
+            return verdict
+    if job.failed:
+        return _failed(job, mine)
+    if job.gone:
+        return Verdict("Failed", "JobDeleted", f"Job {job.name} was deleted before it finished; nothing is "
+                       "re-created. Retry with the gemmaft.dev/retry annotation", stalled=True)
+    if suspended:
+        if queued:
+            return Verdict("Pending", "WaitingForAdmission", f"Job {job.name} waits for Kueue to admit it")
+        return Verdict("Suspended", "Suspended", f"Job {job.name} is suspended (spec.runPolicy.suspend)")
+    running = [p for p in mine if p.active and p.phase == "Running"]
+    if running:
+        return Verdict("Running", "Training", f"{len(running)} trainer pod(s) running in Job {job.name}")
+    problem = pod_problem(mine)
+    if problem is not None:
+        return Verdict("Pending", problem.reason, problem.message, stalled=problem.stalled)
+    return Verdict("Pending", "PodsPending", f"Job {job.name} waits for its pods to be scheduled")

@@ -1,0 +1,55 @@
+"""What a decision sees (:class:`Observed`) and what it asks for (:class:`Decision`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gemma_operator.api.run import RunProgress
+
+TERMINAL = ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    body: dict[str, Any]
+    """The GemmaFineTune as read from the API."""
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Its Jobs (any run, any attempt) from the operator's watch-fed cache."""
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    """Its pods from the cache."""
+    gone_jobs: list[dict[str, Any]] = field(default_factory=list)
+    """Last watched state of its Jobs deleted meanwhile (TTL, a person, garbage collection)."""
+    gone_pods: list[dict[str, Any]] = field(default_factory=list)
+    """Last watched state of its deleted pods."""
+    awaited: frozenset[str] = frozenset()
+    """Jobs this operator created that its cache has not shown yet (not vanished: not seen yet)."""
+    progress: RunProgress | None = None
+    """The current run's progress.json, if it was read."""
+    now: str = "1970-01-01T00:00:00Z"
+
+
+@dataclass
+class Decision:
+    create: list[dict[str, Any]] = field(default_factory=list)
+    """Objects to create, in order, owner references set ("already exists" counts as done)."""
+    patch_jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(Job name, merge patch)."""
+    delete: list[tuple[str, str]] = field(default_factory=list)
+    """(kind, name) to delete after the status write ("not found" counts as done)."""
+    status: dict[str, Any] = field(default_factory=dict)
+    """The whole new status; ``status.job.uid`` is filled in from the create answer of ``status.job.name``."""
+    events: list[Event] = field(default_factory=list)
+    results: list[str] = field(default_factory=list)
+    """Runs that finished in this step: succeeded or failed (for metrics)."""
+    new_preemptions: int = 0
+    slice_restarts: int = 0
+    active: bool = False
+    """Whether the run is still going (worth polling its progress)."""

