@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from pathlib import Path
@@ -65,13 +66,15 @@ def trained_teacher(tmp_path_factory, tiny_model_dir, task) -> Path:
                              output_uri=root / "out", method="full", name="teacher",
                              training={"maxSteps": 40, "learningRate": 3e-3, "batchSize": 8, "seed": 1},
                              output={"checkpointEverySteps": 40, "keepCheckpoints": 1})
-    assert train_in_process(manifest, root) == 0
+    with one_torch_thread():
+        assert train_in_process(manifest, root) == 0
     return Path(run_folder(manifest)) / "adapter"
 
 
 def heldout_kl(teacher, student, tokenizer, rows) -> float:
     """Mean KL(teacher || student) per labelled held-out position, from full softmaxes at temperature 1."""
-    from gemma_trainer.data import PadCollator, format_and_tokenize
+    from gemma_trainer.batches import PadCollator
+    from gemma_trainer.data import format_and_tokenize
 
     batch = PadCollator(tokenizer.pad_token_id)(format_and_tokenize(rows, "prompt-completion", tokenizer, 64))
     mask = batch["labels"][:, 1:] != -100
@@ -84,3 +87,20 @@ def heldout_kl(teacher, student, tokenizer, rows) -> float:
 
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Tiny models train several times faster on one thread than on two that a loaded machine shares."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_per_test():
+    with one_torch_thread():
+        yield

@@ -113,7 +113,7 @@ def test_distilled_student_is_closer_to_the_teacher_than_plain_fine_tuning(tmp_p
           f"plain fine-tune {kl['plain']:.4f}, distilled {kl['distilled']:.4f} "
           f"(distilled / plain = {kl['distilled'] / kl['plain']:.2f})")
     assert kl["plain"] < kl["base"]
-    assert kl["distilled"] < 0.85 * kl["plain"], kl
+    assert kl["distilled"] < 0.7 * kl["plain"], kl
 
 
 def test_teacher_preemption_resumes_at_the_first_uncommitted_shard(tmp_path, tiny_model_dir, task, monkeypatch):
