@@ -11,9 +11,10 @@ import pytest
 import torch
 from gemma_trainer.tiny import build_tiny_gemma2, make_dataset_rows
 
+from tests.operator.conftest import cluster, kubeconfig, operator, operator_factory
 from tests.trainer.conftest import make_manifest, run_folder, tiny_model_dir, train_in_process, write_jsonl
 
-__all__ = ["tiny_model_dir"]
+__all__ = ["cluster", "kubeconfig", "operator", "operator_factory", "tiny_model_dir"]  # fixtures used here
 
 
 COLOURS = ["red", "green", "blue", "black", "white"]

@@ -16,6 +16,10 @@ from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetu
 from gemma_operator.api.distillation import ResolvedTeacher, resolve_teacher
 from gemma_operator.api.run import RunProgress
 
+from .attempts import Verdict
+from .conditions import kstatus_conditions, set_condition
+from .model import Decision, Event, Observed
+
 TEACHER_CONDITION = "TeacherReady"
 WAITING, TEACHER, STUDENT = "WaitingForTeacher", "Teacher", "Student"
 
@@ -120,3 +124,57 @@ def stage_events(previous_stage: str | None, plan: StagePlan) -> list[tuple[str,
     spec = plan.config.spec
     started = f"student {spec.model} trains against the teacher's top-{spec.distillation.top_k} outputs"
     return [*events, ("Normal", "StudentStarted", started)]
+
+
+def source_name(body: dict[str, Any]) -> str | None:
+    """The fine-tune a body's teacher comes from (``fromFineTune``), if any."""
+    teacher = ((body.get("spec") or {}).get("distillation") or {}).get("teacher") or {}
+    name = teacher.get("fromFineTune")
+    return name if isinstance(name, str) else None
+
+
+def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str | None:
+    """``<output.uri>/teacher-<key>`` of a valid distillation whose teacher is resolved, else None."""
+    try:
+        ft = parse_finetune(body)
+    except SpecError:
+        return None
+    if ft.spec.distillation is None:
+        return None
+    plan = plan_stage(ft, ft.metadata.namespace or "default", source, None)
+    return plan.config.teacher_uri if plan.config is not None else None
+
+
+def stage_verdict(plan: StagePlan, verdict: Verdict) -> Verdict:
+    """The run's verdict in ``plan``'s stage: a teacher Job that completed does not end the run (the student
+    stage starts once the teacher's outputs are committed)."""
+    if plan.stage == TEACHER and verdict.phase == "Succeeded":
+        return Verdict("Pending", "TeacherJobDone", f"teacher Job done ({verdict.message}); the student stage "
+                                                      "starts once its outputs are committed")
+    if plan.stage == TEACHER:
+        return Verdict(verdict.phase, verdict.reason, f"teacher stage: {verdict.message}", verdict.stalled,
+                       verdict.restart)
+    return verdict
+
+
+def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any], events: list[Event],
+                 teacher_progress: RunProgress | None, student_progress: RunProgress | None, now: str,
+                 generation: int | None) -> None:
+    """Add ``status.stage``, ``status.stages``, the TeacherReady condition and the stage's Events."""
+    job = (status.get("job") or {}).get("name")
+    jobs = {plan.config.stage: job} if plan.config is not None and job else {}
+    status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase")))
+    status["conditions"] = set_condition(status.get("conditions") or [], *plan.condition, now, generation)
+    events += [Event(*e) for e in stage_events(prev.get("stage"), plan)]
+
+
+def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
+    """The decision while the teacher is not resolved: no run yet, no Job, nothing to poll (a change of the
+    referenced fine-tune triggers this one)."""
+    generation = (obs.body.get("metadata") or {}).get("generation")
+    status = {**prev, "phase": "Pending", "message": plan.message, "observedGeneration": generation}
+    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], "Pending", plan.reason, plan.message,
+                                              plan.stalled, obs.now, generation)
+    events: list[Event] = []
+    finish_stage(plan, prev, status, events, None, None, obs.now, generation)
+    return Decision(status=status, events=events)
