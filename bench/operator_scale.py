@@ -1,23 +1,23 @@
-"""Operator at scale: 1,000 GemmaFineTunes created at once against the kmock emulator with the project's cluster
-layer (``gemma_operator.local.cluster.LocalCluster``), the real operator in a subprocess.
+"""Operator at scale: N GemmaFineTunes created at once against the kmock emulator with the project's cluster
+layer (``gemma_operator.local.cluster.LocalCluster``), the real operator in a subprocess. Default: N = 100 and
+N = 1,000, one fresh cluster and operator each.
 
-Measured side by side in one run:
+What is counted, from the requests the emulator recorded (``emulator._requests``) whose User-Agent is the
+operator's (kopf's watches ``kopf/...`` and the operator's client ``gemmaft-operator/...``):
 
-* raw: a plain aiohttp client creates N GemmaFineTunes (64 requests in flight) on a fresh emulator with no
-  operator: the emulator's own create rate, the limit for everything below;
-* operator: the same client creates N GemmaFineTunes on a second fresh emulator while ``python -m
-  gemma_operator.runtime`` (what ``gemmaft operator`` runs) watches it. For each fine-tune we take the time its
-  create returned ("applied") and the first time we see its status.phase Pending with its Job present (polled
-  inside the emulator every 0.2 s). Rate: N / (last Pending - first applied); latency p50 / p99.
-* API writes: every POST / PUT / PATCH / DELETE the emulator recorded other than our own N creates, divided by
-  N, counted when the last fine-tune reached Pending and again 3 s later (by method and resource).
-* memory: VmHWM (peak RSS) of the operator process from /proc/PID/status.
+* API requests per reconcile, by verb (list, get, create, patch, delete; watches apart), while the N fine-tunes
+  go from created to Pending and settle; reconciles are the operator's own ``gemmaft_reconcile_seconds_count``.
+  Target: 0 LIST, <= 1 GET per reconcile.
+* writes (create, patch, delete) per fine-tune to Pending. Target: <= 4.
+* then every Job is marked Complete (as the Job controller would) and every fine-tune reaches Succeeded; with
+  all N finished, the operator's requests during an idle window, per minute. Target: 0 beyond the open watches.
+* operator CPU (utime + stime from /proc) per fine-tune, from the first create to all Succeeded, at N = 1,000
+  divided by that at N = 100. Target: <= 1.2 (O(1) work per fine-tune).
 
-Pods are never scheduled (``SchedulingOnly(run=False)``), so the fine-tunes rest in Pending. By default the
-cluster layer's Job controller is stopped (``--job-controller`` keeps it): it re-syncs every Job on every change
-and scans every pod for each Job (O(jobs x pods) per 0.1 s tick), which at a few hundred Jobs takes all of this
-process's CPU and would measure the emulator instead of the operator. Reaching Pending needs only the Job object. Targets: operator
-rate >= half the raw rate, <= 4 API writes per fine-tune to reach Pending, peak RSS < 200 MB.
+Pods are never scheduled and the cluster layer's Job controller is stopped (it re-syncs every Job on every
+change and would measure the emulator, see README.md); reaching Pending needs only the Job object, and finishing
+is written into the Job status by this script. Emulator, client and operator share this machine's cores:
+rates are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import copy
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +37,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, final_json, percentile, say, target_line
 
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+OPERATOR_AGENTS = ("kopf/", "gemmaft-operator/")
+WRITES = ("create", "update", "delete")
+VERB = {"fetch": "get", "update": "patch"}  # kmock's action names -> the API verbs
 
 
 def finetune(name: str, bucket: str) -> dict:
@@ -57,102 +57,106 @@ def finetune(name: str, bucket: str) -> dict:
     }
 
 
-async def create_all(url: str, objects: list[dict], concurrency: int = 64) -> tuple[dict[str, float], float]:
-    """POST every object with ``concurrency`` requests in flight; (name -> time its create returned, wall s)."""
+async def create_all(url: str, objects: list[dict], concurrency: int = 64) -> dict[str, float]:
+    """POST every object with ``concurrency`` requests in flight; name -> time its create returned."""
     import aiohttp
 
     path = f"{url}/apis/gemmaft.dev/v1alpha1/namespaces/default/gemmafinetunes"
     applied: dict[str, float] = {}
     sem = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(obj):
-            async with sem:
-                async with session.post(path, json=obj) as response:
-                    if response.status not in (200, 201):
-                        raise RuntimeError(f"create {obj['metadata']['name']}: HTTP {response.status} "
-                                           f"{(await response.text())[:200]}")
-                    await response.read()
-                applied[obj["metadata"]["name"]] = time.perf_counter()
+            async with sem, session.post(path, json=obj) as response:
+                if response.status not in (200, 201):
+                    raise RuntimeError(f"create {obj['metadata']['name']}: HTTP {response.status}")
+                await response.read()
+            applied[obj["metadata"]["name"]] = time.perf_counter()
 
-        started = time.perf_counter()
         await asyncio.gather(*(one(o) for o in objects))
-        return applied, time.perf_counter() - started
+    return applied
 
 
-def write_counts(cluster, since: int) -> collections.Counter:
-    """Writes recorded by the emulator after request number ``since``, by 'METHOD resource[/sub]'."""
-    from gemma_operator.local.cluster import RESOURCES, _method
-
-    names = {v: k for k, v in RESOURCES.items()}
-
+def operator_requests(cluster, since: int, by_resource: bool = False) -> collections.Counter:
+    """The operator's requests after request number ``since``, by verb (watches included as 'watch')."""
     def count():
         out = collections.Counter()
         for r in cluster.emulator._requests[since:]:
-            method = _method(r)
-            if method not in WRITE_METHODS:
-                continue
-            kind = names.get(r.resource, str(r.resource))
-            sub = f"/{r.subresource}" if getattr(r, "subresource", None) else ""
-            out[f"{method} {kind}{sub}"] += 1
+            if str(r.headers.get("User-Agent", "")).startswith(OPERATOR_AGENTS):
+                action = str(getattr(r.action, "value", r.action) or "other").lower()
+                verb = VERB.get(action, action)
+                if by_resource:
+                    plural = getattr(r.resource, "plural", None) or "?"
+                    verb = f"{verb} {plural}{'/' + r.subresource if r.subresource else ''}"
+                out[verb] += 1
         return out
-
     return cluster._sync(count)
 
 
-def pending_now(cluster) -> dict[str, bool]:
-    """name -> True for each GemmaFineTune whose status.phase is Pending (or later) and whose Job exists."""
+def request_mark(cluster) -> int:
+    return cluster._sync(lambda: len(cluster.emulator._requests))
+
+
+def phases(cluster, want: tuple[str, ...]) -> set[str]:
+    """Names of fine-tunes whose phase is in ``want`` and whose recorded Job exists (or is not needed)."""
     def look():
         jobs = {j["metadata"]["name"] for j in cluster.emulator.find("Job", "default")}
-        out = {}
-        for ft in cluster.emulator.find("GemmaFineTune", "default"):
-            status = ft.get("status") or {}
-            if status.get("phase") in ("Pending", "Running") and status.get("jobName") in jobs:
-                out[ft["metadata"]["name"]] = True
-        return out
+        return {ft["metadata"]["name"] for ft in cluster.emulator.find("GemmaFineTune", "default")
+                if (ft.get("status") or {}).get("phase") in want
+                and ((ft.get("status") or {}).get("jobName") in jobs or "Succeeded" in want)}
     return cluster._sync(look)
 
 
+def complete_every_job(cluster) -> int:
+    async def run():
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        done = {"conditions": [{"type": "Complete", "status": "True", "reason": "Completed",
+                                "lastTransitionTime": stamp}], "completionTime": stamp, "succeeded": 1}
+        jobs = cluster.emulator.find("Job", "default")
+        for job in jobs:
+            await cluster.emulator.update("Job", "default", job["metadata"]["name"], {"status": done})
+        return len(jobs)
+    return cluster.call(run(), timeout=600)
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of a process in bytes."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
+def start_operator(kubeconfig: Path, gcs_url: str, log_path: Path) -> tuple[subprocess.Popen, int, int]:
+    from gemma_operator.local.processes import free_port
 
-
-def start_operator(kubeconfig: Path, gcs_url: str, log_path: Path) -> tuple[subprocess.Popen, int]:
-    health = free_port()
+    health, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "GEMMAFT_LOG_FORMAT": "plain",
-           "GEMMAFT_HEALTH_PORT": str(health), "GEMMAFT_METRICS_PORT": str(free_port()),
-           "GEMMAFT_NAMESPACES": "", "STORAGE_EMULATOR_HOST": gcs_url, "PYTHONPATH": str(REPO / "operator")}
+           "GEMMAFT_HEALTH_PORT": str(health), "GEMMAFT_METRICS_PORT": str(metrics), "GEMMAFT_NAMESPACES": "",
+           "STORAGE_EMULATOR_HOST": gcs_url, "PYTHONPATH": str(REPO / "operator")}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, health
+    return proc, health, metrics
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.2):
+def reconciles(metrics_port: int) -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("gemmaft_reconcile_seconds_count"))
+    return float(line.split()[-1])
+
+
+def wait_until(check, timeout: float, what: str, proc=None, interval: float = 0.2):
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
         value = check()
         if value:
             return value
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {proc.returncode} while waiting for {what}")
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
@@ -164,121 +168,140 @@ def healthy(port: int) -> bool:
         return False
 
 
+def wait_for_all(cluster, names: set[str], want: tuple[str, ...], timeout: float, proc) -> dict[str, float]:
+    """name -> first time seen in ``want``; polls inside the emulator at most ~10% of its loop's time."""
+    seen: dict[str, float] = {}
+    deadline = time.perf_counter() + timeout
+    while names - seen.keys() and time.perf_counter() < deadline:
+        now = time.perf_counter()
+        for name in phases(cluster, want) & names:
+            seen.setdefault(name, now)
+        if proc.poll() is not None:
+            raise RuntimeError(f"operator exited with {proc.returncode}")
+        time.sleep(max(0.2, 10 * (time.perf_counter() - now)))
+    return seen
+
+
+def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: float) -> dict:
+    from gemma_operator.local.cluster import LocalCluster, SchedulingOnly
+
+    objects = [finetune(f"ft-{i:04d}", bucket) for i in range(n)]
+    names = {o["metadata"]["name"] for o in objects}
+    with LocalCluster(runner=SchedulingOnly(run=False)) as cluster:
+        if cluster._controller is not None:
+            cluster._loop.call_soon_threadsafe(cluster._controller.cancel)
+        proc, health, metrics_port = start_operator(cluster.write_kubeconfig(work / f"kubeconfig-{n}"), gcs.url,
+                                                    work / f"operator-{n}.log")
+        try:
+            wait_until(lambda: healthy(health), 120, "operator health", proc)
+            asyncio.run(create_all(cluster.url, [finetune("warmup", bucket)], 1))
+            wait_until(lambda: "warmup" in phases(cluster, ("Pending",)), 120, "warm-up Pending", proc)
+            time.sleep(1.0)
+            mark, rec0, cpu0 = request_mark(cluster), reconciles(metrics_port), cpu_seconds(proc.pid)
+            started = time.perf_counter()
+            applied = asyncio.run(create_all(cluster.url, objects))
+            pending = wait_for_all(cluster, names, ("Pending",), timeout, proc)
+            time.sleep(3.0)  # the Jobs' own watch events reconcile once more: counted too
+            to_pending = operator_requests(cluster, mark)
+            to_pending_detail = operator_requests(cluster, mark, by_resource=True)
+            rec_pending = reconciles(metrics_port) - rec0
+            cpu_pending = cpu_seconds(proc.pid) - cpu0
+            say(f"N={n}: {len(pending)} of {n} Pending, last {max(pending.values(), default=started) - started:.1f} s "
+                f"after the first create; operator CPU {cpu_pending:.1f} s")
+            mark_finish, rec1 = request_mark(cluster), reconciles(metrics_port)
+            complete_every_job(cluster)
+            succeeded = wait_for_all(cluster, names | {"warmup"}, ("Succeeded",), timeout, proc)
+            time.sleep(3.0)
+            finishing = operator_requests(cluster, mark_finish)
+            rec_finish = reconciles(metrics_port) - rec1
+            cpu_total = cpu_seconds(proc.pid) - cpu0
+            mark_idle, cpu_idle0 = request_mark(cluster), cpu_seconds(proc.pid)
+            time.sleep(idle_seconds)
+            idle = operator_requests(cluster, mark_idle)
+            cpu_idle = cpu_seconds(proc.pid) - cpu_idle0
+            rss = peak_rss(proc.pid)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    latencies = [pending[k] - applied[k] for k in pending]
+    non_watch = {k: v for k, v in to_pending.items() if k != "watch"}
+    return {
+        "n": n, "reached_pending": len(pending), "reached_succeeded": len(succeeded) - ("warmup" in succeeded),
+        "seconds_to_last_pending": (max(pending.values()) - started) if pending else None,
+        "latency_p50_s": percentile(latencies, 50) if latencies else None,
+        "latency_p99_s": percentile(latencies, 99) if latencies else None,
+        "requests_to_pending": dict(to_pending), "reconciles_to_pending": rec_pending,
+        "requests_to_pending_by_resource": dict(sorted(to_pending_detail.items())),
+        "per_reconcile": {k: v / max(rec_pending, 1) for k, v in sorted(non_watch.items())},
+        "writes_per_finetune": sum(to_pending[k] for k in ("create", "patch", "delete")) / n,
+        "requests_to_succeeded": dict(finishing), "reconciles_to_succeeded": rec_finish,
+        "idle_requests": dict(idle), "idle_seconds": idle_seconds,
+        "idle_requests_per_minute": sum(v for k, v in idle.items() if k != "watch") * 60.0 / idle_seconds,
+        "idle_watch_requests_per_minute": idle.get("watch", 0) * 60.0 / idle_seconds,
+        "idle_cpu_s": cpu_idle,
+        "operator_cpu_s": cpu_total, "operator_cpu_ms_per_finetune": 1000 * cpu_total / n,
+        "operator_cpu_to_pending_s": cpu_pending, "peak_rss_bytes": rss,
+    }
+
+
+def report(r: dict) -> None:
+    n = r["n"]
+    say(f"N={n}:")
+    say(f"  {r['reached_pending']} Pending (last {r['seconds_to_last_pending']:.1f} s after the first create; latency "
+        f"p50 {r['latency_p50_s']:.2f} s, p99 {r['latency_p99_s']:.2f} s); {r['reached_succeeded']} Succeeded")
+    say(f"  requests to Pending, by verb: {r['requests_to_pending']} over {r['reconciles_to_pending']:.0f} reconciles")
+    say("  per reconcile: " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_reconcile"].items()))
+    say(f"  writes per fine-tune to Pending: {r['writes_per_finetune']:.2f} "
+        f"({', '.join(f'{k}: {v}' for k, v in r['requests_to_pending_by_resource'].items())})")
+    say(f"  requests to Succeeded, by verb: {r['requests_to_succeeded']} over {r['reconciles_to_succeeded']:.0f} "
+        "reconciles")
+    say(f"  idle {r['idle_seconds']:.0f} s with all {n} finished: {r['idle_requests']} -> "
+        f"{r['idle_requests_per_minute']:.1f} requests/min beyond watches "
+        f"({r['idle_watch_requests_per_minute']:.1f} watch (re)connects/min); operator CPU {r['idle_cpu_s']:.2f} s")
+    say(f"  operator CPU first create -> all Succeeded: {r['operator_cpu_s']:.1f} s = "
+        f"{r['operator_cpu_ms_per_finetune']:.1f} ms per fine-tune; peak RSS {r['peak_rss_bytes'] / 1e6:.0f} MB")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-n", type=int, default=1000)
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for every Pending")
-    parser.add_argument("--job-controller", action="store_true",
-                        help="keep the cluster layer's Job controller running (it dominates CPU at scale)")
+    parser.add_argument("-n", type=int, nargs="+", default=[100, 1000], help="fine-tune counts, one run each")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for all Pending / Succeeded")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle window with every run finished")
     args = parser.parse_args(argv)
-    n = args.n
 
-    from gemma_operator.local.cluster import LocalCluster, SchedulingOnly
     from gemma_operator.local.gcs import local_gcs
 
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
-    bucket = "bench-runs"
-    objects = [finetune(f"ft-{i:04d}", bucket) for i in range(n)]
-    figures: dict = {"n": n, "job_controller": args.job_controller}
+    results = []
     with local_gcs() as gcs:
-        gcs.bucket(bucket)
-
-        # 1. The limit: the emulator alone.
-        with LocalCluster(runner=SchedulingOnly(run=False)) as cluster:
-            _, raw_s = asyncio.run(create_all(cluster.url, copy.deepcopy(objects)))
-        raw_rate = n / raw_s
-        say(f"raw: {n} GemmaFineTunes created by a plain async client in {raw_s:.1f} s: {raw_rate:.0f} creates/s")
-        figures["raw"] = {"seconds": raw_s, "rate": raw_rate}
-
-        # 2. The operator.
-        with LocalCluster(runner=SchedulingOnly(run=False)) as cluster:
-            if not args.job_controller and cluster._controller is not None:
-                cluster._loop.call_soon_threadsafe(cluster._controller.cancel)
-            kubeconfig = cluster.write_kubeconfig(work / "kubeconfig")
-            proc, health = start_operator(kubeconfig, gcs.url, work / "operator.log")
-            try:
-                wait_until(lambda: healthy(health) or proc.poll() is not None, 120, "operator health")
-                if proc.poll() is not None:
-                    raise RuntimeError(f"operator exited with {proc.returncode}: "
-                                       f"{(work / 'operator.log').read_text()[-2000:]}")
-                # Warm up: one fine-tune to Pending, so the watches are up before the clock starts.
-                asyncio.run(create_all(cluster.url, [finetune("warmup", bucket)], 1))
-                wait_until(lambda: pending_now(cluster).get("warmup"), 120, "warm-up fine-tune Pending")
-                time.sleep(1.0)
-                since = cluster._sync(lambda: len(cluster.emulator._requests))
-                rss_idle = proc_status(proc.pid)
-                say(f"operator up (warm-up fine-tune Pending); RSS {rss_idle['VmRSS'] / 1e6:.0f} MB")
-
-                op_cpu0, own_cpu0 = cpu_seconds(proc.pid), time.process_time()
-                applied, create_s = asyncio.run(create_all(cluster.url, copy.deepcopy(objects)))
-                first_applied = min(applied.values())
-                seen: dict[str, float] = {}
-                deadline = time.perf_counter() + args.timeout
-                poll_costs = []
-                while len(seen) < n + 1 and time.perf_counter() < deadline:
-                    now = time.perf_counter()
-                    for name in pending_now(cluster):
-                        seen.setdefault(name, now)
-                    poll_costs.append(time.perf_counter() - now)
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"operator exited with {proc.returncode}")
-                    # Polling runs on the emulator's loop: keep it under ~10% of that loop's time.
-                    time.sleep(max(0.2, 10 * poll_costs[-1]))
-                done = [k for k in seen if k != "warmup"]
-                op_cpu, own_cpu = cpu_seconds(proc.pid) - op_cpu0, time.process_time() - own_cpu0
-                writes_at_pending = write_counts(cluster, since)
-                time.sleep(3.0)
-                writes_settled = write_counts(cluster, since)
-                mem = proc_status(proc.pid)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-        latencies = [seen[k] - applied[k] for k in done]
-        last = max(seen[k] for k in done) if done else float("nan")
-        op_rate = len(done) / (last - first_applied) if done else 0.0
-        for counts in (writes_at_pending, writes_settled):
-            counts["POST GemmaFineTune"] -= n  # our own creates
-            for key in [k for k, v in counts.items() if v <= 0]:
-                del counts[key]
-        per_ft = sum(writes_at_pending.values()) / n
-        per_ft_settled = sum(writes_settled.values()) / n
-        say(f"operator: {n} created in {create_s:.1f} s while it ran; {len(done)} of {n} reached Pending with their "
-            f"Job within {args.timeout:.0f} s; last one {last - first_applied:.1f} s after the first create: "
-            f"{op_rate:.0f} fine-tunes/s")
-        if latencies:
-            say(f"  latency applied -> Pending: p50 {percentile(latencies, 50):.2f} s, p99 "
-                f"{percentile(latencies, 99):.2f} s, max {max(latencies):.2f} s")
-        say(f"  API writes per fine-tune when the last reached Pending: {per_ft:.2f} "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(writes_at_pending.items()))})")
-        say(f"  ... 3 s later: {per_ft_settled:.2f} "
-            f"({', '.join(f'{k}: {v}' for k, v in sorted(writes_settled.items()))})")
-        say(f"  polling for Pending took {1000 * percentile(poll_costs, 50):.0f} ms per look (median)")
-        say(f"  CPU used meanwhile: operator {op_cpu:.1f} s ({1000 * op_cpu / max(len(done), 1):.0f} ms per fine-tune);"
-            f" this process (emulator + cluster layer + client + polling) {own_cpu:.1f} s")
-        say(f"  operator RSS: idle {rss_idle['VmRSS'] / 1e6:.0f} MB, peak (VmHWM) {mem['VmHWM'] / 1e6:.0f} MB")
-        figures["operator"] = {
-            "reached_pending": len(done), "create_s": create_s, "seconds_to_last_pending": last - first_applied,
-            "rate": op_rate, "latency_p50_s": percentile(latencies, 50) if latencies else None,
-            "latency_p99_s": percentile(latencies, 99) if latencies else None,
-            "writes_per_finetune": per_ft, "writes_per_finetune_settled": per_ft_settled,
-            "writes": dict(writes_at_pending), "writes_settled": dict(writes_settled),
-            "operator_cpu_s": op_cpu, "emulator_process_cpu_s": own_cpu,
-            "rss_idle_bytes": rss_idle["VmRSS"], "peak_rss_bytes": mem["VmHWM"],
-        }
+        gcs.bucket("bench-runs")
+        for n in args.n:
+            results.append(measure(n, gcs, "bench-runs", work, args.timeout, args.idle_seconds))
+            report(results[-1])
     say("targets:")
-    targets = {
-        "rate_vs_raw": target_line("operator rate / raw create rate", op_rate / raw_rate, 0.5, True, "x"),
-        "writes_per_finetune": target_line("API writes per fine-tune to Pending", per_ft, 4.0, False),
-        "peak_rss_mb": target_line("operator peak RSS", mem["VmHWM"] / 1e6, 200.0, False, " MB"),
-        "all_pending": {"value": len(done), "target": n, "met": len(done) == n},
-    }
-    say("  (emulator, client and operator share this machine's 2 loaded cores: rates are relative only)")
-    final_json("operator_scale", {**figures, "targets": targets})
+    targets = {}
+    for r in results:
+        per = r["per_reconcile"]
+        targets[f"n{r['n']}_list_per_reconcile"] = target_line(f"N={r['n']} LIST per reconcile",
+                                                               per.get("list", 0.0), 0.0, False)
+        targets[f"n{r['n']}_get_per_reconcile"] = target_line(f"N={r['n']} GET per reconcile", per.get("get", 0.0),
+                                                              1.0, False)
+        targets[f"n{r['n']}_writes_per_finetune"] = target_line(f"N={r['n']} writes per fine-tune to Pending",
+                                                                r["writes_per_finetune"], 4.0, False)
+        targets[f"n{r['n']}_idle_requests_per_minute"] = target_line(
+            f"N={r['n']} requests per idle minute, all finished", r["idle_requests_per_minute"], 0.0, False)
+    if len(results) >= 2:
+        small, large = results[0], results[-1]
+        ratio = large["operator_cpu_ms_per_finetune"] / small["operator_cpu_ms_per_finetune"]
+        say(f"  operator CPU per fine-tune, N={large['n']} / N={small['n']}: {ratio:.2f}")
+        targets["cpu_per_finetune_ratio"] = target_line(
+            f"operator CPU per fine-tune N={large['n']} / N={small['n']}", ratio, 1.2, False, "x")
+    say("  (emulator, client and operator share this machine's cores: times are relative only)")
+    final_json("operator_scale", {"runs": results, "targets": targets})
     return 0
 
 

@@ -62,7 +62,7 @@ EXPECTED_NAMESPACED_RULES = {  # the calls the operator makes: runtime/reconcile
     ("", "pods"): {"list", "watch"},
     ("", "configmaps"): {"create"},
     ("", "services"): {"create", "delete"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "list", "watch"},  # watch: the Job controller's FailedCreate Events
 }
 EXPECTED_CLUSTER_READS = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},

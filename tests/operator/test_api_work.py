@@ -35,6 +35,17 @@ def request_count(cluster) -> int:
     return cluster._sync(lambda: len(cluster.emulator._requests))
 
 
+def settle(cluster, quiet: float = 1.0, timeout: float = 20.0) -> None:
+    """Wait until the operator made no request other than its watches for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mark = request_count(cluster)
+        time.sleep(quiet)
+        if not [r for r in operator_requests(cluster, mark) if str(r.action) != "watch"]:
+            return
+    raise AssertionError(f"the operator kept making requests for {timeout}s")
+
+
 def test_reconciles_read_from_the_cache_and_finished_runs_cost_nothing(cluster, kubeconfig, operator):
     """Before: every reconcile LISTed Jobs and Pods, and every fine-tune was re-read every interval forever."""
     apply(kubeconfig, manifest())
@@ -49,6 +60,8 @@ def test_reconciles_read_from_the_cache_and_finished_runs_cost_nothing(cluster, 
     assert lists == [], [(str(r.resource), r.params) for r in lists]
     gets = [r for r in during if str(r.action) == "fetch"]
     assert all(r.name == "demo" for r in gets), [str(r.resource) for r in gets]  # only the fine-tune itself
+    wait_for(lambda: "Succeeded" in {e["reason"] for e in cluster.events_for("demo")}, what="Succeeded Event")
+    settle(cluster)  # the last watch events (Job and pod updates after Succeeded) are reconciled
     idle_from = request_count(cluster)
     time.sleep(2.0)  # four poll intervals of 0.5 s
     idle = [r for r in operator_requests(cluster, idle_from) if str(r.action) != "watch"]
@@ -113,3 +126,17 @@ def test_pod_problems_become_conditions_a_user_can_act_on(cluster, kubeconfig, o
     ready = conditions(got)["Ready"]
     assert ready["status"] == "False" and says in ready["message"] and pod["metadata"]["name"] in ready["message"]
     assert got["phase"] == "Pending"
+
+
+def test_a_missing_service_account_is_reported_from_the_job_controllers_event(cluster, kubeconfig, operator_factory):
+    """Before: a Job whose pods admission refused read "waits for its pods to be scheduled"."""
+    from gemma_operator.local import cluster as local_cluster
+
+    if "ServiceAccount" not in getattr(local_cluster, "RESOURCES", {}):
+        pytest.skip("this local cluster layer does not refuse pods of a missing ServiceAccount yet (#12b)")
+    operator_factory(GEMMAFT_ALLOWED_SERVICE_ACCOUNTS="gemma-trainer,team-trainer").start()
+    apply(kubeconfig, manifest(pod={"serviceAccountName": "team-trainer"}))
+    got = wait_for(lambda: conditions(ft_status(cluster)).get("Ready", {}).get("reason") == "ServiceAccountNotFound"
+                   and ft_status(cluster), what="ServiceAccountNotFound")
+    assert 'serviceaccount "team-trainer" not found' in conditions(got)["Ready"]["message"]
+    assert conditions(got)["Stalled"]["status"] == "True" and got["phase"] == "Pending"

@@ -323,3 +323,31 @@ def test_service_accounts_come_from_the_operators_allow_list():
     policy = OperatorSettings(allowed_service_accounts=("gemma-trainer", "team-a-trainer"))
     ok = decide(Observed(body(pod={"serviceAccountName": "team-a-trainer"}), now="T0"), policy)
     assert job_of(ok)["spec"]["template"]["spec"]["serviceAccountName"] == "team-a-trainer"
+
+
+def test_a_job_that_cannot_create_pods_says_why_from_its_failed_create_event():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    why = ('pods "demo-x" is forbidden: error looking up service account default/gemma-trainer: '
+           'serviceaccount "gemma-trainer" not found')
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], job_problems={job["metadata"]["name"]: why}, now="T1"),
+                POLICY)
+    ready = conds(d1)["Ready"]
+    assert ready["reason"] == "ServiceAccountNotFound" and "gemma-trainer" in ready["message"]
+    assert conds(d1)["Stalled"]["status"] == "True" and d1.create == []
+    # Once a pod exists the Event is history.
+    d2 = decide(Observed(applied(obj, d1), jobs=[job], pods=[pod(job, "p")],
+                         job_problems={job["metadata"]["name"]: why}, now="T2"), POLICY)
+    assert d2.status["phase"] == "Running" and conds(d2)["Stalled"]["status"] == "False"
+
+
+def test_seeing_the_created_job_costs_no_write():
+    """Writes to Pending stay at 4 (ConfigMap, Job, status, one Event): the Job's own watch event changes nothing."""
+    from gemma_operator.runtime.reconciler import status_patch
+
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    seen = decide(Observed(applied(obj, d0), jobs=[job_of(d0)], now="T1"), POLICY)
+    assert seen.create == [] and seen.events == [] and seen.patch_jobs == []
+    assert status_patch(applied(obj, d0)["status"], seen.status) == {}

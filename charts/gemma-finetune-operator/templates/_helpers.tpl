@@ -124,7 +124,7 @@ operator never reads it).
   verbs: ["create", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list", "watch"]
 {{- end }}
 
 {{/*

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from gemma_operator.api import GemmaFineTuneSpec
 
 from .pods import JobView, PodView
-from .problems import oom_message, pod_problem
+from .problems import create_problem, oom_message, pod_problem
 
 # Counts carried into a new Job attempt, written once when the Job is created (never patched).
 ANN_PREEMPTIONS = "gemmaft.dev/preemptions-before"
@@ -92,8 +92,9 @@ def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: C
 
 
 def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts, suspended: bool,
-          queued: bool) -> Verdict:
-    """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched)."""
+          queued: bool, create_error: str | None = None) -> Verdict:
+    """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched; ``create_error``: why the
+    Job controller could not create a pod, from its last FailedCreate Event)."""
     mine = [p for p in pods if p.job == job.name]
     if job.complete:
         return Verdict("Succeeded", "JobComplete", f"Job {job.name} completed")
@@ -117,6 +118,14 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
     if running:
         return Verdict("Running", "Training", f"{len(running)} trainer pod(s) running in Job {job.name}")
     problem = pod_problem(mine)
+    if problem is None and create_error and not any(p.active for p in mine):
+        problem = create_problem(job.name, create_error)
     if problem is not None:
         return Verdict("Pending", problem.reason, problem.message, stalled=problem.stalled)
-    return Verdict("Pending", "PodsPending", f"Job {job.name} waits for its pods to be scheduled")
+    return waiting(job.name, job.attempt)
+
+
+def waiting(job: str, attempt: int) -> Verdict:
+    """A created Job whose pods are not running yet (the same words before and after the Job is watched, so
+    seeing the Job costs no status write)."""
+    return Verdict("Pending", "JobCreated", f"Job {job} (attempt {attempt}) waits for its pods to be scheduled")

@@ -117,8 +117,8 @@ def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     return out
 
 
-def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: Counts, reason: str,
-           message: str) -> Verdict:
+def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: Counts,
+           reason: str | None = None, message: str = "") -> Verdict:
     """Create the objects of ``attempt`` and record its Job (the uid is filled in from the create answer)."""
     d.create = _render(run, attempt, counts)
     job = names.job_name(run.name, run.name_key, attempt)
@@ -128,6 +128,8 @@ def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: 
         return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
     if suspended:
         return Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
+    if reason is None:
+        return attempts.waiting(job, attempt)
     return Verdict("Pending", reason, message.format(job=job, attempt=attempt))
 
 
@@ -164,8 +166,7 @@ def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verd
         return Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)")
     recorded = status.get("restarts") or {}
     counts = Counts(int(recorded.get("preemptions") or 0), int(recorded.get("failures") or 0))
-    return _start(run, d, status, int(status.get("attempt") or 0), counts, "JobCreated",
-                  "created Job {job} (attempt {attempt}); waiting for its pods")
+    return _start(run, d, status, int(status.get("attempt") or 0), counts)
 
 
 def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Verdict:
@@ -182,10 +183,11 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
     status["restarts"] = {**(status.get("restarts") or {}), "preemptions": counts.preemptions,
                           "failures": counts.failures}
     suspended = _suspend(run, d, job)
-    verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued)
+    verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
+                             run.obs.job_problems.get(job.name))
     if verdict.restart:
         d.slice_restarts = 1
-        _start(run, d, status, job.attempt + 1, counts, "", "")
+        _start(run, d, status, job.attempt + 1, counts)
         if job.live:
             d.delete += _stop(run, job)
         return Verdict("Pending", verdict.reason, f"{verdict.message}: Job {status['jobName']} (attempt "
@@ -263,7 +265,7 @@ def _step(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdi
     if record is None:
         return _first(run, d, status, new_run)
     if record.get("name") in run.obs.awaited:
-        return Verdict("Pending", "JobCreated", f"created Job {record['name']}; waiting for its pods")
+        return attempts.waiting(record["name"], int(record.get("attempt") or 0))
     return _vanished(run, record)
 
 

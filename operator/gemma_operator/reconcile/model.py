@@ -29,6 +29,8 @@ class Observed:
     """Last watched state of its Jobs deleted meanwhile (TTL, a person, garbage collection)."""
     gone_pods: list[dict[str, Any]] = field(default_factory=list)
     """Last watched state of its deleted pods."""
+    job_problems: dict[str, str] = field(default_factory=dict)
+    """Job name -> why the Job controller could not create its pods (its last FailedCreate Event)."""
     awaited: frozenset[str] = frozenset()
     """Jobs this operator created that its cache has not shown yet (not vanished: not seen yet)."""
     progress: RunProgress | None = None

@@ -54,6 +54,18 @@ def pod_problem(pods: list[PodView]) -> PodProblem | None:
     return None
 
 
+def create_problem(job: str, message: str) -> PodProblem:
+    """The Job controller could not create a pod (its FailedCreate Event)."""
+    if "serviceaccount" in message.lower():
+        return PodProblem("ServiceAccountNotFound",
+                          f"Job {job} cannot create its pods: {message}. Fix: create the ServiceAccount in this "
+                          "namespace (the chart's trainerServiceAccount.namespaces) or set "
+                          "spec.pod.serviceAccountName to one that exists and the operator allows", True)
+    return PodProblem("FailedCreate", f"Job {job} cannot create its pods: {message}. Fix: see `kubectl describe "
+                                      f"job {job}` (a quota, a LimitRange or an admission webhook refused them)",
+                      True)
+
+
 def oom_message(pods: list[PodView]) -> str | None:
     killed = [p.name for p in pods if p.oom_killed]
     if not killed:

@@ -6,7 +6,9 @@ half-listed cache. This module adds what an index forgets:
 
 * tombstones: the last watched state of a deleted Job or pod (a Job that ``ttlSecondsAfterFinished: 0``
   deletes right after it fails is judged from its last state, not re-created);
-* awaited Jobs: created by this process but not watched yet (not vanished: not seen yet).
+* awaited Jobs: created by this process but not watched yet (not vanished: not seen yet);
+* the Job controller's ``FailedCreate`` Events (a missing ServiceAccount, a quota or admission refusal):
+  nothing in a Job's status says why it has no pods.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ class Cache:
         self.pods_index: Mapping[Key, Iterable[Any]] | None = None
         self.finetunes_index: Mapping[Key, Iterable[Any]] | None = None  # (namespace, name) -> the fine-tune
         self.teacher_refs_index: Mapping[Key, Iterable[Any]] | None = None  # (ns, fromFineTune) -> dependents
-        self._tombstones: dict[str, collections.OrderedDict[str, tuple[float, Key, dict[str, Any]]]] = {
+        # Tombstones per kind: by owner key (what a reconcile reads, O(its own objects)) and in age order (expiry).
+        self._buried: dict[str, dict[Key, dict[str, dict[str, Any]]]] = {"Job": {}, "Pod": {}}
+        self._ages: dict[str, collections.OrderedDict[str, tuple[float, Key]]] = {
             "Job": collections.OrderedDict(), "Pod": collections.OrderedDict()}
-        self._awaited: dict[Key, float] = {}  # (namespace, Job name) -> when created
+        self._awaited: dict[Key, set[str]] = {}  # fine-tune key -> Jobs created by this process, not seen yet
+        self._owners: dict[Key, str] = {}  # (namespace, Job name) -> fine-tune name
+        self._failed_create: dict[Key, str] = {}  # (namespace, Job name) -> the Event's message
         self.tombstone_seconds = tombstone_seconds
         self.max_tombstones = max_tombstones
 
@@ -73,35 +79,64 @@ class Cache:
 
     def gone(self, kind: str, key: Key) -> list[dict[str, Any]]:
         self._expire(kind)
-        return [body for _, k, body in self._tombstones[kind].values() if k == key]
+        return list(self._buried[kind].get(key, {}).values())
 
-    def awaited(self, namespace: str) -> frozenset[str]:
-        return frozenset(name for (ns, name) in self._awaited if ns == namespace)
+    def job_problems(self, namespace: str, jobs: list[dict[str, Any]]) -> dict[str, str]:
+        """Job name -> the last FailedCreate message, for ``jobs``."""
+        names = [(j.get("metadata") or {}).get("name") for j in jobs]
+        return {n: self._failed_create[(namespace, n)] for n in names if (namespace, n) in self._failed_create}
+
+    def failed_create(self, namespace: str, job: str, message: str) -> str | None:
+        """Record a FailedCreate Event of a Job; the owning fine-tune's name, if the Job is ours."""
+        owner = self._owners.get((namespace, job))
+        if owner is not None:
+            self._failed_create[(namespace, job)] = message
+        return owner
+
+    def awaited(self, key: Key) -> frozenset[str]:
+        return frozenset(self._awaited.get(key, ()))
 
     # ----- writes from watch events and from the operator's own creates -----
     def bury(self, kind: str, key: Key, body: Mapping[str, Any]) -> None:
         """Keep the last state of a deleted object (its DELETED watch event)."""
-        uid = (body.get("metadata") or {}).get("uid") or (body.get("metadata") or {}).get("name", "")
-        last = dict(body) if kind == "Job" else pod_summary(body)
-        self._tombstones[kind][uid] = (time.monotonic(), key, last)
-        self._tombstones[kind].move_to_end(uid)
-        while len(self._tombstones[kind]) > self.max_tombstones:
-            self._tombstones[kind].popitem(last=False)
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid") or meta.get("name", "")
+        if kind == "Job":
+            self._owners.pop((key[0], meta.get("name")), None)
+            self._failed_create.pop((key[0], meta.get("name")), None)
+        self._buried[kind].setdefault(key, {})[uid] = dict(body) if kind == "Job" else pod_summary(body)
+        self._ages[kind][uid] = (time.monotonic(), key)
+        self._ages[kind].move_to_end(uid)
+        while len(self._ages[kind]) > self.max_tombstones:
+            self._drop(kind, *self._ages[kind].popitem(last=False))
 
-    def saw_job(self, namespace: str, name: str) -> None:
-        self._awaited.pop((namespace, name), None)
+    def saw_job(self, namespace: str, name: str, owner: str) -> None:
+        self._owners[(namespace, name)] = owner
+        waiting = self._awaited.get((namespace, owner))
+        if waiting is not None:
+            waiting.discard(name)
+            if not waiting:
+                del self._awaited[(namespace, owner)]
 
-    def created_job(self, namespace: str, name: str) -> None:
-        self._awaited[(namespace, name)] = time.monotonic()
+    def created_job(self, key: Key, name: str) -> None:
+        if (key[0], name) not in self._owners:  # not watched yet
+            self._awaited.setdefault(key, set()).add(name)
 
     def forget(self, key: Key, label_key: Key) -> None:
-        """Drop the tombstones of a deleted fine-tune."""
+        """Drop what is kept for a deleted fine-tune."""
+        self._awaited.pop(key, None)
         for kind, k in (("Job", key), ("Pod", label_key)):
-            for uid in [u for u, (_, owner, _) in self._tombstones[kind].items() if owner == k]:
-                del self._tombstones[kind][uid]
+            for uid in self._buried[kind].pop(k, {}):
+                self._ages[kind].pop(uid, None)
+
+    def _drop(self, kind: str, uid: str, entry: tuple[float, Key]) -> None:
+        owned = self._buried[kind].get(entry[1], {})
+        owned.pop(uid, None)
+        if not owned:
+            self._buried[kind].pop(entry[1], None)
 
     def _expire(self, kind: str) -> None:
-        stones = self._tombstones[kind]
+        ages = self._ages[kind]
         cutoff = time.monotonic() - self.tombstone_seconds
-        while stones and next(iter(stones.values()))[0] < cutoff:
-            stones.popitem(last=False)
+        while ages and next(iter(ages.values()))[0] < cutoff:
+            self._drop(kind, *ages.popitem(last=False))

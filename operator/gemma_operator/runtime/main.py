@@ -38,8 +38,8 @@ def _finetune_of(meta: Any, labels: Any) -> str | None:
 @kopf.index("batch", "v1", "jobs", labels=MANAGED)
 def gemmaft_jobs(namespace: str, name: str, meta: Any, labels: Any, body: Any, **_: Any) -> Any:
     owner = _finetune_of(meta, labels)
-    if "cache" in _state:
-        _state["cache"].saw_job(namespace, name)
+    if owner and "cache" in _state:
+        _state["cache"].saw_job(namespace, name, owner)
     return {(namespace, owner): dict(body)} if owner else None
 
 
@@ -126,6 +126,21 @@ async def pod_event(type: str | None, namespace: str, labels: Any, body: Any, **
     if type == "DELETED":
         _state["cache"].bury("Pod", (namespace, value), body)
     _state["reconciler"].pod_changed(namespace, value)
+
+
+def _job_failed_create(body: Any, **_: Any) -> bool:
+    involved = body.get("involvedObject") or {}
+    return involved.get("kind") == "Job" and body.get("reason") == "FailedCreate"
+
+
+@kopf.on.event("", "v1", "events", when=_job_failed_create)
+async def job_failed_create(type: str | None, namespace: str, body: Any, **_: Any) -> None:
+    # Why a Job has no pods (a missing ServiceAccount, quota, an admission webhook) is only told in Events.
+    if type == "DELETED":
+        return
+    owner = _state["cache"].failed_create(namespace, body["involvedObject"].get("name"), body.get("message") or "")
+    if owner:
+        _state["reconciler"].trigger((namespace, owner))
 
 
 def run_operator(args: argparse.Namespace) -> int:

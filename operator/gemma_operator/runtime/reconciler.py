@@ -126,9 +126,11 @@ class Reconciler:
             progress = await read_progress(wanted[1])
             folder = stages.teacher_folder(body, source)
             teacher_progress = await read_progress(folder) if folder else None
-        return Observed(body=body, jobs=self.cache.jobs(key), pods=self.cache.pods(label_key(key)),
+        jobs = self.cache.jobs(key)
+        return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
+                        job_problems=self.cache.job_problems(namespace, jobs),
                         gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
-                        awaited=self.cache.awaited(namespace), progress=progress, source=source,
+                        awaited=self.cache.awaited(key), progress=progress, source=source,
                         teacher_progress=teacher_progress, now=now_rfc3339())
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
@@ -156,7 +158,7 @@ class Reconciler:
             record = status.get("job") or {}
             if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
                 record["uid"] = (created.get("metadata") or {}).get("uid")
-                self.cache.created_job(namespace, obj["metadata"]["name"])
+                self.cache.created_job((namespace, name), obj["metadata"]["name"])
         old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
         patch = status_patch(old, status)
         if patch:

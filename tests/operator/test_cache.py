@@ -1,0 +1,45 @@
+"""The watch-fed cache's own bookkeeping: tombstones, awaited Jobs, FailedCreate messages (no cluster)."""
+
+from __future__ import annotations
+
+from gemma_operator.runtime.cache import Cache
+
+KEY = ("ml", "demo")
+
+
+def job(name, uid):
+    return {"metadata": {"name": name, "uid": uid, "namespace": "ml"}, "status": {"failed": 1}}
+
+
+def test_tombstones_are_per_fine_tune_bounded_and_expire():
+    cache = Cache(max_tombstones=3)
+    cache.bury("Job", KEY, job("a", "1"))
+    cache.bury("Job", ("ml", "other"), job("b", "2"))
+    assert [j["metadata"]["name"] for j in cache.gone("Job", KEY)] == ["a"]
+    for i in range(3, 6):
+        cache.bury("Job", KEY, job(f"j{i}", str(i)))
+    assert [j["metadata"]["name"] for j in cache.gone("Job", KEY)] == ["j3", "j4", "j5"]  # oldest dropped
+    assert cache.gone("Job", ("ml", "other")) == []
+    cache.tombstone_seconds = -1.0
+    assert cache.gone("Job", KEY) == []
+    pod = {"metadata": {"name": "p", "uid": "u", "labels": {"x": "y"}}, "spec": {"big": "x" * 1000},
+           "status": {"phase": "Failed"}}
+    cache.tombstone_seconds = 60.0
+    cache.bury("Pod", KEY, pod)
+    (kept,) = cache.gone("Pod", KEY)
+    assert "spec" not in kept and kept["status"]["phase"] == "Failed"  # pods are kept as summaries
+
+
+def test_a_created_job_is_awaited_until_watched_and_failed_create_needs_an_owned_job():
+    cache = Cache()
+    cache.created_job(KEY, "demo-r1")
+    assert cache.awaited(KEY) == {"demo-r1"} and cache.awaited(("ml", "x")) == frozenset()
+    assert cache.failed_create("ml", "demo-r1", "quota") is None  # not watched yet: not known as ours
+    cache.saw_job("ml", "demo-r1", "demo")
+    assert cache.awaited(KEY) == frozenset()
+    assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") == "demo"
+    assert cache.job_problems("ml", [job("demo-r1", "1"), job("other", "2")]) == {"demo-r1": "serviceaccount missing"}
+    cache.bury("Job", KEY, job("demo-r1", "1"))
+    assert cache.job_problems("ml", [job("demo-r1", "1")]) == {}
+    cache.forget(KEY, KEY)
+    assert cache.gone("Job", KEY) == []
