@@ -65,7 +65,8 @@ def test_teacher_stage_on_xla_matches_the_cpu_pass(tmp_path: Path):
     for shard in cpu:
         for key in ("input_ids", "row_lengths", "target_counts"):
             assert torch.equal(cpu[shard][key], xla[shard][key]), (shard, key)
-        # bf16 on the TPU path, fp32 on CPU: the distributions agree to bf16 precision.
-        top1 = cpu[shard]["topk_logprobs"][:, 0].exp(), xla[shard]["topk_logprobs"][:, 0].exp()
-        assert (top1[0] - top1[1]).abs().max() < 0.05
-        assert (cpu[shard]["topk_ids"][:, 0] == xla[shard]["topk_ids"][:, 0]).float().mean() > 0.9
+        # bf16 on the TPU path, fp32 on CPU: the kept log-probabilities (highest first) and the rest mass agree to
+        # bf16 precision. (The ids themselves may swap among near-ties: a random tiny model is almost uniform.)
+        for key, tolerance in (("topk_logprobs", 0.1), ("rest_logmass", 0.01)):
+            gap = (cpu[shard][key] - xla[shard][key]).abs().max()
+            assert gap < tolerance, (shard, key, float(gap))
