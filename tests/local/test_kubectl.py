@@ -57,8 +57,8 @@ def test_get_gft_shows_the_crd_printer_columns(cluster, kubeconfig):
     assert plain[0] == ["NAME", "MODEL", "ACCELERATOR", "PHASE", "PROGRESS", "LOSS", "AGE"]
     assert plain[1][:6] == ["demo", "gemma-2-2b", "nvidia-tesla-t4", "Running", "40", "1.25"]
     wide = rows(kubectl(kubeconfig, "get", "gemmafinetunes", "-o", "wide").stdout)
-    assert wide[0] == ["NAME", "MODEL", "METHOD", "ACCELERATOR", "TOPOLOGY", "PHASE", "PROGRESS", "LOSS", "RUN",
-                       "AGE"]
+    assert wide[0] == ["NAME", "MODEL", "METHOD", "ACCELERATOR", "TOPOLOGY", "PHASE", "STAGE", "PROGRESS", "LOSS",
+                       "RUN", "AGE"]
     assert "a1b2c3d4e5" in wide[1] and "lora" in wide[1]
     listed = json.loads(kubectl(kubeconfig, "get", "gft", "-o", "json").stdout)
     assert (listed["kind"], listed["apiVersion"]) == ("List", "v1")  # kubectl's own wrapper of a ...List answer
