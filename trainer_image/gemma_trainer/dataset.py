@@ -60,5 +60,9 @@ def tokenized_dataset(folder: Path, tokenize: Callable[[], list[dict]], is_build
 
 
 def lengths_of(dataset) -> list[int]:
-    """Token count of each row (the ``length`` column), for length-grouped batching."""
-    return list(dataset["length"])
+    """Token count of each row (the ``length`` column of a dataset built here; ``input_ids`` of other rows, e.g.
+    a list of features), for length-grouped batching."""
+    column_names = getattr(dataset, "column_names", None) or ()
+    if "length" in column_names:
+        return list(dataset["length"])
+    return [len(row["input_ids"]) for row in dataset]

@@ -12,12 +12,15 @@ Gemma 2 2B: logits, their fp32 upcast and their gradient are about 9 GB). This m
   vocabulary, with Gemma's final-logit soft-cap ``cap * tanh(z / cap)`` (what distillation reuses for the
   teacher's top-k and the student's KL, chunk by chunk);
 * :func:`token_losses`: per-token cross-entropy through :class:`ChunkedLinearCrossEntropy`, a custom autograd
-  Function that computes ``logsumexp`` over vocabulary chunks (online) for token chunks and RECOMPUTES each chunk in
-  backward: at most one ``[token_chunk, vocab_chunk]`` fp32 block (and its few temporaries) is alive, forward or
-  backward. On a CUDA GPU of compute capability >= 8.0 with ``liger-kernel`` installed, Liger's fused linear
-  cross-entropy (which supports the soft-cap) is used instead; on a T4 (7.5) it is not: Triton 3.3 and later,
-  which current torch releases ship, dropped Turing, and Liger guards its fused linear cross-entropy fast path on
-  capability 8.0 (Liger-Kernel v0.8.2 release notes, PR 1316). Everywhere else, the pure-PyTorch chunked path runs.
+  Function that takes the labelled tokens a block at a time (``[block tokens, vocab]`` fp32, at most
+  ``LOSS_BLOCK_ELEMENTS`` entries: 64 MB; 256 MB on CUDA, where fewer, larger GEMMs read the LM head fewer times)
+  and computes each block's loss AND its gradient with respect to the hidden states in the forward pass, so the
+  block is freed before the next one: two block-sized fp32 buffers alive at most, forward or backward, and two
+  matmul passes over the labelled tokens, as many as an unfused head's forward + backward over all tokens. On a
+  CUDA GPU of compute capability >= 8.0 with ``liger-kernel`` installed, Liger's fused linear cross-entropy (which
+  supports the soft-cap) is used instead; on a T4 (7.5) it is not: Triton 3.3 and later, which current torch
+  releases ship, dropped Turing, and Liger guards its fused linear cross-entropy fast path on capability 8.0
+  (Liger-Kernel v0.8.2 release notes, PR 1316). Everywhere else, the pure-PyTorch path runs.
 * On XLA every position is kept (``static=True``) and ignored positions only weigh 0, so the chunk shapes are
   the same on every step and the graph compiles once per pad bucket.
 
@@ -32,9 +35,10 @@ from collections.abc import Iterator
 
 import torch
 
+from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_CUDA
+
 IGNORE_INDEX = -100
-TOKEN_CHUNK = 1024  # tokens per block
-VOCAB_CHUNK = 16384  # vocabulary entries per block: a block is at most 64 MB of fp32 logits
+VOCAB_CHUNK = 16384  # vocabulary entries per chunk of iter_vocab_chunks / chunked_logsumexp
 
 
 def shift_labels(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -130,68 +134,75 @@ def chunked_logsumexp(hidden: torch.Tensor, weight: torch.Tensor, softcap: float
     return running_max + torch.log(running_sum)
 
 
-def _target_logits(hidden, weight, targets, softcap):
-    """Soft-capped logit of each token's target (fp32) and the soft-cap's derivative there."""
+def block_tokens(vocab: int, device_type: str) -> int:
+    """Tokens per block: a ``[tokens, vocab]`` fp32 block of at most the device's block budget."""
+    budget = LOSS_BLOCK_ELEMENTS_CUDA if device_type == "cuda" else LOSS_BLOCK_ELEMENTS
+    return max(1, budget // vocab)
+
+
+def _logit_gradients(hidden, weight, targets, valid, softcap):
+    """Per-token loss (fp32 ``[tokens]``) and d loss / d raw logits (fp32 ``[tokens, vocab]``) of one block; two
+    block-sized buffers alive at most (the tanh, and the logits turned into the softmax in place)."""
     dtype = _compute_dtype(hidden, weight)
-    raw = (hidden.to(dtype) * weight[targets].to(dtype)).sum(dim=-1).float()
-    if not softcap:
-        return raw, torch.ones_like(raw)
-    t = torch.tanh(raw / softcap)
-    return t * softcap, 1.0 - t * t
+    z = torch.matmul(hidden.to(dtype), weight.to(dtype).t()).float()
+    if softcap:
+        t = z.div_(softcap).tanh_()
+        z = t.mul(softcap)
+    target_logit = z.gather(1, targets[:, None])[:, 0]
+    top = z.amax(dim=1, keepdim=True)
+    probs = z.sub_(top).exp_()
+    total = probs.sum(dim=1, keepdim=True)
+    loss = (top[:, 0] + torch.log(total[:, 0]) - target_logit) * valid
+    grads = probs.div_(total)
+    grads.scatter_add_(1, targets[:, None], torch.full_like(target_logit[:, None], -1.0))
+    if softcap:
+        grads.mul_(t.mul_(t).neg_().add_(1.0))  # d softcap(x) / dx = 1 - tanh^2
+    grads.mul_(valid[:, None])
+    return loss, grads
 
 
 class ChunkedLinearCrossEntropy(torch.autograd.Function):
-    """Per-token ``logsumexp(softcap(h W^T)) - softcap(h W^T)[target]`` (0 where the target is -100), chunked
-    over tokens and vocabulary; backward recomputes each chunk's logits instead of saving them."""
+    """Per-token ``logsumexp(softcap(h W^T)) - softcap(h W^T)[target]`` (0 where the target is -100), one block of
+    ``tokens`` x the whole vocabulary at a time. The gradient with respect to the hidden states is computed in the
+    forward pass, block by block (each token's loss depends on its own hidden state only, so backward just scales
+    it by the incoming per-token gradient): two matmul passes, as many as an unfused head's forward and backward.
+    A trainable ``weight`` (method full) gets its gradient in backward, recomputing each block."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, softcap, token_chunk, vocab_chunk):
-        valid = targets != IGNORE_INDEX
+    def forward(ctx, hidden, weight, targets, softcap, tokens_per_block):
+        valid = (targets != IGNORE_INDEX).float()
         safe = targets.clamp(min=0)
-        lse = torch.cat([chunked_logsumexp(hidden[i:i + token_chunk], weight, softcap, vocab_chunk)
-                         for i in range(0, hidden.shape[0], token_chunk)]) if hidden.shape[0] else \
-            hidden.new_zeros(0, dtype=torch.float32)
-        target_logit, _ = _target_logits(hidden, weight, safe, softcap)
-        ctx.save_for_backward(hidden, weight, safe, valid, lse)
-        ctx.settings = (softcap, token_chunk, vocab_chunk)
-        return torch.where(valid, lse - target_logit, torch.zeros_like(lse))
+        dtype = _compute_dtype(hidden, weight)
+        losses = torch.zeros(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        d_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device) \
+            if ctx.needs_input_grad[0] else None
+        for i in range(0, hidden.shape[0], tokens_per_block):
+            rows = slice(i, i + tokens_per_block)
+            loss, grads = _logit_gradients(hidden[rows], weight, safe[rows], valid[rows], softcap)
+            losses[rows] = loss
+            if d_hidden is not None:
+                d_hidden[rows] = torch.matmul(grads.to(dtype), weight.to(dtype)).float()
+            del grads
+        ctx.save_for_backward(d_hidden, hidden, weight, safe, valid)
+        ctx.settings = (softcap, tokens_per_block)
+        return losses
 
     @staticmethod
     def backward(ctx, grad):
-        hidden, weight, targets, valid, lse = ctx.saved_tensors
-        softcap, token_chunk, vocab_chunk = ctx.settings
-        g = torch.where(valid, grad.float(), torch.zeros_like(grad, dtype=torch.float32))
-        need_w = ctx.needs_input_grad[1]
-        dtype = _compute_dtype(hidden, weight)
-        d_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device)
-        d_weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device) if need_w else None
-        for i in range(0, hidden.shape[0], token_chunk):
-            h, gc, lse_c = hidden[i:i + token_chunk], g[i:i + token_chunk], lse[i:i + token_chunk]
-            for v in range(0, weight.shape[0], vocab_chunk):
-                w = weight[v:v + vocab_chunk]
-                z = torch.matmul(h.to(dtype), w.to(dtype).t()).float()
-                # Two blocks alive at most: dz = softmax * g (* the soft-cap's derivative 1 - tanh^2).
-                if softcap:
-                    z.div_(softcap).tanh_()
-                    dz = z.mul(softcap)
-                else:
-                    dz = z
-                dz.sub_(lse_c[:, None]).exp_().mul_(gc[:, None])
-                if softcap:
-                    dz.mul_(z.mul_(z).neg_().add_(1.0))
-                del z
-                d_hidden[i:i + token_chunk] += torch.matmul(dz.to(dtype), w.to(dtype)).float()
-                if need_w:
-                    d_weight[v:v + vocab_chunk] += torch.matmul(dz.t().to(dtype), h.to(dtype)).float()
-                del dz
-        # The target term: -d softcap(h . w_target).
-        _, dcap = _target_logits(hidden, weight, targets, softcap)
-        coef = (g * dcap)[:, None]
-        d_hidden -= coef * weight[targets].float()
-        if need_w:
-            d_weight.index_add_(0, targets, -coef * hidden.float())
-        return (d_hidden.to(hidden.dtype), d_weight.to(weight.dtype) if need_w else None,
-                None, None, None, None)
+        d_hidden, hidden, weight, targets, valid = ctx.saved_tensors
+        softcap, tokens_per_block = ctx.settings
+        g = grad.float()
+        d_h = (d_hidden * g[:, None]).to(hidden.dtype) if d_hidden is not None else None
+        d_w = None
+        if ctx.needs_input_grad[1]:
+            dtype = _compute_dtype(hidden, weight)
+            d_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            for i in range(0, hidden.shape[0], tokens_per_block):
+                rows = slice(i, i + tokens_per_block)
+                _, grads = _logit_gradients(hidden[rows], weight, targets[rows], valid[rows], softcap)
+                d_w += torch.matmul(grads.mul_(g[rows, None]).t().to(dtype), hidden[rows].to(dtype)).float()
+            d_w = d_w.to(weight.dtype)
+        return d_h, d_w, None, None, None
 
 
 def _liger_loss(hidden, weight, targets, softcap):
@@ -207,26 +218,25 @@ def _liger_loss(hidden, weight, targets, softcap):
 
 
 def token_losses(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None,
-                 token_chunk: int = TOKEN_CHUNK, vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
+                 tokens_per_block: int | None = None) -> torch.Tensor:
     """Per-token cross-entropy (fp32 ``[tokens]``, 0 where ``targets`` is -100) of ``hidden`` ``[tokens, H]``
     through the LM head ``weight`` ``[vocab, H]`` with the soft-cap, never holding full logits."""
-    return ChunkedLinearCrossEntropy.apply(hidden, weight, targets, softcap, token_chunk, vocab_chunk)
+    tokens_per_block = tokens_per_block or block_tokens(weight.shape[0], hidden.device.type)
+    return ChunkedLinearCrossEntropy.apply(hidden, weight, targets, softcap, tokens_per_block)
 
 
 def summed_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None,
-                token_chunk: int = TOKEN_CHUNK, vocab_chunk: int = VOCAB_CHUNK,
                 use_liger: bool = True) -> torch.Tensor:
     """The summed cross-entropy over the labelled tokens: Liger's kernel where it applies, else the chunked path."""
     if use_liger:
         fused = _liger_loss(hidden, weight, targets, softcap)
         if fused is not None:
             return fused
-    return token_losses(hidden, weight, targets, softcap, token_chunk, vocab_chunk).sum()
+    return token_losses(hidden, weight, targets, softcap).sum()
 
 
 def causal_lm_loss(model, lm_head: torch.nn.Module, softcap: float | None, inputs: dict, static: bool = False,
-                   num_items_in_batch=None, token_chunk: int = TOKEN_CHUNK,
-                   vocab_chunk: int = VOCAB_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+                   num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, labelled token count)`` of one batch through ``model`` (any wrapper: PEFT, DDP, FSDP), whose LM
     head is ``lm_head`` with final soft-cap ``softcap`` (:func:`output_softcap` of the unwrapped model). ``inputs`` hold ``input_ids``, ``labels`` (unshifted) or
     ``shift_labels`` (already per row), and optionally ``attention_mask`` / ``position_ids``. The loss is the sum
@@ -241,7 +251,7 @@ def causal_lm_loss(model, lm_head: torch.nn.Module, softcap: float | None, input
     with LabelledHiddenStates(lm_head) as taken:
         model(**inputs, **LabelledHiddenStates.forward_kwargs(None if static else keep))
     targets = shifted.reshape(-1) if static else shifted[keep]
-    total = summed_loss(taken.hidden, lm_head.weight, targets, softcap, token_chunk, vocab_chunk)
+    total = summed_loss(taken.hidden, lm_head.weight, targets, softcap)
     count = keep.sum()
     denominator = num_items_in_batch if num_items_in_batch is not None else count.clamp(min=1)
     if torch.is_tensor(denominator):

@@ -21,6 +21,7 @@ bucketed batches.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sys
 
@@ -29,8 +30,10 @@ import torch
 PACKED_EAGER = "gemma_packed_eager"
 
 
+@functools.lru_cache(maxsize=16)
 def _row_mask(length: int, sliding_window: int | None, dtype: torch.dtype, device) -> torch.Tensor:
-    """transformers' eager causal (or sliding-window causal) mask of one row: ``[1, 1, length, length]``."""
+    """transformers' eager causal (or sliding-window causal) mask of one row: ``[1, 1, length, length]`` (cached:
+    every layer of a forward asks for the same few)."""
     from transformers.masking_utils import (
         causal_mask_function,
         eager_mask,
@@ -47,13 +50,11 @@ def packed_eager_attention(module, query, key, value, attention_mask, dropout: f
     """An ``AttentionInterface`` function: the model's own ``eager_attention_forward`` per packed row."""
     eager = sys.modules[type(module).__module__].eager_attention_forward
     bounds = list(row_bounds) if row_bounds is not None else [0, query.shape[2]]
-    outputs, masks = [], {}
+    outputs = []
     for start, end in itertools.pairwise(bounds):
-        length = end - start
-        if length not in masks:
-            masks[length] = _row_mask(length, sliding_window, query.dtype, query.device)
+        mask = _row_mask(end - start, sliding_window, query.dtype, query.device)
         out, _ = eager(module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-                       masks[length], dropout=dropout, scaling=scaling, softcap=softcap, **kwargs)
+                       mask, dropout=dropout, scaling=scaling, softcap=softcap, **kwargs)
         outputs.append(out)
     return torch.cat(outputs, dim=1), None
 

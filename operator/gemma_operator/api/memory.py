@@ -9,8 +9,8 @@ It counts what the trainer (gemma_trainer) really allocates at its peak, by part
   time is recomputed with what autograd saves for its backward (projections, the MLP's four intermediates, fp32
   copies in the RMSNorms when the compute dtype is 16-bit) plus its gradient buffers and each row's eager attention
   scores (rows are attended one by one: padding-free batches never score across rows); or, when larger, the loss
-  head's peak: two ``[LOSS_TOKEN_CHUNK, LOSS_VOCAB_CHUNK]`` fp32 blocks and the labelled hidden states with their
-  fp32 gradient. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
+  head's peak: two ``[block tokens, vocab]`` fp32 blocks (``LOSS_BLOCK_ELEMENTS`` each at most) and the
+  labelled hidden states with their fp32 gradient. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
 
 It is checked against a measurement of the real trainer on scaled-down shapes on the CPU
 (tests/trainer/test_memory_model.py) and, on a GPU, by bench/gpu.py (predicted vs measured peak).
@@ -33,9 +33,9 @@ NF4_BYTES_PER_PARAM = 0.5 + 0.0625  # 4-bit values plus block-wise quantisation 
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + two fp32 AdamW moments
 RUNTIME_OVERHEAD_BYTES = int(0.6 * GB)  # CUDA context / XLA runtime and allocator slack
 FP32_BYTES = 4
-# The loss head's block (gemma_trainer.loss_head uses these): at most 64 MB of fp32 logits per block.
-LOSS_TOKEN_CHUNK = 1024
-LOSS_VOCAB_CHUNK = 16384
+# The loss head's block, [tokens, vocab] fp32 logits (gemma_trainer.loss_head uses these): 64 MB, 256 MB on CUDA.
+LOSS_BLOCK_ELEMENTS = 1 << 24
+LOSS_BLOCK_ELEMENTS_CUDA = 1 << 26
 # What autograd keeps for one Gemma decoder layer's backward, per token, in units of the layer's widths: the
 # outputs of the norms before the projections and the residual sums (hidden), q after rotary and the attention
 # output plus k and v repeated to every head (heads x head_dim), gate, up, gelu(gate) and their product
@@ -105,6 +105,7 @@ class StepShape:
     row_tokens: int  # tokens per sequence (worst case: maxSeqLength)
     dtype_bytes: int  # frozen weights and activations
     labelled_fraction: float = 1.0  # share of positions with a target (worst case: all)
+    cuda: bool = False  # the loss head takes larger blocks on CUDA
 
 
 def layer_bytes(arch: ModelArch, shape: StepShape) -> int:
@@ -121,10 +122,11 @@ def layer_bytes(arch: ModelArch, shape: StepShape) -> int:
 
 
 def loss_head_bytes(arch: ModelArch, shape: StepShape) -> int:
-    """The chunked loss head: two fp32 ``[token chunk, vocab chunk]`` blocks, the labelled hidden states and
-    their fp32 gradient."""
+    """The chunked loss head: two fp32 ``[block tokens, vocab]`` blocks, the labelled hidden states and their
+    fp32 gradient."""
     labelled = math.ceil(shape.rows * shape.row_tokens * shape.labelled_fraction)
-    blocks = 2 * min(labelled, LOSS_TOKEN_CHUNK) * min(arch.vocab, LOSS_VOCAB_CHUNK) * FP32_BYTES
+    budget = LOSS_BLOCK_ELEMENTS_CUDA if shape.cuda else LOSS_BLOCK_ELEMENTS
+    blocks = 2 * min(labelled, max(1, budget // arch.vocab)) * arch.vocab * FP32_BYTES
     return blocks + labelled * arch.hidden * (shape.dtype_bytes + FP32_BYTES)
 
 
@@ -154,7 +156,7 @@ def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
     devices = 1
     if spec.accelerator.type == "tpu-v3":
         devices = TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
-    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes)
+    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes, cuda=profile.cuda)
     return training_memory(arch, spec.method, trainable_params(spec, arch), shape, devices,
                            profile.device_memory_bytes,
                            RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0)
