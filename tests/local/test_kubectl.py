@@ -171,6 +171,18 @@ def test_logs_of_a_pod_run_as_a_local_process(tmp_path):
         assert out.stdout.splitlines() == ["step 2 loss 1.9"]
 
 
+def test_logs_follow_a_running_pod_to_its_end(tmp_path):
+    with LocalCluster(runner=ProcessRunner(tmp_path / "pods"), service_accounts=("trainer",)) as cluster:
+        config = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        body = job("slow")
+        body["spec"]["template"]["spec"]["containers"][0]["command"] = [
+            "python3", "-u", "-c", "import time; print('first'); time.sleep(1.5); print('second')"]
+        cluster.create("Job", body)
+        wait_for(lambda: running_pods(cluster, "slow"), what="running")
+        out = kubectl(config, "logs", "-f", "job/slow")
+        assert out.stdout.splitlines() == ["first", "second"]
+
+
 def test_logs_say_clearly_when_the_runner_records_none(cluster, kubeconfig):
     cluster.create("Job", job())
     (pod,) = wait_for(lambda: running_pods(cluster, "train"), what="pod")
@@ -208,3 +220,21 @@ def test_generation_status_subresource_and_stale_writes(cluster, kubeconfig):
     before = cluster.get("GemmaFineTune", "demo")["metadata"]["resourceVersion"]
     code, body = api(cluster, "PATCH", f"{FT}/demo", {"metadata": {"labels": {"a": "b"}}})
     assert body["metadata"]["resourceVersion"] == before  # nothing changed: no write
+
+
+def test_a_missing_namespace_and_a_pod_spec_change_are_refused(cluster, kubeconfig):
+    elsewhere = manifest()
+    elsewhere["metadata"]["namespace"] = "ml"
+    out = kubectl(kubeconfig, "apply", "-f", "-", input_obj=elsewhere, check=False)
+    assert out.returncode != 0 and 'namespaces "ml" not found' in out.stderr
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj={"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": "ml"}})
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=elsewhere)
+    cluster.create("Job", job())
+    (pod,) = wait_for(lambda: running_pods(cluster, "train"), what="pod")
+    out = kubectl(kubeconfig, "patch", "pod", pod["metadata"]["name"], "--type=merge", "-p",
+                  '{"spec": {"serviceAccountName": "other"}}', check=False)
+    assert out.returncode != 0 and "pod updates may not change fields" in out.stderr
+    kubectl(kubeconfig, "patch", "pod", pod["metadata"]["name"], "--type=merge", "-p",
+            '{"metadata": {"labels": {"checked": "yes"}}}')
+    assert cluster.get("Pod", pod["metadata"]["name"])["metadata"]["labels"]["checked"] == "yes"
