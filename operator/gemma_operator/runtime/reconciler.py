@@ -145,7 +145,7 @@ class Reconciler:
         body = observed.body
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         status = decision.status
-        # 1. Create (a new attempt's objects), 2. record the Job in status, 3. patch and delete, 4. Events.
+        # 1. Create (a new attempt's objects), 2. Events, 3. record it all in status, 4. patch and delete.
         for obj in decision.create:
             created = await self.kube.create(obj)
             log.info("%s %s/%s", "created" if created is not None else "found existing", obj["kind"],
@@ -154,6 +154,10 @@ class Reconciler:
             if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
                 record["uid"] = (created.get("metadata") or {}).get("uid")
                 self.cache.created_job((namespace, name), obj["metadata"]["name"])
+        # The transition's Events before the status write: a repeat of this reconcile (after a crash or a failed
+        # write) makes the same Event names, so each is posted once and none is lost.
+        for index, event in enumerate(decision.events):
+            await self.events.post(body, event.type, event.reason, event.message, index)
         old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
         patch = status_patch(old, status)
         if patch:
@@ -161,12 +165,9 @@ class Reconciler:
             version = ((stored or {}).get("metadata") or {}).get("resourceVersion")
             if version:
                 self.written[(namespace, name)] = version
+        metrics.record(decision)  # once the status says so
         for job, job_patch in decision.patch_jobs:
             await self.kube.patch("Job", namespace, job, job_patch)
         for kind, obj_name in decision.delete:
             if await self.kube.delete(kind, namespace, obj_name):
                 log.info("deleted %s/%s", kind, obj_name)
-        # Events and metrics once the status says so: posted from here, not from a kopf handler context.
-        for event in decision.events:
-            await self.events.post(body, event.type, event.reason, event.message)
-        metrics.record(decision)
