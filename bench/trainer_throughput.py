@@ -127,7 +127,7 @@ def run_ours(model, tokenizer, features, spec, plan, out_dir: Path):
     from gemma_trainer.batches import PadCollator, lengths
     from gemma_trainer.train import _make_trainer_class, total_steps, training_arguments
 
-    steps = total_steps(spec, len(features), 1)
+    steps = total_steps(spec, len(features))
     args = training_arguments(spec, plan, out_dir, steps, has_eval=False, report_tqdm=False)
     trainer_cls = _make_trainer_class()
     trainer = trainer_cls(model=model, args=args, train_dataset=features,

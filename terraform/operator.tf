@@ -12,7 +12,7 @@ resource "kubernetes_namespace_v1" "trainer" {
     }
   }
 
-  depends_on = [google_container_node_pool.system]
+  depends_on = [module.system_pool]
 }
 
 resource "helm_release" "operator" {
@@ -29,7 +29,7 @@ resource "helm_release" "operator" {
   values = [yamlencode(local.operator_values)]
 
   depends_on = [
-    google_container_node_pool.system,
+    module.system_pool,
     kubernetes_namespace_v1.trainer,
     google_service_account_iam_member.operator_workload_identity,
     google_service_account_iam_member.trainer_workload_identity,

@@ -71,10 +71,10 @@ output "trainer_kubernetes_service_accounts" {
 output "node_pools" {
   description = "Names of the node pools that were created."
   value = compact(concat(
-    [google_container_node_pool.system.name],
-    google_container_node_pool.t4[*].name,
-    google_container_node_pool.tpu_v3_single_host[*].name,
-    google_container_node_pool.tpu_v3_slice[*].name,
+    [module.system_pool.name],
+    module.t4_pool[*].name,
+    module.tpu_v3_single_host_pool[*].name,
+    module.tpu_v3_slice_pool[*].name,
   ))
 }
 

@@ -366,14 +366,36 @@ variable "tpu_v3_slice_topology" {
   }
 }
 
-variable "tpu_zone" {
+variable "tpu_v3_single_host_zone" {
   type        = string
-  description = "Zone of the TPU v3 pools (v3 is offered in few zones, e.g. us-central1-a, us-central1-b, europe-west4-a). Must lie in var.region."
-  default     = "us-central1-b"
+  description = "Zone of the single-host TPU v3 pool: one that offers v3-8 (us-central1-a, us-central1-b, europe-west4-a: the Cloud TPU zone table, kept equal to TPU_V3_ZONES in operator/gemma_operator/api/facts.py by tests/test_terraform.py). Must lie in var.region."
+  default     = "europe-west4-a"
 
   validation {
-    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", var.tpu_zone))
-    error_message = "tpu_zone must be a zone name such as us-central1-b."
+    condition     = contains(["us-central1-a", "us-central1-b", "europe-west4-a"], var.tpu_v3_single_host_zone)
+    error_message = "tpu_v3_single_host_zone must be a zone that offers TPU v3-8: us-central1-a, us-central1-b or europe-west4-a."
+  }
+}
+
+variable "tpu_v3_slice_zone" {
+  type        = string
+  description = "Zone of the multi-host TPU v3 slice pool. v3-32 and larger slices exist only in europe-west4-a, so the cluster's region must be europe-west4 to enable the slice pool."
+  default     = "europe-west4-a"
+
+  validation {
+    condition     = contains(["europe-west4-a"], var.tpu_v3_slice_zone)
+    error_message = "tpu_v3_slice_zone must be europe-west4-a: v3-32 and larger TPU v3 slices are offered in no other zone."
+  }
+}
+
+variable "tpu_disk_size_gb" {
+  type        = number
+  description = "Boot disk size of TPU v3 nodes in GB: the trainer image, the model download (gemma-2-27b is about 55 GB in bf16) and the merged copy of it when output.mergeAdapter is set."
+  default     = 200
+
+  validation {
+    condition     = var.tpu_disk_size_gb >= 150 && var.tpu_disk_size_gb <= 65536
+    error_message = "tpu_disk_size_gb must be from 150 (gemma-2-27b download + merged copy + image) to 65536."
   }
 }
 
@@ -497,7 +519,7 @@ variable "image_tag" {
 variable "trainer_namespaces" {
   type        = list(string)
   description = "Namespaces where GemmaFineTunes run: the operator watches them, the chart creates the trainer ServiceAccount in each, and each is bound to the trainer Google service account."
-  default     = ["gemmaft"]
+  default     = ["ml"]
 
   validation {
     condition     = length(var.trainer_namespaces) > 0 && alltrue([for n in var.trainer_namespaces : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", n))])
@@ -546,8 +568,8 @@ variable "operator_ksa_name" {
 
 variable "install_operator" {
   type        = bool
-  description = "Install the operator's Helm chart (../charts/gemma-finetune-operator) into the cluster. false: create only the cloud resources."
-  default     = true
+  description = "Install the operator's Helm chart (../charts/gemma-finetune-operator) into the cluster. Leave false for the first apply (the images do not exist yet); set true after pushing them (docs/install.md)."
+  default     = false
 }
 
 variable "operator_release_name" {

@@ -57,7 +57,7 @@ def _load(path: Path) -> dict[str, Any]:
 def tf() -> dict[str, Any]:
     """Every .tf file of terraform/ merged: variables, outputs, locals, resources by (type, name), terraform blocks."""
     merged: dict[str, Any] = {"variable": {}, "output": {}, "locals": {}, "resource": {}, "data": {},
-                              "terraform": [], "files": {}}
+                              "module": {}, "terraform": [], "files": {}}
     for path in sorted(TF.glob("*.tf")):
         doc = _load(path)
         merged["files"][path.name] = path.read_text()
@@ -67,6 +67,10 @@ def tf() -> dict[str, Any]:
             merged["output"].update(block)
         for block in doc.get("locals", []):
             merged["locals"].update(block)
+        for block in doc.get("module", []):
+            for name, body in block.items():
+                assert name not in merged["module"], f"module {name} declared twice"
+                merged["module"][name] = body
         for kind in ("resource", "data"):
             for block in doc.get(kind, []):
                 for rtype, by_name in block.items():
@@ -183,69 +187,149 @@ def test_cluster_is_standard_with_workload_identity_and_private_nodes(tf):
 
 # --- node pools ----------------------------------------------------------------------------------------------------
 
-POOLS = ("system", "t4", "tpu_v3_single_host", "tpu_v3_slice")
+NODE_POOL_MODULE = TF / "modules" / "node-pool"
+POOLS = ("system_pool", "t4_pool", "tpu_v3_single_host_pool", "tpu_v3_slice_pool")
 
 
-def test_every_pool_is_hardened_and_uses_the_cluster(tf):
-    pools = {name for (rtype, name) in tf["resource"] if rtype == "google_container_node_pool"}
-    assert pools == set(POOLS)
+@pytest.fixture(scope="module")
+def pool_module() -> dict[str, Any]:
+    """The node-pool module: its one google_container_node_pool and its variables."""
+    merged: dict[str, Any] = {"resource": {}, "variable": {}}
+    for path in sorted(NODE_POOL_MODULE.glob("*.tf")):
+        doc = _load(path)
+        for block in doc.get("resource", []):
+            for rtype, by_name in block.items():
+                merged["resource"].update({(rtype, n): b for n, b in by_name.items()})
+        for block in doc.get("variable", []):
+            merged["variable"].update(block)
+    return merged
+
+
+def _pool(tf: dict, name: str) -> dict:
+    assert name in tf["module"], f"missing module {name}"
+    call = tf["module"][name]
+    assert call["source"] == "./modules/node-pool", name
+    return call
+
+
+def test_one_node_pool_module_no_copies(tf, pool_module):
+    """Every pool is the local module, instantiated per pool kind; nothing declares a node pool by hand."""
+    assert not [k for k in tf["resource"] if k[0] == "google_container_node_pool"]
+    assert {n for n, c in tf["module"].items() if c["source"] == "./modules/node-pool"} == set(POOLS)
+    assert list(pool_module["resource"]) == [("google_container_node_pool", "this")]
     for name in POOLS:
-        p = _res(tf, "google_container_node_pool", name)
-        assert p["cluster"] == "${google_container_cluster.this.name}"
-        nc = _one(p, "node_config")
-        assert _one(nc, "workload_metadata_config")["mode"] == "GKE_METADATA", name
-        shielded = _one(nc, "shielded_instance_config")
-        assert shielded["enable_secure_boot"] is True and shielded["enable_integrity_monitoring"] is True, name
-        assert nc["service_account"] == "${google_service_account.nodes.email}", name
-        assert _resolve(tf, nc["image_type"]) == "COS_CONTAINERD", name
-        mgmt = _one(p, "management")
-        assert mgmt["auto_repair"] is True and mgmt["auto_upgrade"] is True, name
+        call = _pool(tf, name)
+        assert call["cluster"] == "${google_container_cluster.this.name}"
+        assert call["service_account"] == "${google_service_account.nodes.email}", name
+        assert _resolve(tf, call["image_type"]) == "COS_CONTAINERD", name
+        assert call["region"] == "${var.region}"
+        missing = {v for v, body in pool_module["variable"].items() if "default" not in body} - set(call)
+        assert missing == set(), f"{name} misses module inputs {missing}"
+
+
+def test_the_module_hardens_every_pool(pool_module):
+    p = pool_module["resource"][("google_container_node_pool", "this")]
+    nc = _one(p, "node_config")
+    assert _one(nc, "workload_metadata_config")["mode"] == "GKE_METADATA"
+    shielded = _one(nc, "shielded_instance_config")
+    assert shielded["enable_secure_boot"] is True and shielded["enable_integrity_monitoring"] is True
+    mgmt = _one(p, "management")
+    assert mgmt["auto_repair"] is True and mgmt["auto_upgrade"] is True
+    [taint] = [d["taint"] for d in nc["dynamic"] if "taint" in d]
+    assert _one(taint, "content") == {"key": "${taint.value}", "value": "present", "effect": "NO_SCHEDULE"}
+    [placement] = [d["placement_policy"] for d in p["dynamic"] if "placement_policy" in d]
+    assert _one(placement, "content") == {"type": "COMPACT", "tpu_topology": "${placement_policy.value}"}
+    [gpu] = [d["guest_accelerator"] for d in nc["dynamic"] if "guest_accelerator" in d]
+    driver = _one(_one(gpu, "content"), "gpu_driver_installation_config")
+    assert driver["gpu_driver_version"] == "${guest_accelerator.value.driver_version}"
+    # Every zone of a pool must lie in the cluster's region (a precondition: the plan fails with the reason).
+    rules = " ".join(r["condition"] for r in _one(p, "lifecycle")["precondition"])
+    assert "var.node_locations" in rules and "var.region" in rules
 
 
 def test_t4_pool(tf):
-    p = _res(tf, "google_container_node_pool", "t4")
+    p = _pool(tf, "t4_pool")
     assert p["count"] == "${var.enable_t4_pool ? 1 : 0}"
-    nc = _one(p, "node_config")
-    assert nc["machine_type"] == "${var.t4_machine_type}"
+    assert p["machine_type"] == "${var.t4_machine_type}"
     machine_rule = tf["variable"]["t4_machine_type"]["validation"][0]["condition"]
     assert "^n1-" in machine_rule
-    acc = _one(nc, "guest_accelerator")
+    acc = p["gpu"]
     assert acc["type"] == "nvidia-tesla-t4" and acc["type"] in facts.ACCELERATORS
     assert acc["count"] == "${var.t4_gpus_per_node}"
     assert sorted(_allowed(tf, "t4_gpus_per_node")) == sorted(facts.T4_COUNTS)
-    assert _one(acc, "gpu_driver_installation_config")["gpu_driver_version"] == "${var.t4_gpu_driver_version}"
+    assert acc["driver_version"] == "${var.t4_gpu_driver_version}"
     assert sorted(_allowed(tf, "t4_gpu_driver_version")) == ["DEFAULT", "LATEST"]
-    scaling = _one(p, "autoscaling")
-    assert scaling["min_node_count"] == 0 and scaling["max_node_count"] == "${var.t4_max_nodes}"
-    assert nc["spot"] == "${var.t4_spot}"
-    assert nc["taint"] == [{"key": facts.ACCELERATORS["nvidia-tesla-t4"].taint_key, "value": "present",
-                            "effect": "NO_SCHEDULE"}]
+    assert p["autoscaling"] == {"min_nodes": 0, "max_nodes": "${var.t4_max_nodes}"}
+    assert p["spot"] == "${var.t4_spot}"
+    assert p["taint_key"] == facts.ACCELERATORS["nvidia-tesla-t4"].taint_key
+    check = _res(tf, "terraform_data", "t4_machine_fits_gpus")
+    assert "t4_gpus_per_node < 4" in _one(check, "lifecycle")["precondition"][0]["condition"]
 
 
 def test_tpu_v3_single_host_pool(tf):
-    p = _res(tf, "google_container_node_pool", "tpu_v3_single_host")
+    p = _pool(tf, "tpu_v3_single_host_pool")
     assert p["count"] == "${var.enable_tpu_v3_single_host ? 1 : 0}"
-    nc = _one(p, "node_config")
-    assert _resolve(tf, nc["machine_type"]) == "ct3-hightpu-4t"
-    assert "placement_policy" not in p, "a single-host v3-8 needs no slice placement"
-    assert _one(p, "autoscaling")["min_node_count"] == 0
-    assert nc["spot"] == "${var.tpu_spot}"
-    assert nc["taint"] == [{"key": facts.ACCELERATORS["tpu-v3"].taint_key, "value": "present",
-                            "effect": "NO_SCHEDULE"}]
-    assert p["node_locations"] == ["${var.tpu_zone}"]
+    assert _resolve(tf, p["machine_type"]) == "ct3-hightpu-4t"
+    assert "tpu_topology" not in p, "a single-host v3-8 needs no slice placement"
+    assert p["autoscaling"]["min_nodes"] == 0
+    assert p["spot"] == "${var.tpu_spot}"
+    assert p["taint_key"] == facts.ACCELERATORS["tpu-v3"].taint_key
+    assert p["node_locations"] == ["${var.tpu_v3_single_host_zone}"]
 
 
 def test_tpu_v3_slice_pool_is_compact_with_one_node_per_host(tf):
-    p = _res(tf, "google_container_node_pool", "tpu_v3_slice")
+    p = _pool(tf, "tpu_v3_slice_pool")
     assert p["count"] == "${var.enable_tpu_v3_slice ? 1 : 0}"
-    nc = _one(p, "node_config")
-    assert _resolve(tf, nc["machine_type"]) == "ct3p-hightpu-4t"
-    assert _one(p, "placement_policy") == {"type": "COMPACT", "tpu_topology": "${var.tpu_v3_slice_topology}"}
+    assert _resolve(tf, p["machine_type"]) == "ct3p-hightpu-4t"
+    assert p["tpu_topology"] == "${var.tpu_v3_slice_topology}"
     assert p["node_count"] == "${local.tpu_v3_slice_hosts}"
     assert "autoscaling" not in p, "a slice is usable only whole: fixed node_count"
-    assert p["node_locations"] == ["${var.tpu_zone}"], "a slice lives in one zone"
-    assert nc["spot"] == "${var.tpu_spot}"
-    assert nc["taint"][0]["key"] == facts.ACCELERATORS["tpu-v3"].taint_key
+    assert p["node_locations"] == ["${var.tpu_v3_slice_zone}"], "a slice lives in one zone"
+    assert p["spot"] == "${var.tpu_spot}"
+    assert p["taint_key"] == facts.ACCELERATORS["tpu-v3"].taint_key
+
+
+def test_each_tpu_pool_has_its_own_zone_from_the_v3_zone_table(tf):
+    """v3-32+ slices exist only in europe-west4-a: one zone for both pools (defaulting to us-central1-b) made the
+    slice pool impossible to create."""
+    assert "tpu_zone" not in tf["variable"]
+    assert sorted(_allowed(tf, "tpu_v3_single_host_zone")) == sorted(facts.TPU_V3_ZONES["single_host"])
+    assert _allowed(tf, "tpu_v3_slice_zone") == list(facts.TPU_V3_ZONES["slice"]) == ["europe-west4-a"]
+    for name in ("tpu_v3_single_host_zone", "tpu_v3_slice_zone"):
+        assert tf["variable"][name]["default"] in _allowed(tf, name)
+    example = _load(EXAMPLE_TFVARS)
+    assert example["tpu_v3_slice_zone"].startswith(example["region"] + "-")
+    assert example["tpu_v3_single_host_zone"].startswith(example["region"] + "-")
+
+
+def test_boot_disks_hold_the_largest_model_twice(tf):
+    """A 27B download alone is about 54 GB (bf16); merged output writes another copy; the image adds ~10 GB.
+    GKE's default boot disk is 100 GB."""
+    largest_gb = max(arch.params for arch in facts.MODELS.values()) * 2 / 1e9
+    needed = 2 * largest_gb + 10
+    tpu_disk = tf["variable"]["tpu_disk_size_gb"]
+    assert tpu_disk["default"] >= needed
+    assert re.search(r"var\.tpu_disk_size_gb >= (\d+)", tpu_disk["validation"][0]["condition"])
+    minimum = int(re.search(r"var\.tpu_disk_size_gb >= (\d+)", tpu_disk["validation"][0]["condition"]).group(1))
+    assert minimum >= needed
+    for name in ("tpu_v3_single_host_pool", "tpu_v3_slice_pool"):
+        assert _pool(tf, name)["disk_size_gb"] == "${var.tpu_disk_size_gb}"
+    assert _pool(tf, "t4_pool")["disk_size_gb"] == "${var.t4_disk_size_gb}"
+    # T4 trains up to 9B (QLoRA): its download and merged copy plus a CUDA image.
+    t4_gb = facts.MODELS["gemma-2-9b"].params * 2 / 1e9
+    assert tf["variable"]["t4_disk_size_gb"]["default"] >= 2 * t4_gb + 15
+
+
+def test_first_apply_installs_no_chart_and_namespaces_match_the_examples(tf):
+    """The images do not exist before the first apply: installing the chart then fails. Workload Identity must
+    bind the namespace the guide and the examples use."""
+    assert tf["variable"]["install_operator"]["default"] is False
+    assert _load(EXAMPLE_TFVARS)["install_operator"] is False
+    namespaces = set(tf["variable"]["trainer_namespaces"]["default"])
+    gke_examples = [yaml.safe_load(p.read_text()) for p in (REPO / "examples").glob("*.yaml")]
+    example_namespaces = {d["metadata"]["namespace"] for d in gke_examples if d["spec"]["accelerator"]["type"] != "cpu"}
+    assert namespaces == example_namespaces == {"ml"}
+    assert _load(EXAMPLE_TFVARS)["trainer_namespaces"] == ["ml"]
 
 
 def test_tpu_topologies_and_hosts_match_the_api_facts(tf):

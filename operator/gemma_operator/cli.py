@@ -15,10 +15,12 @@ EXIT_INVALID = 2
 
 
 def _load_documents(path: str) -> list[Any]:
-    import yaml
+    """YAML documents of FILE (``-``: stdin) read as kubectl reads them (YAML 1.2 numbers)."""
+    from gemma_operator.api.yamlio import load_documents
 
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    return [d for d in yaml.safe_load_all(text) if d is not None]
+    if path == "-":
+        return load_documents(sys.stdin.read(), "<stdin>")
+    return load_documents(Path(path).read_text(), path)
 
 
 def _print_problems(source: str, problems) -> None:
@@ -29,14 +31,16 @@ def _print_problems(source: str, problems) -> None:
 
 def _load_finetunes(path: str):
     """Every GemmaFineTune in FILE, or None after printing field-level problems."""
-    import yaml
-
     from gemma_operator.api import SpecError, parse_finetune
+    from gemma_operator.api.yamlio import YamlError
 
     try:
         docs = _load_documents(path)
-    except (OSError, yaml.YAMLError) as err:
-        print(f"{path}: cannot read: {err}", file=sys.stderr)
+    except YamlError as err:
+        print(err, file=sys.stderr)
+        return None
+    except OSError as err:
+        print(f"{path}: cannot read: {err.strerror or err}", file=sys.stderr)
         return None
     if not docs:
         print(f"{path}: no YAML documents found", file=sys.stderr)
@@ -82,11 +86,54 @@ def cmd_render(args: argparse.Namespace) -> int:
     finetunes = _load_finetunes(args.file)
     if finetunes is None:
         return EXIT_INVALID
+    settings = OperatorSettings.from_env()
     objects = []
     for ft in finetunes:
         namespace = args.namespace or ft.metadata.namespace or "default"
-        objects.extend(render_run(ft, OperatorSettings.from_env().render_settings(), namespace=namespace))
+        objects.extend(render_run(ft, settings.render_settings(), namespace=namespace))
+        for line in _defaults_used(ft.spec, settings):
+            print(f"# {ft.metadata.name}: {line}", file=sys.stderr)
     sys.stdout.write(yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, width=120))
+    return 0
+
+
+# The operator setting (environment variable, see settings.py) that picks each accelerator's default image.
+_IMAGE_VARS = {"nvidia-tesla-t4": "GEMMAFT_IMAGE_GPU", "tpu-v3": "GEMMAFT_IMAGE_TPU", "cpu": "GEMMAFT_IMAGE_CPU"}
+
+
+def _defaults_used(spec, settings) -> list[str]:
+    """Which rendered settings came from operator defaults rather than the spec (printed by ``gemmaft render``)."""
+    import os
+
+    lines = []
+    if spec.pod.image is None:
+        var = _IMAGE_VARS[spec.accelerator.type]
+        image = settings.render_settings().image_for(spec.accelerator.type)
+        source = f"{var}={image}" if os.environ.get(var) else f"{var} is unset: built-in default"
+        note = "" if "/" in image.split(":")[0] else " (no registry: set it to your Artifact Registry image)"
+        lines.append(f"image {image} from operator defaults ({source}){note}")
+    if spec.pod.service_account_name is None:
+        lines.append(f"serviceAccountName {settings.trainer_service_account} from operator defaults "
+                     "(GEMMAFT_TRAINER_SERVICE_ACCOUNT)")
+    return lines
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from gemma_operator.api.plan import PlanError, plan_run
+
+    finetunes = _load_finetunes(args.file)
+    if finetunes is None:
+        return EXIT_INVALID
+    out = []
+    for ft in finetunes:
+        try:
+            out.append({"name": ft.metadata.name, **plan_run(ft.spec, args.examples)})
+        except PlanError as err:
+            print(f"{args.file}: {ft.metadata.name}: {err}", file=sys.stderr)
+            return EXIT_INVALID
+    print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
     return 0
 
 
@@ -128,6 +175,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gemmaft", description="Gemma fine-tunes on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
     p.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else default)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("plan", help="the run as it will be (hosts, batches, steps, memory, checkpoint) as JSON")
+    p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
+    p.add_argument("--examples", type=_positive_int, help="rows in the training data (for steps per epoch)")
+    p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="run the trainer on a GemmaFineTune manifest or a mounted run config")
     p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")

@@ -6,9 +6,9 @@ import pytest
 from gemma_operator.api import parse_finetune
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
 from gemma_operator.api.memory import estimate, lora_params
+from gemma_operator.local import crd_schema
 
 from tests.conftest import manifest
-from tests.support import crd_schema
 
 
 @pytest.mark.parametrize("model", ["gemma-3-270m", "gemma-3-270m-it", "gemma-3-1b", "gemma-3-1b-it"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 from gemma_operator.local.cluster import LocalCluster
+from gemma_operator.render.settings import RenderSettings
 
 from .harness import Operator
 
 
 @pytest.fixture
 def cluster():
-    with LocalCluster() as local:
+    # The trainer's ServiceAccount exists, as the chart creates it; pods naming another one are refused.
+    with LocalCluster(service_accounts=(RenderSettings.service_account,)) as local:
         yield local
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 from gemma_operator.api import parse_finetune, run_id
+from gemma_operator.local.crd_schema import with_defaults
 
 from tests.conftest import manifest
 
@@ -31,7 +32,8 @@ def test_training_edit_starts_a_new_run_and_stops_the_old_one(cluster, kubeconfi
     assert runs[1]["phase"] == "Suspended" and runs[1]["reason"] == "Superseded"
     assert [j["metadata"]["labels"]["gemmaft.dev/run-id"] for j in cluster.list("Job")] == [new_rid]
     wait_for(lambda: "NewRun" in {e["reason"] for e in cluster.events_for("demo")}, what="NewRun event")
-    assert cluster.get("GemmaFineTune", "demo")["spec"] == obj["spec"]  # the operator never writes spec
+    # The operator never writes spec: what is stored is what was applied, plus the CRD's defaults.
+    assert cluster.get("GemmaFineTune", "demo")["spec"] == with_defaults(obj)["spec"]
 
 
 def test_label_and_run_policy_edits_restart_nothing(cluster, kubeconfig, operator):

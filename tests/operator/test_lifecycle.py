@@ -9,7 +9,7 @@ from gemma_operator.api import parse_finetune, run_id
 
 from tests.conftest import manifest
 
-from .harness import apply, wait_for, write_progress
+from .harness import apply, kubectl, wait_for, write_progress
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +76,16 @@ def test_apply_runs_to_success_with_progress_outputs_conditions_and_events(clust
 
 def test_invalid_spec_and_disallowed_image_are_refused_with_nothing_created(cluster, kubeconfig, operator_factory):
     operator_factory(GEMMAFT_ALLOWED_IMAGE_PREFIXES="registry.example/gemmaft/").start()
-    bad = manifest(training={"learningRate": -1, "batchSize": 2})
+    # The CRD schema (the API server) refuses what it can check; the operator what only the model knows.
+    schema_bad = manifest(training={"learningRate": -1, "batchSize": 2})
+    refused = kubectl(kubeconfig, "apply", "-f", "-", input_obj=schema_bad, check=False)
+    assert refused.returncode != 0 and "spec.training.learningRate: Invalid value: -1" in refused.stderr
+    bad = manifest(model="gemma-2-9b", method="lora")  # schema-valid; does not fit a T4
     apply(kubeconfig, bad)
     status = wait_for(phase_is(cluster, "Failed"), what="InvalidSpec")
     ready = conditions(status)["Ready"]
     assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
-    assert "spec.training.learningRate" in ready["message"]
+    assert "spec.method" in ready["message"] and "does not fit" in ready["message"]
 
     image = manifest(pod={"image": "docker.io/evil/trainer:1"})
     image["metadata"]["name"] = "other"

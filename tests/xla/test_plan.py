@@ -34,7 +34,7 @@ def test_pad_length():
 
 
 def test_plan_for_tpu():
-    s = spec(maxSeqLength=2048, batchSize=8)
+    s = spec(maxSeqLength=2048, batchSize=1)
     assert xla.is_tpu_run(s)
     plan = xla.plan_for(s)
     assert (plan.device, plan.precision, plan.model_dtype, plan.nproc) == ("xla", "bf16", "bfloat16", 1)

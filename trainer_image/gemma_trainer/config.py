@@ -36,16 +36,16 @@ class ConfigError(Exception):
 
 
 def _read_document(path: str) -> Any:
-    import yaml
+    from gemma_operator.api.yamlio import YamlError, load_documents
 
     try:
         text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(path, [f"cannot read: {err.strerror or err}"]) from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        raise ConfigError(path, [f"not valid YAML/JSON: {str(err).splitlines()[0]}"]) from None
+        docs = load_documents(text, path)  # YAML 1.2 numbers, as kubectl reads the manifest
+    except YamlError as err:
+        raise ConfigError(path, [str(err).removeprefix(f"{path}: ").replace("\n", " ")]) from None
     if len(docs) != 1:
         raise ConfigError(path, [f"expected exactly one YAML document, found {len(docs)}"])
     if not isinstance(docs[0], dict):

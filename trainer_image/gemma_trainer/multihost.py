@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 WORKER_ID_VAR = "TPU_WORKER_ID"
@@ -141,3 +141,47 @@ def expected_hosts(spec) -> int:
 def all_ranks(hostnames: list[str] | tuple[str, ...], port: int = DEFAULT_COORDINATOR_PORT) -> list[HostInfo]:
     """The HostInfo of every worker of a slice with these hosts (what each pod of the Indexed Job sees)."""
     return [HostInfo(i, len(hostnames), tuple(hostnames), port) for i in range(len(hostnames))]
+
+
+# ---------------------------------------------------------------- each host's rows of every global batch
+
+
+def host_shard(order: Sequence[int], global_batch: int, per_host: int, host: int) -> list[int]:
+    """The rows host ``host`` reads: its ``per_host`` rows of every whole global batch of ``order``.
+
+    Global batch ``g`` is ``order[g * global_batch:(g + 1) * global_batch]``; host ``h`` takes the slice
+    ``[h * per_host, (h + 1) * per_host)`` of it, so the hosts' rows of one micro-step are disjoint and together
+    are the global batch (what SPMD's ``minibatch`` input sharding assembles). A short last batch is dropped.
+    """
+    if per_host < 1 or global_batch % per_host:
+        raise ValueError(f"host_shard: per-host batch {per_host} does not divide the global batch {global_batch}")
+    hosts = global_batch // per_host
+    if not 0 <= host < hosts:
+        raise ValueError(f"host_shard: host {host} is outside 0..{hosts - 1}")
+    rows: list[int] = []
+    for start in range(0, len(order) - global_batch + 1, global_batch):
+        first = start + host * per_host
+        rows.extend(order[first:first + per_host])
+    return rows
+
+
+class HostShardSampler:
+    """A sampler that yields this host's rows (:func:`host_shard`) of the order another sampler gives.
+
+    Every host builds the same ``base`` order (it depends only on the seed and the epoch), so the shards of one
+    epoch never overlap. ``set_epoch`` is passed on, so resumed runs see the same batches.
+    """
+
+    def __init__(self, base, global_batch: int, per_host: int, host: int):
+        self.base, self.global_batch, self.per_host, self.host = base, global_batch, per_host, host
+        host_shard([], global_batch, per_host, host)  # validates the arguments once
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def __iter__(self):
+        return iter(host_shard(list(self.base), self.global_batch, self.per_host, self.host))
+
+    def __len__(self) -> int:
+        return (len(self.base) // self.global_batch) * self.per_host

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gemma_operator.api.facts import MODELS
+from gemma_operator.api.plan import batch_plan
 from gemma_operator.api.run import (
     ADAPTER_DIR,
     EXIT_OK,
@@ -52,13 +52,17 @@ def work_dir(run_id: str) -> Path:
     return Path(base) / run_id
 
 
-def total_steps(spec, n_examples: int, world_size: int) -> int:
-    """Optimizer steps of the run: maxSteps, else ceil(epochs x steps per epoch)."""
-    t = spec.training
-    if t.max_steps:
-        return t.max_steps
-    per_step = t.batch_size * t.gradient_accumulation_steps * max(world_size, 1)
-    return max(1, math.ceil(t.epochs * math.ceil(n_examples / per_step)))
+def total_steps(spec, n_examples: int) -> int:
+    """Optimizer steps of the run (maxSteps, else ceil(epochs x steps per epoch)), from the one batch plan
+    (``gemma_operator.api.plan``) that ``gemmaft plan`` prints: right for any number of hosts."""
+    from gemma_operator.api.plan import PlanError, batch_plan
+
+    from .data import DataError
+
+    try:
+        return batch_plan(spec).total_steps(n_examples, spec.training.epochs, spec.training.max_steps)
+    except PlanError as err:
+        raise DataError(str(err)) from None
 
 
 def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps: int, has_eval: bool,
@@ -67,13 +71,14 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
     from transformers import TrainingArguments
 
     t, out = spec.training, spec.output
+    per_loader = batch_plan(spec).per_process_batch_size  # the host's rows per micro-step under SPMD
     kwargs = dict(  # noqa: C408 - TrainingArguments names
         output_dir=str(output_dir),
         max_steps=max_steps,
         num_train_epochs=t.epochs,
         learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
+        per_device_train_batch_size=per_loader,
+        per_device_eval_batch_size=per_loader,
         gradient_accumulation_steps=t.gradient_accumulation_steps,
         warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         lr_scheduler_type=t.lr_scheduler,
@@ -141,7 +146,9 @@ def _make_trainer_class():
         def _get_train_sampler(self, train_dataset=None):
             if self._train_lengths is None:
                 return super()._get_train_sampler(train_dataset)
-            group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            # Multi-host SPMD groups the slice's global order (xla.trainer_class sets length_group_size).
+            group = getattr(self, "length_group_size", None) \
+                or self.args.train_batch_size * self.args.gradient_accumulation_steps
             return SeededLengthGroupedSampler(group, self._train_lengths, self.args.seed)
 
     return GemmaTrainer
@@ -232,7 +239,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             progress.fields["last_checkpoint"] = manager.uri_of(newest)
             log.info("resuming from committed checkpoint %s", manager.uri_of(newest))
 
-        steps = total_steps(spec, len(train_features), rank.world_size)
+        steps = total_steps(spec, len(train_features))
+        log.info("batch: %s; %d optimizer steps over %d rows", batch_plan(spec).describe(), steps,
+                 len(train_features))
         args = training_arguments(spec, plan, staging, steps, eval_features is not None)
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
         callbacks = [preemption, commit, ProgressCallback(progress, rank.is_writer)]
@@ -254,6 +263,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             log.warning("stopped after committing step %s: exit %d", commit.last_committed_step, EXIT_PREEMPTED)
             return EXIT_PREEMPTED
 
+        if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
+            from .xla_hosts import replicate_trainable_in_place
+
+            replicate_trainable_in_place(model)
         if rank.is_writer:
             _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch,
                     save_result, save_merged)

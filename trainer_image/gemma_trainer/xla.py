@@ -1,30 +1,20 @@
-"""The TPU (torch-xla) path of the trainer: SPMD mesh, FSDP-style sharding, fixed pad buckets, single writer.
+"""The TPU (torch-xla) path of the trainer: SPMD mesh, FSDPv2-style sharding, fixed pad buckets, host shards.
 
-Importable everywhere (torch and torch_xla are imported lazily inside the functions that need them), so
-``config.accelerator_plan`` can call :func:`plan_for` in any image; everything else needs torch-xla 2.9.
+Importable everywhere (torch and torch_xla are imported lazily), so ``config.accelerator_plan`` can call
+:func:`plan_for` in any image. How a tpu-v3 run trains (one process per host; SPMD shows it the whole slice):
 
-How a tpu-v3 run trains (one process per host, SPMD: the process sees every device of the slice as one):
+1. :func:`plan_for`: bf16, fixed ``pad_buckets`` (static shapes), TrainingArguments extras.
+2. :func:`prepare_model`: a 1-D ``("fsdp",)`` mesh over every device of the slice; frozen base weights sharded
+   along it (:func:`shard_model_fsdp_v2`), decoder outputs and logits sharded along the batch
+   (:func:`shard_activations`, as transformers' ``xla_fsdp_v2`` does); LoRA weights stay replicated.
+3. :func:`trainer_class`: each host reads its own rows of every global batch (``api/plan.py`` defines the
+   batch: ``training.batchSize`` per TensorCore), checkpoints are adapter-only, gathered by every host and
+   written by global process 0 (``xla_hosts``: gloo host barrier, saves that cannot hang).
 
-1. :func:`plan_for` (called by ``config.accelerator_plan``): bf16, fixed ``pad_buckets`` (static shapes, a
-   handful of compiled graphs), and TrainingArguments extras (:func:`training_args_overrides`).
-2. :func:`prepare_model` after ``apply_method``: ``xr.use_spmd()``, a 1-D ``("fsdp",)`` mesh over all global
-   devices, model moved to the XLA device, and every frozen base weight sharded along ``fsdp``
-   (:func:`shard_model_fsdp_v2`). LoRA weights and their optimizer state stay replicated (they are tiny), so
-   every host holds the whole adapter + optimizer state: global process 0 alone writes a complete checkpoint
-   and every host can resume from it.
-3. :func:`trainer_class` (mixin on the project's Trainer): shards each input batch along ``fsdp`` (data
-   parallel; ``per_device_train_batch_size`` is the batch of the whole host under SPMD, the global batch on a
-   single-host slice), saves adapter-only checkpoints from process 0.
-
-Why not HF Trainer's own ``fsdp_config={"xla": True, "xla_fsdp_v2": True}`` route: in transformers 5.23 it
-never creates the optimizer (``_prepare_for_training`` delays optimizer creation for FSDP-XLA, then skips
-it: ``'NoneType' object has no attribute 'param_groups'``), its checkpoints hold the whole model
-(``pytorch_model.bin`` with the frozen base weights: about 18 GB for gemma-2-9b), and it shards the LoRA
-weights and optimizer state too, which a single writer on a multi-host slice cannot fetch without a gather.
-Explicit ``xs.mark_sharding`` of the frozen weights gives the same FSDPv2 layout for the weights that
-matter (GSPMD inserts the all-gathers) and keeps checkpoints adapter-only. :func:`hf_fsdp_v2_overrides`
-still returns that recipe, and :func:`trainer_class` carries the optimizer fix, for methods that train the
-whole model.
+Why not HF Trainer's own ``fsdp_config={"xla": True, "xla_fsdp_v2": True}``: in transformers 5.23 it never
+creates the optimizer, its checkpoints hold the whole model, and it shards the LoRA weights too.
+:func:`hf_fsdp_v2_overrides` keeps that recipe (and :func:`trainer_class` the optimizer fix) for methods that
+train every weight.
 """
 
 from __future__ import annotations
@@ -206,6 +196,46 @@ def shard_model_fsdp_v2(model, mesh=None, shard_trainable: bool | None = None) -
     return specs
 
 
+def _batch_sharded(tensor, mesh, axis: str) -> bool:
+    """Mark a [batch, ...] activation sharded along ``axis`` on its batch dimension (when it divides)."""
+    import torch
+    import torch_xla.distributed.spmd as xs
+
+    n = mesh.shape()[axis]
+    if not isinstance(tensor, torch.Tensor) or tensor.device.type != "xla" or tensor.dim() < 2 \
+            or tensor.shape[0] % n:
+        return False
+    xs.mark_sharding(tensor, mesh, (axis,) + (None,) * (tensor.dim() - 1))
+    return True
+
+
+def _first_output(output):
+    """The activation of a module's output as transformers' FSDPv2 ``shard_output`` picks it: the tensor, the
+    first element of a tuple, or ``logits`` of a model output (None when the model returned no logits)."""
+    if isinstance(output, tuple):
+        return output[0] if output else None
+    return getattr(output, "logits", output)
+
+
+def shard_activations(model, mesh=None) -> int:
+    """Shard each decoder layer's output and the model's logits along the batch (FSDPv2, as transformers' own
+    ``xla_fsdp_v2`` path does with ``shard_output``), so GSPMD never replicates the [batch, seq, 256k] logits on
+    every core. Returns the modules hooked."""
+    import torch_xla.distributed.spmd as xs
+
+    mesh = mesh or xs.get_global_mesh()
+    axis = FSDP_AXIS if FSDP_AXIS in mesh.axis_names else mesh.axis_names[-1]
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    def hook(_module, _inputs, output):
+        _batch_sharded(_first_output(output), mesh, axis)
+
+    hooked = [m for m in base.modules() if type(m).__name__.endswith("DecoderLayer")] + [base]
+    for module in hooked:
+        module.register_forward_hook(hook)
+    return len(hooked)
+
+
 def sharding_spec(tensor) -> str:
     """The XLA sharding of a tensor as text ('' when replicated / unsharded), e.g. ``{devices=[4,1]0,1,2,3}``."""
     import torch_xla
@@ -229,8 +259,9 @@ def enable_xla_activation_checkpointing(model) -> int:
 
 
 def prepare_model(model, spec=None, activation_checkpointing: bool = True):
-    """SPMD on, global ``fsdp`` mesh, model on the XLA device with FSDPv2 sharding, torch_xla activation
-    checkpointing of the decoder layers. Returns the model.
+    """SPMD on, global ``fsdp`` mesh, model on the XLA device with FSDPv2 sharding of the weights and of the
+    activations and logits (:func:`shard_activations`), torch_xla activation checkpointing of the decoder layers.
+    Returns the model.
 
     Call after ``apply_method`` and before ``TrainingArguments`` / the Trainer are built."""
     ensure_spmd()
@@ -238,6 +269,7 @@ def prepare_model(model, spec=None, activation_checkpointing: bool = True):
         enable_xla_activation_checkpointing(model)
     mesh = spmd_mesh()
     specs = shard_model_fsdp_v2(model, mesh)
+    shard_activations(model, mesh)
     sharded = sum(1 for s in specs.values() if s is not None)
     log.info("xla: mesh %s over %d devices; %d of %d weights sharded along %s", mesh.axis_names,
              mesh.size(), sharded, len(specs), FSDP_AXIS)
@@ -271,12 +303,11 @@ def is_writer() -> bool:
 
 
 def barrier(tag: str) -> None:
-    """Wait for every host (a no-op with one process)."""
-    import torch_xla.core.xla_model as xm
-    import torch_xla.runtime as xr
+    """Wait for every host (a no-op with one process): a gloo process group, not ``xm.rendezvous`` (see
+    :mod:`gemma_trainer.xla_hosts`)."""
+    from .xla_hosts import host_barrier
 
-    if xr.process_count() > 1:
-        xm.rendezvous(tag)
+    host_barrier(tag)
 
 
 # ---------------------------------------------------------------- Trainer mixin
@@ -285,19 +316,36 @@ def barrier(tag: str) -> None:
 def trainer_class(base):
     """A subclass of the HF ``Trainer`` subclass ``base`` for the SPMD path.
 
-    - input batches are sharded along ``fsdp`` on their batch dimension when it divides the device count
-      (data parallel), else replicated with a warning;
-    - checkpoints and the final adapter hold the adapter weights only, written by global process 0;
+    - each host reads its own rows of every global batch (``multihost.HostShardSampler``; the global order is
+      the same on every host), and the loader's ``minibatch`` input sharding assembles the hosts' rows into one
+      global batch sharded along ``fsdp``;
+    - checkpoints hold the adapter weights only; every host gathers the adapter and optimizer state (a collective
+      under SPMD), the writer (global process 0) alone writes (``xla_hosts``);
     - with HF's own ``xla_fsdp_v2`` (:func:`hf_fsdp_v2_overrides`), the optimizer is created after wrapping
       (transformers 5.23 skips it).
     """
-    import torch_xla.core.xla_model as xm
     import torch_xla.distributed.spmd as xs
+
+    from . import multihost, xla_hosts
 
     class XlaSpmdTrainer(base):
         def __init__(self, *args, **kwargs):
             ensure_spmd()
             super().__init__(*args, **kwargs)
+            self._hosts = xla_hosts.host_count()
+            # The slice's global order is length-grouped by global optimizer step (train.GemmaTrainer reads it).
+            self.length_group_size = self.args.train_batch_size * self._hosts * self.args.gradient_accumulation_steps
+
+        def _host_sampler(self, sampler, per_host: int):
+            if self._hosts <= 1 or sampler is None:
+                return sampler
+            return multihost.HostShardSampler(sampler, per_host * self._hosts, per_host, process_rank()[0])
+
+        def _get_train_sampler(self, train_dataset=None):
+            return self._host_sampler(super()._get_train_sampler(train_dataset), self.args.train_batch_size)
+
+        def _get_eval_sampler(self, eval_dataset):
+            return self._host_sampler(super()._get_eval_sampler(eval_dataset), self.args.eval_batch_size)
 
         def _shard_inputs(self, loader, batch_size: int):
             import torch_xla.distributed.parallel_loader as pl
@@ -306,11 +354,13 @@ def trainer_class(base):
                 return loader  # HF's own FSDPv2 sets the input sharding itself
             mesh = xs.get_global_mesh() or spmd_mesh()
             n = mesh.shape()[FSDP_AXIS]
-            if batch_size % n:
-                log.warning("xla: batch size %d is not a multiple of %d devices: batches are replicated, not "
-                            "sharded (set training.batchSize to a multiple of %d)", batch_size, n, n)
+            if (batch_size * self._hosts) % n:
+                log.warning("xla: global batch %d is not a multiple of %d devices: batches are replicated, not "
+                            "sharded (training.batchSize is per device)", batch_size * self._hosts, n)
                 return loader
-            loader._parallel_loader_kwargs["input_sharding"] = xs.ShardingSpec(mesh, (FSDP_AXIS, None))
+            # minibatch: each host's batch is its part of the global batch (its own rows), not the whole.
+            loader._parallel_loader_kwargs["input_sharding"] = xs.ShardingSpec(mesh, (FSDP_AXIS, None),
+                                                                               minibatch=True)
             return loader
 
         def get_train_dataloader(self):
@@ -326,20 +376,27 @@ def trainer_class(base):
                 self.create_optimizer(wrapped)
             return wrapped
 
-        def _save(self, output_dir=None, state_dict=None):
+        def save_model(self, output_dir=None, _internal_call=False):
             model = self.accelerator.unwrap_model(self.model)
             if not hasattr(model, "peft_config"):
-                return super()._save(output_dir, state_dict)
+                return super().save_model(output_dir, _internal_call)
             output_dir = output_dir or self.args.output_dir
-            xm.mark_step()
-            # Trainable (adapter) weights only: replicated, so every host has them whole.
-            trainable = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
-            cpu_state = {n: t.to("cpu") for n, t in trainable.items()}
-            if self.args.should_save and process_rank()[0] == 0:
+            cpu_state = xla_hosts.trainable_to_cpu(model)  # every host: the gather is a collective
+            if process_rank()[0] == 0:
                 os.makedirs(output_dir, exist_ok=True)
                 model.save_pretrained(output_dir, state_dict=cpu_state, is_main_process=True)
                 if self.processing_class is not None:
                     self.processing_class.save_pretrained(output_dir)
+            return None
+
+        def _save_optimizer_and_scheduler(self, output_dir):
+            import torch
+            from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
+
+            writer = process_rank()[0] == 0
+            xla_hosts.save_state(self.optimizer.state_dict(), os.path.join(output_dir, OPTIMIZER_NAME), writer)
+            if writer:
+                torch.save(self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_NAME))
 
     XlaSpmdTrainer.__name__ = XlaSpmdTrainer.__qualname__ = f"XlaSpmd{base.__name__}"
     return XlaSpmdTrainer

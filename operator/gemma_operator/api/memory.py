@@ -8,8 +8,9 @@ The estimate is deliberately simple and a little pessimistic; its parts are name
   time (eager attention scores included) and the logits over the 256k vocabulary are held in fp32 twice
   (logits and their gradient).
 
-On TPU, FSDP shards weights and trainable state over every TensorCore of the slice and the global batch is split
-over them; T4 data parallelism replicates the model, so each GPU holds a whole copy.
+On TPU, FSDP shards weights and trainable state over every TensorCore of the slice; T4 data parallelism
+replicates the model, so each GPU holds a whole copy. Activations are those of ``training.batchSize``, the
+sequences of one device (``api/plan.py`` defines the batch), so they are never divided.
 """
 
 from __future__ import annotations
@@ -36,19 +37,20 @@ class MemoryEstimate:
 
     @property
     def per_device(self) -> int:
-        return (self.weights + self.trainable + self.activations) // self.devices + self.overhead
+        return (self.weights + self.trainable) // self.devices + self.activations + self.overhead
 
     @property
     def fits(self) -> bool:
         return self.capacity is None or self.per_device <= self.capacity
 
     def describe(self) -> str:
-        shard = f" / {self.devices} devices" if self.devices > 1 else ""
         cap = "memory not checked" if self.capacity is None else f"{self.capacity / GB:.1f} GB"
+        state = f"weights {self.weights / GB:.1f} GB + trainable state {self.trainable / GB:.1f} GB"
+        if self.devices > 1:
+            state = f"({state}) / {self.devices} devices"
         return (
-            f"needs about {self.per_device / GB:.1f} GB per device (weights {self.weights / GB:.1f} GB"
-            f" + trainable state {self.trainable / GB:.1f} GB + activations {self.activations / GB:.1f} GB"
-            f"{shard} + runtime {self.overhead / GB:.1f} GB), device has {cap}"
+            f"needs about {self.per_device / GB:.1f} GB per device ({state} + activations "
+            f"{self.activations / GB:.1f} GB + runtime {self.overhead / GB:.1f} GB), device has {cap}"
         )
 
 

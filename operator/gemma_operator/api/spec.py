@@ -81,7 +81,8 @@ class Training(ApiModel):
     learning_rate: float = Field(2e-4, gt=0, le=1.0)
     """Peak learning rate."""
     batch_size: int = Field(2, ge=1, le=1024)
-    """Sequences per device per micro-step (global batch under TPU SPMD)."""
+    """Sequences per device (a T4 GPU, a TPU v3 TensorCore) per micro-step, on every accelerator; the global batch
+    is batchSize x devices of the slice (gemmaft plan prints it)."""
     gradient_accumulation_steps: int = Field(4, ge=1, le=1024)
     """Micro-steps per optimizer step."""
     max_seq_length: int = Field(1024, ge=16, le=8192)

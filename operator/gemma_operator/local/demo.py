@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from gemma_operator.render.settings import RenderSettings
+
 from .cluster import LocalCluster
 from .gcs import local_gcs
 from .pods import ProcessRunner
@@ -177,7 +179,7 @@ def run_demo(args: argparse.Namespace) -> int:
         say("1/5 local GCS (fake-gcs-server) and Kubernetes API (kmock emulator + cluster layer)")
         gcs = stack.enter_context(local_gcs())
         runner = ProcessRunner(workdir / "pods", env={"STORAGE_EMULATOR_HOST": gcs.url})
-        cluster = stack.enter_context(LocalCluster(runner=runner))
+        cluster = stack.enter_context(LocalCluster(runner=runner, service_accounts=(RenderSettings.service_account,)))
         stack.callback(lambda: cluster.call(runner.kill_all()))
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
         say(f"2/5 tiny Gemma 2 and examples/data uploaded to gs://{BUCKET}")

@@ -17,7 +17,7 @@ from typing import Any
 
 from gemma_operator.api.run import CONFIG_DIR
 
-from .cluster import ClusterEmulator, _ts
+from .cluster import ClusterEmulator
 
 
 class ProcessRunner:
@@ -63,10 +63,7 @@ class ProcessRunner:
                 *self._command(container, folder), env=self._environment(container), stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
-        await cluster.set_pod_status(meta["namespace"], name, {
-            "phase": "Running", "startTime": _ts(),
-            "containerStatuses": [{"name": container["name"], "ready": True,
-                                   "state": {"running": {"startedAt": _ts()}}}]})
+        await cluster.pod_running(meta["namespace"], name)
         asyncio.get_running_loop().create_task(self._wait(cluster, meta["namespace"], name, proc))
 
     async def _wait(self, cluster: ClusterEmulator, namespace: str, name: str, proc) -> None:
@@ -76,6 +73,11 @@ class ProcessRunner:
             code = 128 - code
         with contextlib.suppress(KeyError):  # the pod may be gone already (Job deleted or suspended)
             await cluster.end_pod(namespace, name, code, disrupted=name in self.preempted)
+
+    def read_log(self, pod: dict[str, Any]) -> str | None:
+        """The container's output so far (``kubectl logs``); None for a pod this runner never ran."""
+        log = self.logs.get(pod["metadata"]["name"])
+        return log.read_text(errors="replace") if log is not None and log.exists() else None
 
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
         self.terminate(pod["metadata"]["name"])

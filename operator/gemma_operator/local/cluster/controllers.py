@@ -1,0 +1,64 @@
+"""The emulator: the HTTP API plus its controllers (Job, TTL, garbage collector, scheduler, kubelet)."""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from typing import Any, Protocol
+
+import attrs
+
+from .jobs import JobController
+from .nodes import Kubelet
+from .server import HttpApi
+
+
+class PodRunner(Protocol):
+    """Runs a pod somewhere (e.g. a local process) and reports its end through the cluster."""
+
+    async def start(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None: ...
+
+    async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None: ...
+
+
+class SchedulingOnly:
+    """The default runner: pods start (phase Running, Ready) and wait for the test to end them; no output."""
+
+    def __init__(self, run: bool = True):
+        self.run = run
+
+    async def start(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
+        if self.run:
+            await cluster.pod_running(pod["metadata"]["namespace"], pod["metadata"]["name"])
+
+    async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
+        return None
+
+
+@attrs.define(kw_only=True)
+class ClusterEmulator(JobController, Kubelet, HttpApi):
+    runner: Any = attrs.field(factory=SchedulingOnly)
+
+    async def control(self, interval: float = 0.1) -> None:
+        """Run the controllers whenever something changed (and every ``interval`` for time-based steps)."""
+        while True:
+            try:
+                await asyncio.wait_for(self.changed.wait(), interval)
+            except TimeoutError:
+                pass
+            self.changed.clear()
+            await self.reconcile_once()
+
+    async def reconcile_once(self) -> None:
+        for job in list(self.find("Job")):
+            await self._guarded(self.sync_job, job)
+        for pod in list(self.find("Pod")):
+            if pod["metadata"]["uid"] not in self._kubelet_state()[0] or not pod["spec"].get("nodeName"):
+                await self._guarded(self.sync_pod, pod)
+
+    @staticmethod
+    async def _guarded(step, obj: dict[str, Any]) -> None:
+        try:
+            await step(obj)
+        except Exception:  # noqa: BLE001  keep the controllers alive; a test then sees the object stuck
+            print(f"cluster: controller error on {obj['metadata'].get('name')}:\n{traceback.format_exc()}")

@@ -1,0 +1,210 @@
+"""Stock kubectl (v1.32, /usr/bin/kubectl) against the local API server: what a user types."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from gemma_operator.local.cluster import LocalCluster
+from gemma_operator.local.pods import ProcessRunner
+
+from tests.conftest import manifest
+from tests.operator.harness import KUBECTL, kubectl, wait_for
+
+from .conftest import job, running_pods
+
+FT = "/apis/gemmaft.dev/v1alpha1/namespaces/default/gemmafinetunes"
+
+
+def api(cluster, method: str, path: str, body=None, content_type: str = "application/merge-patch+json"):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{cluster.url}{path}", data=data, method=method,
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
+
+
+def set_status(cluster, name: str, **status) -> None:
+    code, body = api(cluster, "PATCH", f"{FT}/{name}/status", {"status": status})
+    assert code == 200, body
+
+
+def rows(text: str) -> list[list[str]]:
+    return [line.split() for line in text.strip().splitlines()]
+
+
+def test_core_discovery_and_api_resources(cluster, kubeconfig):
+    code, answer = api(cluster, "GET", "/api/v1")
+    assert code == 200 and answer["groupVersion"] == "v1"
+    out = kubectl(kubeconfig, "api-resources")
+    assert not out.stderr, out.stderr  # no "short name gft could also match ..." warnings
+    found = [r for r in rows(out.stdout) if r[0] == "gemmafinetunes"]
+    assert found and found[0][1] == "gft" and found[0][2] == "gemmaft.dev/v1alpha1"
+
+
+def test_get_gft_shows_the_crd_printer_columns(cluster, kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
+    set_status(cluster, "demo", phase="Running", runId="a1b2c3d4e5", progress={"percent": 40, "loss": 1.25})
+    plain = rows(kubectl(kubeconfig, "get", "gft").stdout)
+    assert plain[0] == ["NAME", "MODEL", "ACCELERATOR", "PHASE", "PROGRESS", "LOSS", "AGE"]
+    assert plain[1][:6] == ["demo", "gemma-2-2b", "nvidia-tesla-t4", "Running", "40", "1.25"]
+    wide = rows(kubectl(kubeconfig, "get", "gemmafinetunes", "-o", "wide").stdout)
+    assert wide[0] == ["NAME", "MODEL", "METHOD", "ACCELERATOR", "TOPOLOGY", "PHASE", "PROGRESS", "LOSS", "RUN",
+                       "AGE"]
+    assert "a1b2c3d4e5" in wide[1] and "lora" in wide[1]
+    listed = json.loads(kubectl(kubeconfig, "get", "gft", "-o", "json").stdout)
+    assert (listed["kind"], listed["apiVersion"]) == ("List", "v1")  # kubectl's own wrapper of a ...List answer
+    code, raw = api(cluster, "GET", FT)
+    assert (raw["kind"], raw["apiVersion"]) == ("GemmaFineTuneList", "gemmaft.dev/v1alpha1")
+    assert int(raw["metadata"]["resourceVersion"]) > 0
+
+
+def test_get_jobs_and_pods_with_their_standard_columns(cluster, kubeconfig):
+    cluster.create("Job", job(completions=2, parallelism=2, completionMode="Indexed"))
+    cluster.fail_image_pull("registry.example/broken")
+    cluster.create("Job", job("broken", image="registry.example/broken:1"))
+    wait_for(lambda: len(running_pods(cluster, "train")) == 2, what="pods")
+    jobs = rows(kubectl(kubeconfig, "get", "jobs").stdout)
+    assert jobs[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert ["train", "Running", "0/2"] == [r for r in jobs if r[0] == "train"][0][:3]
+    statuses = wait_for(lambda: {r[2] for r in rows(kubectl(kubeconfig, "get", "pods").stdout)[1:]} >= {
+        "Running", "ImagePullBackOff"} and rows(kubectl(kubeconfig, "get", "pods").stdout), what="pod statuses")
+    assert statuses[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert sorted(r[1] for r in statuses[1:] if r[2] == "Running") == ["1/1", "1/1"]
+    assert [r[1] for r in statuses[1:] if r[2] == "ImagePullBackOff"] == ["0/1"]
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    ("team=ml", ["a", "b"]), ("team!=ml", ["c", "d"]), ("tier in (gold,silver)", ["a", "c"]),
+    ("tier notin (gold)", ["b", "c", "d"]), ("tier", ["a", "b", "c"]), ("!tier", ["d"]),
+    ("team=ml,tier=gold", ["a"])])
+def test_label_selectors(cluster, kubeconfig, selector, expected):
+    labels = {"a": {"team": "ml", "tier": "gold"}, "b": {"team": "ml", "tier": "bronze"},
+              "c": {"team": "web", "tier": "silver"}, "d": {}}
+    for name, found in labels.items():
+        cluster.create("ConfigMap", {"metadata": {"name": name, "namespace": "default", "labels": found}})
+    out = kubectl(kubeconfig, "get", "configmaps", "-l", selector, "-o", "name")
+    assert out.stdout.split() == [f"configmap/{n}" for n in expected]
+
+
+def test_field_selector_on_list_and_watch(cluster, kubeconfig):
+    for name in ("x", "y"):
+        cluster.create("ConfigMap", {"metadata": {"name": name, "namespace": "default"}})
+    out = kubectl(kubeconfig, "get", "configmaps", "--field-selector", "metadata.name=y", "-o", "name")
+    assert out.stdout.split() == ["configmap/y"]
+    out = kubectl(kubeconfig, "get", "configmaps", "--field-selector", "metadata.name!=y", "-o", "name")
+    assert out.stdout.split() == ["configmap/x"]
+
+
+def test_get_gft_watch_prints_each_change(cluster, kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
+    watch = subprocess.Popen([KUBECTL, "--kubeconfig", str(kubeconfig), "get", "gft", "-w"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        set_status(cluster, "demo", phase="Running", progress={"percent": 50, "loss": 2.0})
+        time.sleep(0.5)
+        set_status(cluster, "demo", phase="Succeeded", progress={"percent": 100, "loss": 0.5})
+        time.sleep(1.0)
+    finally:
+        watch.terminate()
+    out, err = watch.communicate(timeout=10)
+    lines = rows(out)
+    assert lines[0][:4] == ["NAME", "MODEL", "ACCELERATOR", "PHASE"], (out, err)
+    assert lines.count(lines[0]) == 1  # one header
+    phases = [line[3] for line in lines[1:] if line[0] == "demo" and len(line) >= 6]
+    assert phases[-2:] == ["Running", "Succeeded"], out
+    assert ["demo", "gemma-2-2b", "nvidia-tesla-t4", "Succeeded", "100", "0.5"] == lines[-1][:6]
+
+
+def test_describe_gft_shows_its_events(cluster, kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
+    ft = cluster.get("GemmaFineTune", "demo")
+    cluster.call(cluster.emulator.record_event(ft, "GemmaFineTune", "Normal", "Created", "Job demo-1 created",
+                                               "gemmaft-operator"))
+    cluster.create("ConfigMap", {"metadata": {"name": "demo", "namespace": "default"}})
+    other = cluster.get("ConfigMap", "demo")
+    cluster.call(cluster.emulator.record_event(other, "ConfigMap", "Normal", "Unrelated", "not about the gft", "x"))
+    out = kubectl(kubeconfig, "describe", "gft", "demo").stdout
+    assert "Kind:         GemmaFineTune" in out and "Model:" in out
+    events = out.split("Events:")[1]
+    assert "Created" in events and "Job demo-1 created" in events and "Unrelated" not in events
+
+
+def test_wait_for_a_condition_and_a_jsonpath(cluster, kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
+
+    def finish():
+        time.sleep(1.0)
+        set_status(cluster, "demo", phase="Succeeded", conditions=[
+            {"type": "Succeeded", "status": "True", "reason": "Completed", "message": "done",
+             "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+
+    threading.Thread(target=finish, daemon=True).start()
+    out = kubectl(kubeconfig, "wait", "--for=condition=Succeeded", "gft/demo", "--timeout=20s")
+    assert "gemmafinetune.gemmaft.dev/demo condition met" in out.stdout
+    out = kubectl(kubeconfig, "wait", "--for=jsonpath={.status.phase}=Succeeded", "gft/demo", "--timeout=5s")
+    assert "condition met" in out.stdout
+    late = kubectl(kubeconfig, "wait", "--for=condition=Failed", "gft/demo", "--timeout=1s", check=False)
+    assert late.returncode != 0 and "timed out" in late.stderr
+
+
+def test_logs_of_a_pod_run_as_a_local_process(tmp_path):
+    with LocalCluster(runner=ProcessRunner(tmp_path / "pods"), service_accounts=("trainer",)) as cluster:
+        config = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        body = job("hello")
+        body["spec"]["template"]["spec"]["containers"][0]["command"] = [
+            "python3", "-c", "print('step 1 loss 2.5'); print('step 2 loss 1.9')"]
+        cluster.create("Job", body)
+        wait_for(lambda: [p for p in cluster.pods_of("hello") if p["status"]["phase"] == "Succeeded"], what="ran")
+        out = kubectl(config, "logs", "job/hello")
+        assert out.stdout.splitlines() == ["step 1 loss 2.5", "step 2 loss 1.9"]
+        out = kubectl(config, "logs", "job/hello", "--tail=1")
+        assert out.stdout.splitlines() == ["step 2 loss 1.9"]
+
+
+def test_logs_say_clearly_when_the_runner_records_none(cluster, kubeconfig):
+    cluster.create("Job", job())
+    (pod,) = wait_for(lambda: running_pods(cluster, "train"), what="pod")
+    out = kubectl(kubeconfig, "logs", pod["metadata"]["name"], check=False)
+    assert out.returncode != 0 and "are not available" in out.stderr and "SchedulingOnly" in out.stderr
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    ({"training": {"learningRate": -1}}, "spec.training.learningRate", "Invalid value: -1"),
+    ({"method": "qlora", "accelerator": {"type": "tpu-v3", "topology": "2x2"}}, "spec.method", "qlora"),
+    ({"bogus": 1}, "spec.bogus", "unknown field"),
+])
+def test_an_invalid_spec_is_refused_with_its_field(cluster, kubeconfig, change, field, message):
+    out = kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest(**change), check=False)
+    assert out.returncode != 0
+    assert field in out.stderr and message in out.stderr, out.stderr
+    assert cluster.list("GemmaFineTune") == []
+
+
+def test_generation_status_subresource_and_stale_writes(cluster, kubeconfig):
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
+    first = cluster.get("GemmaFineTune", "demo")
+    code, body = api(cluster, "PATCH", f"{FT}/demo", {"metadata": {"labels": {"a": "b"}}})
+    assert code == 200 and body["metadata"]["generation"] == 1  # metadata only
+    code, body = api(cluster, "PATCH", f"{FT}/demo/status", {"status": {"phase": "Running"},
+                                                             "spec": {"model": "gemma-2-9b"}})
+    assert body["spec"]["model"] == "gemma-2-2b" and body["status"]["phase"] == "Running"
+    assert body["metadata"]["generation"] == 1
+    code, body = api(cluster, "PATCH", f"{FT}/demo", {"status": {"phase": "Failed"},
+                                                      "spec": {"training": {"learningRate": 0.001}}})
+    assert body["status"]["phase"] == "Running" and body["metadata"]["generation"] == 2
+    stale = {**first, "spec": {**first["spec"], "model": "gemma-2-9b"}}
+    code, body = api(cluster, "PUT", f"{FT}/demo", stale, "application/json")
+    assert code == 409 and "the object has been modified" in body["message"]
+    before = cluster.get("GemmaFineTune", "demo")["metadata"]["resourceVersion"]
+    code, body = api(cluster, "PATCH", f"{FT}/demo", {"metadata": {"labels": {"a": "b"}}})
+    assert body["metadata"]["resourceVersion"] == before  # nothing changed: no write
