@@ -76,6 +76,13 @@ async def create_all(url: str, objects: list[dict], concurrency: int = 64) -> di
     return applied
 
 
+def on_loop(cluster, fn, timeout: float = 600.0):
+    """Run ``fn`` on the emulator's event loop (it owns the objects); generous timeout: that loop is busy."""
+    async def run():
+        return fn()
+    return cluster.call(run(), timeout=timeout)
+
+
 def operator_requests(cluster, since: int, by_resource: bool = False) -> collections.Counter:
     """The operator's requests after request number ``since``, by verb (watches included as 'watch')."""
     def count():
@@ -89,11 +96,11 @@ def operator_requests(cluster, since: int, by_resource: bool = False) -> collect
                     verb = f"{verb} {plural}{'/' + r.subresource if r.subresource else ''}"
                 out[verb] += 1
         return out
-    return cluster._sync(count)
+    return on_loop(cluster, count)
 
 
 def request_mark(cluster) -> int:
-    return cluster._sync(lambda: len(cluster.emulator._requests))
+    return on_loop(cluster, lambda: len(cluster.emulator._requests))
 
 
 def phases(cluster, want: tuple[str, ...]) -> set[str]:
@@ -103,7 +110,7 @@ def phases(cluster, want: tuple[str, ...]) -> set[str]:
         return {ft["metadata"]["name"] for ft in cluster.emulator.find("GemmaFineTune", "default")
                 if (ft.get("status") or {}).get("phase") in want
                 and ((ft.get("status") or {}).get("jobName") in jobs or "Succeeded" in want)}
-    return cluster._sync(look)
+    return on_loop(cluster, look)
 
 
 def settle(cluster, quiet: float, timeout: float) -> float:

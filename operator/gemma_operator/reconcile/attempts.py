@@ -117,6 +117,8 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
     running = [p for p in mine if p.active and p.phase == "Running"]
     if running:
         return Verdict("Running", "Training", f"{len(running)} trainer pod(s) running in Job {job.name}")
+    if any(p.phase == "Succeeded" for p in mine):  # the trainer is done; the Job controller has yet to say so
+        return Verdict("Running", "Completing", f"the trainer of Job {job.name} finished; the Job completes")
     problem = pod_problem(mine)
     if problem is None and create_error and not any(p.active for p in mine):
         problem = create_problem(job.name, create_error)
