@@ -64,7 +64,7 @@ def test_a_slice_restart_interrupted_by_a_crash_still_gives_one_slice(cluster, k
     op.start()
     wait_for(lambda: jobs_named(cluster) == [f"{job0}-a1"], what="only attempt 1 left")
     status = wait_for(lambda: ft_status(cluster).get("attempt") == 1 and ft_status(cluster), what="status attempt 1")
-    assert status["restarts"]["sliceRestarts"] == 1 and status["restarts"]["preemptions"] == 1
+    assert status["restarts"]["sliceRestarts"] == 1 and status["restarts"]["preemptions"] == 1, status["restarts"]
 
 
 def test_an_event_whose_answer_was_lost_is_posted_exactly_once(cluster, kubeconfig, operator_factory):

@@ -144,15 +144,23 @@ class ProgressCallback(TrainerCallback):
             log.info("step %d/%d loss %.4f lr %.3g grad_norm %s tokens/s %s", step, state.max_steps,
                      row["loss"] if row["loss"] is not None else float("nan"), row["learning_rate"] or 0.0,
                      _fmt(row["grad_norm"]), _fmt(tps))
+            row.update(_extra_losses(logs, eval_=False))
             self.progress.add_metrics(row)
             self.progress.update(state="training", step=step, epoch=row["epoch"], loss=row["loss"],
                                  tokens_per_second=row["tokens_per_second"], eta_seconds=_num(eta))
         elif "eval_loss" in logs:
             row["eval_loss"] = _num(logs["eval_loss"])
+            row.update(_extra_losses(logs, eval_=True))
             log.info("step %d eval_loss %.4f", step, row["eval_loss"])
             self.progress.add_metrics(row)
             self.progress.update(step=step, eval_loss=row["eval_loss"])
         return control
+
+
+def _extra_losses(logs, eval_: bool) -> dict:
+    """Loss terms beyond the total (a distillation's ``kd_loss`` and ``ce_loss``, or their ``eval_`` forms)."""
+    return {k: _num(v) for k, v in logs.items()
+            if k.endswith("_loss") and k not in ("loss", "eval_loss") and k.startswith("eval_") == eval_}
 
 
 def _num(value):

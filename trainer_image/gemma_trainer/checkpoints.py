@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemma_operator.api.run import CHECKPOINTS_DIR, COMMIT_MARKER, checkpoint_dir
+from gemma_operator.api.run import CHECKPOINTS_DIR, COMMIT_MARKER
 
 log = logging.getLogger(__name__)
-
-_STEP_DIR = re.compile(r"^step-(\d{8,})$")
 
 
 class CheckpointError(Exception):
@@ -44,29 +42,41 @@ def _rel_keys(store, prefix: str) -> list[str]:
 
 
 class CheckpointManager:
-    """Checkpoints of one run folder (a ``Store`` opened on ``<runUri>``)."""
+    """Checkpoints of one run folder (a ``Store`` opened on ``<runUri>``).
 
-    def __init__(self, run_store, retries: int = 3, retry_wait_s: float = 1.0):
+    ``root`` and ``name`` place the numbered folders elsewhere with the same commit rule: the distillation
+    teacher stage keeps its output shards as ``<teacher>/<split>/shard-NNNNNNNN/`` this way."""
+
+    def __init__(self, run_store, retries: int = 3, retry_wait_s: float = 1.0, root: str = CHECKPOINTS_DIR,
+                 name: str = "step"):
         self.store = run_store
         self.retries = retries
         self.retry_wait_s = retry_wait_s
+        self.root = root
+        self.name = name
+        self._pattern = re.compile(rf"^{re.escape(name)}-(\d{{8,}})$")
+
+    def rel(self, step: int) -> str:
+        """Folder of one numbered checkpoint, relative to the store (``checkpoint_dir(step)`` by default)."""
+        return f"{self.root}/{self.name}-{step:08d}"
 
     # ------------------------------------------------------------ reading
 
     def scan(self) -> list[CheckpointInfo]:
         """Every checkpoint folder, oldest first, with whether it is committed."""
         steps: dict[int, bool] = {}
-        for key in _rel_keys(self.store, f"{CHECKPOINTS_DIR}/"):
-            parts = key.split("/")
-            if len(parts) < 3:
+        depth = self.root.count("/") + 1
+        for key in _rel_keys(self.store, f"{self.root}/"):
+            parts = key.split("/")[depth:]
+            if len(parts) < 2:
                 continue
-            match = _STEP_DIR.match(parts[1])
+            match = self._pattern.match(parts[0])
             if not match:
                 continue
             step = int(match.group(1))
-            committed = steps.get(step, False) or (len(parts) == 3 and parts[2] == COMMIT_MARKER)
+            committed = steps.get(step, False) or (len(parts) == 2 and parts[1] == COMMIT_MARKER)
             steps[step] = committed
-        return [CheckpointInfo(s, checkpoint_dir(s), c) for s, c in sorted(steps.items())]
+        return [CheckpointInfo(s, self.rel(s), c) for s, c in sorted(steps.items())]
 
     def committed(self) -> list[CheckpointInfo]:
         return [c for c in self.scan() if c.committed]
@@ -96,7 +106,7 @@ class CheckpointManager:
         files = sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
         if not files:
             raise CheckpointError(f"checkpoint of step {step} is empty: {local}")
-        rel = checkpoint_dir(step)
+        rel = self.rel(step)
         last_err: Exception | None = None
         for attempt in range(1, self.retries + 1):
             try:

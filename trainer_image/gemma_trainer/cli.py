@@ -62,16 +62,17 @@ def train_main(args: argparse.Namespace) -> int:
     ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
     try:
         from .config import accelerator_plan, load_run_config
+        from .distill.pipeline import run_config, stage_spec
 
         cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None))
-        plan = accelerator_plan(cfg.spec)
+        plan = accelerator_plan(stage_spec(cfg))
         nproc = int(os.environ.get(NPROC_ENV) or plan.nproc)
         if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
             return launch_workers(args, nproc)
-        from .train import Rank, run_training
+        from .train import Rank
 
         rank = Rank.from_env()
-        code = run_training(cfg, rank=rank, plan=plan)
+        code = run_config(cfg, rank=rank, plan=plan)
         _leave_exit_code(rank.rank, code)
         return code
     except ConfigError as err:

@@ -80,7 +80,10 @@ def load_run_config(path: str, output_uri: str | None = None, max_steps: int | N
         if problems:
             raise ConfigError(path, [str(p) for p in problems])
         if output_uri:
-            cfg = cfg.model_copy(update={"run_uri": f"{output_uri.rstrip('/')}/{cfg.run_id}"})
+            moved = {"run_uri": f"{output_uri.rstrip('/')}/{cfg.run_id}"}
+            if cfg.teacher_uri:  # distillation: the teacher folder moves with the output too
+                moved["teacher_uri"] = f"{output_uri.rstrip('/')}/{cfg.teacher_uri.rstrip('/').rsplit('/', 1)[-1]}"
+            cfg = cfg.model_copy(update=moved)
         return cfg
     if isinstance(raw.get("spec"), dict):
         _override(raw["spec"], output_uri, max_steps)

@@ -164,8 +164,10 @@ def _tokenize(uri: str, spec, tokenizer):
     return features
 
 
-def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = None, preemption=None) -> int:
-    """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code."""
+def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = None, preemption=None,
+                 extension=None) -> int:
+    """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code. ``extension`` (e.g. the
+    distillation student's) may replace the features and collator (``prepare``) and the Trainer class."""
     import torch
     from transformers import set_seed
 
@@ -248,6 +250,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         Trainer = _make_trainer_class()
         if plan.device == "xla":
             Trainer = xla.trainer_class(Trainer)  # adapter-only checkpoints from process 0
+        if extension is not None:
+            train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
+            Trainer = extension.trainer_class(Trainer)
         trainer = Trainer(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,

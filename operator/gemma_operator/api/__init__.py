@@ -6,8 +6,18 @@ Imports only pydantic, so the trainer image can use it without kopf or the Kuber
 from .facts import ACCELERATORS, MODELS, TPU_V3_TOPOLOGIES
 from .memory import MemoryEstimate, estimate
 from .resource import (
-    API_VERSION, GROUP, KIND, PLURAL, RUN_CONFIG_KIND, TRAINING_FIELDS, VERSION,
-    GemmaFineTune, ObjectMeta, RunConfig, run_id, run_uri,
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    RUN_CONFIG_KIND,
+    TRAINING_FIELDS,
+    VERSION,
+    GemmaFineTune,
+    ObjectMeta,
+    RunConfig,
+    run_id,
+    run_uri,
 )
 from .rules import Problem, check_rules
 from .spec import GemmaFineTuneSpec
@@ -15,8 +25,30 @@ from .status import Condition, GemmaFineTuneStatus, Progress
 from .validation import SpecError, parse_finetune, parse_spec
 
 __all__ = [
-    "ACCELERATORS", "API_VERSION", "Condition", "GROUP", "GemmaFineTune", "GemmaFineTuneSpec",
-    "GemmaFineTuneStatus", "KIND", "MODELS", "MemoryEstimate", "ObjectMeta", "PLURAL", "Problem", "Progress",
-    "RUN_CONFIG_KIND", "RunConfig", "SpecError", "TPU_V3_TOPOLOGIES", "TRAINING_FIELDS", "VERSION",
-    "check_rules", "estimate", "parse_finetune", "parse_spec", "run_id", "run_uri",
+    "ACCELERATORS",
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "MODELS",
+    "PLURAL",
+    "RUN_CONFIG_KIND",
+    "TPU_V3_TOPOLOGIES",
+    "TRAINING_FIELDS",
+    "VERSION",
+    "Condition",
+    "GemmaFineTune",
+    "GemmaFineTuneSpec",
+    "GemmaFineTuneStatus",
+    "MemoryEstimate",
+    "ObjectMeta",
+    "Problem",
+    "Progress",
+    "RunConfig",
+    "SpecError",
+    "check_rules",
+    "estimate",
+    "parse_finetune",
+    "parse_spec",
+    "run_id",
+    "run_uri",
 ]

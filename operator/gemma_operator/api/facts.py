@@ -205,3 +205,18 @@ POD_REQUESTS: dict[str, PodRequests] = {
 # sizes (UNVERIFIED per size), so 4 bytes per parameter bound it, plus room for tokenizer, staging, logs.
 MODEL_CACHE_BYTES_PER_PARAM = 4
 SCRATCH_HEADROOM_GIB = 8
+
+# Tokenizer of each model family (``ModelArch.family``): a distillation's teacher and student must share one (the
+# student learns the teacher's distribution over the same token ids). Gemma 2 (all sizes): SentencePiece,
+# 256,000 entries (transformers configuration_gemma2.py). Gemma 3 text models: 262,144 entries
+# (google/gemma-3-270m config, shared/reference/offline-stack.md), a different vocabulary.
+TOKENIZER_FAMILIES: dict[str, str] = {
+    "gemma2": "Gemma 2 (256,000 tokens)",
+    "gemma3": "Gemma 3 (262,144 tokens)",
+}
+
+
+def tokenizer_family(model: str) -> str:
+    """The tokenizer family of a model (``TOKENIZER_FAMILIES`` by the model's ``family``)."""
+    family = MODELS[model].family
+    return TOKENIZER_FAMILIES.get(family, family)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import ApiModel
+from .distillation import ResolvedTeacher, resolve_teacher, run_identity, teacher_key, teacher_uri
 from .spec import GemmaFineTuneSpec
 from .status import GemmaFineTuneStatus
 
@@ -49,9 +50,12 @@ class GemmaFineTune(ApiModel):
     status: GemmaFineTuneStatus | None = None
 
 
-def run_id(spec: GemmaFineTuneSpec) -> str:
-    """Deterministic id of the run a spec asks for: equal training fields give the same id."""
+def run_id(spec: GemmaFineTuneSpec, teacher: ResolvedTeacher | None = None) -> str:
+    """Deterministic id of the run a spec asks for: equal training fields give the same id. A distillation adds
+    its teacher stage's key (``teacher``: the resolved teacher, needed for ``fromFineTune``)."""
     fields = spec.model_dump(mode="json", include=set(TRAINING_FIELDS), by_alias=True)
+    if spec.distillation is not None:
+        fields["distillation"] = run_identity(spec, teacher)
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
     return digest[:10]
 
@@ -70,16 +74,28 @@ class RunConfig(ApiModel):
     run_id: str
     run_uri: str
     spec: GemmaFineTuneSpec
+    teacher: ResolvedTeacher | None = None
+    """Distillation: the resolved teacher."""
+    teacher_uri: str | None = None
+    """Distillation: folder of the teacher stage's outputs (``<output.uri>/teacher-<key>``)."""
+    stage: Literal["teacher", "student"] | None = None
+    """Distillation: the one stage this config runs (a Job per stage); unset: every stage in order."""
 
     @classmethod
-    def for_finetune(cls, ft: GemmaFineTune, **overrides: Any) -> "RunConfig":
-        rid = run_id(ft.spec)
-        fields = dict(
+    def for_finetune(cls, ft: GemmaFineTune, teacher: ResolvedTeacher | None = None,
+                     **overrides: Any) -> RunConfig:
+        spec = ft.spec
+        fields: dict[str, Any] = {}
+        if spec.distillation is not None:
+            teacher = teacher or resolve_teacher(spec)
+            fields.update(teacher=teacher, teacher_uri=teacher_uri(spec, teacher_key(spec, teacher)))
+        rid = run_id(spec, teacher)
+        fields.update(
             name=ft.metadata.name,
             namespace=ft.metadata.namespace or "default",
             run_id=rid,
-            run_uri=run_uri(ft.spec, rid),
-            spec=ft.spec,
+            run_uri=run_uri(spec, rid),
+            spec=spec,
         )
         fields.update(overrides)
         return cls(**fields)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES
+from .distillation import teacher_accelerator
+from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES, tokenizer_family
 from .memory import estimate
-from .spec import GemmaFineTuneSpec
+from .spec import Accelerator, GemmaFineTuneSpec
+from .teacher_memory import teacher_estimate
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,8 @@ def check_pod_env(spec: GemmaFineTuneSpec) -> list[Problem]:
 
 def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
     """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server)."""
-    problems: list[Problem] = []
+    problems: list[Problem] = _accelerator_problems(spec.accelerator, "spec.accelerator")
     acc = spec.accelerator
-    if acc.count is not None and acc.type != "nvidia-tesla-t4":
-        problems.append(Problem("spec.accelerator.count",
-                                f"count applies only to nvidia-tesla-t4, not {acc.type}: remove it "
-                                "(a TPU slice is sized by topology)"))
-    if acc.topology is not None and acc.type != "tpu-v3":
-        problems.append(Problem("spec.accelerator.topology",
-                                "topology applies only to tpu-v3: remove it or set type: tpu-v3"))
     if spec.method == "qlora" and acc.type != "nvidia-tesla-t4":
         problems.append(Problem("spec.method",
                                 f"method qlora needs a CUDA GPU (bitsandbytes), not {acc.type}: use accelerator.type "
@@ -111,6 +106,71 @@ def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
                                 "evaluation needs data: set dataset.evalUri or remove evalEverySteps"))
     problems.extend(check_model_package(spec))
     problems.extend(check_pod_env(spec))
+    if spec.distillation is not None:
+        problems.extend(check_distillation(spec))
     if not problems:
         problems.extend(check_fit(spec))
+    return problems
+
+
+def _accelerator_problems(acc: Accelerator, path: str) -> list[Problem]:
+    problems = []
+    if acc.count is not None and acc.type != "nvidia-tesla-t4":
+        problems.append(Problem(f"{path}.count",
+                                f"count applies only to nvidia-tesla-t4, not {acc.type}: remove it "
+                                "(a TPU slice is sized by topology)"))
+    if acc.topology is not None and acc.type != "tpu-v3":
+        problems.append(Problem(f"{path}.topology",
+                                "topology applies only to tpu-v3: remove it or set type: tpu-v3"))
+    return problems
+
+
+def _teacher_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
+    est = teacher_estimate(spec)
+    if est.fits:
+        return []
+    teacher, acc = spec.distillation.teacher, teacher_accelerator(spec)
+    where = acc.type if acc.type != "tpu-v3" else f"tpu-v3 {acc.topology or '2x2'}"
+    fixes = []
+    if acc.type == "nvidia-tesla-t4" and teacher.quantization == "none":
+        fixes.append("set distillation.teacher.quantization: nf4 (4-bit teacher weights)")
+    fixes.append("set distillation.accelerator to tpu-v3 (a larger topology if needed)")
+    return [Problem("spec.distillation.teacher.model",
+                    f"teacher {teacher.model} does not fit {where} for its forward pass: {est.describe()}. "
+                    f"Fix: {'; or '.join(fixes)}; or lower training.batchSize ({spec.training.batch_size}) "
+                    f"or training.maxSeqLength ({spec.training.max_seq_length}).")]
+
+
+def check_distillation(spec: GemmaFineTuneSpec) -> list[Problem]:
+    """The teacher: its source fields, tokenizer family, quantization and forward-only fit."""
+    d = spec.distillation
+    teacher, acc = d.teacher, teacher_accelerator(spec)
+    path = "spec.distillation.teacher"
+    problems = _accelerator_problems(d.accelerator, "spec.distillation.accelerator") if d.accelerator else []
+    if teacher.from_fine_tune is not None and (teacher.model_uri or teacher.adapter_uri):
+        problems.append(Problem(f"{path}.fromFineTune",
+                                "fromFineTune takes the weights and adapter of that fine-tune: remove "
+                                "teacher.modelUri and teacher.adapterUri"))
+    student_family, teacher_family = tokenizer_family(spec.model), tokenizer_family(teacher.model)
+    if student_family != teacher_family:
+        problems.append(Problem(f"{path}.model",
+                                f"teacher {teacher.model} uses the {teacher_family} tokenizer and the student "
+                                f"{spec.model} the {student_family} one: the student learns the teacher's "
+                                "distribution over the same token ids. Fix: choose a teacher of the student's "
+                                "family, or a student of the teacher's"))
+    if spec.accelerator.type == "tpu-v3":
+        problems.append(Problem("spec.accelerator.type",
+                                "a distillation student trains on nvidia-tesla-t4 or cpu (its loss is not built "
+                                "for XLA's static shapes yet): set accelerator.type nvidia-tesla-t4; the teacher "
+                                "can still run on tpu-v3 with distillation.accelerator"))
+    if teacher.quantization == "nf4" and acc.type != "nvidia-tesla-t4":
+        problems.append(Problem(f"{path}.quantization",
+                                f"nf4 (a QLoRA teacher) needs a CUDA GPU (bitsandbytes), not {acc.type}: set "
+                                "quantization: none, or distillation.accelerator.type: nvidia-tesla-t4"))
+    if d.accelerator is not None and not spec.output.uri.startswith("gs://") and acc.type != "cpu":
+        problems.append(Problem("spec.distillation.accelerator.type",
+                                "a local output.uri works only with accelerator type cpu for both stages: "
+                                "use gs://BUCKET/PATH or type: cpu"))
+    if not problems:
+        problems.extend(_teacher_fit(spec))
     return problems

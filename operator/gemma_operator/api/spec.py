@@ -237,6 +237,8 @@ class GemmaFineTuneSpec(ApiModel):
     output: Output
     run_policy: RunPolicy = Field(default_factory=RunPolicy)
     pod: Pod = Field(default_factory=Pod)
+    distillation: Distillation | None = None
+    """Train this model on a teacher's next-token distribution (two stages: teacher pass, student run)."""
 
     @property
     def resolved_model_uri(self) -> str:
@@ -249,3 +251,8 @@ class GemmaFineTuneSpec(ApiModel):
     @property
     def topology(self) -> str:
         return self.accelerator.topology or "2x2"
+
+
+from .distillation import Distillation
+
+GemmaFineTuneSpec.model_rebuild()

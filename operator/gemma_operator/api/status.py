@@ -51,9 +51,10 @@ class Restarts(ApiModel):
     """How often the current run was restarted."""
 
     preemptions: int = 0
-    """Pods lost to spot preemption or node failure (they do not count against backoffLimit)."""
+    """Pods lost to spot preemption or node failure (they do not count against backoffLimit); a multi-host
+    slice counts once per restart, however many of its hosts went down with it."""
     failures: int = 0
-    """Trainer failures (count against backoffLimit)."""
+    """Trainer failures (count against backoffLimit); a multi-host slice counts once per crashed attempt."""
     slice_restarts: int = 0
     """Multi-host TPU slices replaced as a whole after a host was lost."""
 
@@ -96,6 +97,21 @@ class RunRecord(ApiModel):
     adapter_uri: str | None = None
 
 
+class StageStatus(ApiModel):
+    """One stage of a distillation run (teacher pass, student training)."""
+
+    name: Literal["teacher", "student"]
+    phase: Literal["Waiting", "Running", "Succeeded", "Failed"]
+    step: int = 0
+    """Teacher: shards committed; student: optimizer steps."""
+    total_steps: int | None = None
+    percent: float | None = None
+    output_uri: str | None = None
+    """Teacher: the folder of its outputs (shared by runs with the same teacher); student: the run folder."""
+    job_name: str | None = None
+    message: str | None = None
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -122,3 +138,7 @@ class GemmaFineTuneStatus(ApiModel):
     completion_time: str | None = None
     runs: list[RunRecord] = Field(default_factory=list)
     """Earlier and current runs, newest first."""
+    stage: Literal["WaitingForTeacher", "Teacher", "Student"] | None = None
+    """Distillation: the stage the current run is in."""
+    stages: list[StageStatus] = Field(default_factory=list)
+    """Distillation: progress of each stage of the current run."""

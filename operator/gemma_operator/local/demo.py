@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -208,7 +209,11 @@ def run_demo(args: argparse.Namespace) -> int:
             say("the preemption was not reported in status.restarts.preemptions")
             return 1
         if args.keep:
-            say(f"\nThe local API stays up: kubectl --server {cluster.url} get gft -o yaml   (Ctrl-C to stop)")
+            say(f"\nThe local API stays up (Ctrl-C to stop); the operator keeps running. Try:\n"
+                f"  export KUBECONFIG={kubeconfig}\n"
+                f"  kubectl get gft -w;  kubectl describe gft {name};  kubectl get jobs,pods;  "
+                f"kubectl logs job/{status.get('jobName') or name}")
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/`timeout` clean up like Ctrl-C
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)

@@ -54,11 +54,12 @@ def count(job: JobView, pods: list[PodView], recorded: dict[str, int]) -> Counts
     """Preemptions and failures of the run so far (``recorded``: the counts in status, which pods may outlive)."""
     mine = [p for p in pods if p.job == job.name]
     preempted = tuple(p.name for p in mine if p.preempted)
-    if job.indexed_hosts > 1:
-        failures = 1 if slice_crashed(job, mine) else 0
+    if job.indexed_hosts > 1:  # a slice is lost once, however many hosts the Job controller stopped with it
+        crashed = slice_crashed(job, mine)
+        failures, lost = (1 if crashed else 0), (1 if preempted and not crashed else 0)
     else:
-        failures = sum(1 for p in mine if p.failed)
-    preemptions = _base(job, ANN_PREEMPTIONS) + len(preempted)
+        failures, lost = sum(1 for p in mine if p.failed), len(preempted)
+    preemptions = _base(job, ANN_PREEMPTIONS) + lost
     failures += _base(job, ANN_FAILURES)
     preemptions = max(preemptions, int(recorded.get("preemptions") or 0))
     failures = max(failures, int(recorded.get("failures") or 0))

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune, SpecError, parse_finetune, run_id, run_uri
+from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
 from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
 
-from . import attempts, changes, runs
+from . import attempts, changes, runs, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions
@@ -35,6 +35,22 @@ class Run:
     rid: str
     uri: str
     prev: dict[str, Any]
+    stage: stages.StagePlan | None = None
+    """Distillation: the stage this decision is about (its Job, run config and accelerator)."""
+
+    @property
+    def config(self) -> RunConfig | None:
+        return self.stage.config if self.stage is not None else None
+
+    @property
+    def job_stage(self) -> str:
+        """The stage recorded with the Job: ``train`` for a plain run, ``teacher`` or ``student``."""
+        return self.config.stage if self.config is not None else "train"
+
+    @property
+    def name_key(self) -> str:
+        """What the Job's names are built from: the run id, plus the stage in a distillation."""
+        return f"{self.rid}-{self.job_stage}" if self.config is not None else self.rid
 
     @property
     def name(self) -> str:
@@ -53,12 +69,16 @@ class Run:
         return bool(self.ft.spec.pod.queue_name)
 
 
-def wanted_run(body: dict[str, Any]) -> tuple[str, str] | None:
-    """(runId, runUri) the body asks for, or None when it is not a valid fine-tune."""
+def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tuple[str, str] | None:
+    """(runId, runUri) the body asks for, or None when it is not a valid fine-tune (or a distillation whose
+    ``fromFineTune`` teacher, ``source``, is not resolved yet)."""
     try:
         ft = parse_finetune(body)
     except SpecError:
         return None
+    if ft.spec.distillation is not None:
+        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None).config
+        return (config.run_id, config.run_uri) if config is not None else None
     rid = run_id(ft.spec)
     return rid, run_uri(ft.spec, rid)
 
@@ -70,7 +90,7 @@ def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[str, Any]]:
-    objects = render_run(run.ft, run.policy.render_settings(), run.namespace, attempt)
+    objects = render_run(run.ft, run.policy.render_settings(), run.namespace, attempt, config=run.config)
     owner = owner_reference(run.obs.body)
     for obj in objects:
         obj["metadata"]["ownerReferences"] = [owner]
@@ -82,14 +102,16 @@ def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[s
 
 
 def _desired_job(run: Run) -> dict[str, Any]:
-    """The Job of attempt 0 as the spec renders it now (read only; rendered once per spec and settings)."""
-    return _render_job(run.ft.model_dump_json(by_alias=True), run.policy, run.namespace)
+    """The Job of attempt 0 as the spec renders it now (read only; rendered once per spec, stage and settings)."""
+    config = run.config.model_dump_json(by_alias=True) if run.config is not None else None
+    return _render_job(run.ft.model_dump_json(by_alias=True), config, run.policy, run.namespace)
 
 
 @lru_cache(maxsize=256)
-def _render_job(finetune_json: str, policy: Policy, namespace: str) -> dict[str, Any]:
+def _render_job(finetune_json: str, config_json: str | None, policy: Policy, namespace: str) -> dict[str, Any]:
     ft = GemmaFineTune.model_validate_json(finetune_json)
-    return next(o for o in render_run(ft, policy.render_settings(), namespace, 0) if o["kind"] == "Job")
+    config = RunConfig.model_validate_json(config_json) if config_json is not None else None
+    return next(o for o in render_run(ft, policy.render_settings(), namespace, 0, config=config) if o["kind"] == "Job")
 
 
 def _template_hash(run: Run) -> str:
@@ -99,7 +121,8 @@ def _template_hash(run: Run) -> str:
 def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     out = [("Job", job.name)]
     if job.indexed_hosts > 1 and job.run_id:
-        out.append(("Service", names.service_name(run.name, job.run_id, job.attempt)))
+        key = job.run_id if job.stage == "train" else f"{job.run_id}-{job.stage}"
+        out.append(("Service", names.service_name(run.name, key, job.attempt)))
     return out
 
 
@@ -107,8 +130,8 @@ def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: 
            reason: str | None = None, message: str = "") -> Verdict:
     """Create the objects of ``attempt`` and record its Job (the uid is filled in from the create answer)."""
     d.create = _render(run, attempt, counts)
-    job = names.job_name(run.name, run.rid, attempt)
-    status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": "train"})
+    job = names.job_name(run.name, run.name_key, attempt)
+    status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": run.job_stage})
     suspended = run.ft.spec.run_policy.suspend or run.queued
     if run.queued:
         return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
@@ -158,7 +181,7 @@ def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verd
 def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Verdict:
     """Judge the recorded Job; restart the slice, apply live edits."""
     status.update(jobName=job.name, attempt=job.attempt)
-    status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": "train"}
+    status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": run.job_stage}
     counts = attempts.count(job, pods, status.get("restarts") or {})
     before = int((status.get("restarts") or {}).get("preemptions") or 0)
     if counts.preemptions > before:
@@ -227,13 +250,18 @@ def _step(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdi
     jobs = [job_view(j) for j in run.obs.jobs] + [job_view(j, gone=True) for j in run.obs.gone_jobs]
     pods = [pod_view(p) for p in run.obs.pods] + [pod_view(p, gone=True) for p in run.obs.gone_pods]
     record = status.get("job")
+    if record is not None and record.get("stage", "train") != run.job_stage:  # the next stage: a new Job
+        record = None
+        status.pop("job", None)
+        status["attempt"] = 0
     current = _locate(record, jobs)
     if current is None and record is None:
-        mine = sorted((j for j in jobs if j.run_id == run.rid and j.live), key=lambda j: j.attempt)
+        mine = sorted((j for j in jobs if j.run_id == run.rid and j.stage == run.job_stage and j.live),
+                      key=lambda j: j.attempt)
         current = mine[-1] if mine else None  # created before a crash, never recorded: adopt it
     newest = current.attempt if current else int((record or {}).get("attempt") or 0)
     for job in jobs:  # other runs' Jobs and older attempts are stopped; their outputs stay in storage
-        if job.live and (job.run_id != run.rid or job.attempt < newest):
+        if job.live and (job.run_id != run.rid or (job.stage == run.job_stage and job.attempt < newest)):
             d.delete += _stop(run, job)
     token = runs.retry_token(run.obs.body, run.prev)
     retried = _retry(run, d, status, token) if token else None
@@ -296,12 +324,21 @@ def decide(obs: Observed, policy: Policy) -> Decision:
     ft = admit(obs.body, policy)
     if isinstance(ft, Refusal):
         return refuse(obs, prev, ft, obs.now)
-    rid = run_id(ft.spec)
-    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), prev)
+    rid, plan = run_id(ft.spec), None
+    if ft.spec.distillation is not None:
+        plan = stages.plan_stage(ft, obs.body["metadata"].get("namespace") or "default", obs.source,
+                                 obs.teacher_progress)
+        if plan.config is None:
+            return stages.waiting(obs, prev, plan)
+        rid = plan.config.run_id
+    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), prev, plan)
     status, events, new_run = runs.begin(prev, rid)
     d = Decision(events=events)
     verdict = _step(run, d, status, new_run)
-    _finish(run, d, status, verdict, new_run)
+    _finish(run, d, status, stages.stage_verdict(plan, verdict) if plan else verdict, new_run)
+    if plan is not None:
+        stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
+                            run.generation)
     return d
 
 

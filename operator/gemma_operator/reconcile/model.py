@@ -35,6 +35,10 @@ class Observed:
     """Jobs this operator created that its cache has not shown yet (not vanished: not seen yet)."""
     progress: RunProgress | None = None
     """The current run's progress.json, if it was read."""
+    source: dict[str, Any] | None = None
+    """Distillation: the GemmaFineTune named by spec.distillation.teacher.fromFineTune, from the cache."""
+    teacher_progress: RunProgress | None = None
+    """Distillation: the teacher stage's progress.json (``<output.uri>/teacher-<key>/``), if it was read."""
     now: str = "1970-01-01T00:00:00Z"
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemma_operator.api.run import EXIT_INVALID_INPUT, EXIT_PREEMPTED
-from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN
+from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN, LABEL_STAGE
 
 TRAINER = "trainer"
 OOM_KILLED = "OOMKilled"
@@ -69,6 +69,7 @@ class JobView:
     annotations: dict[str, str]
     spec: dict[str, Any]
     gone: bool = False  # deleted (TTL, a person, garbage collection); this is its last watched state
+    stage: str = "train"  # a distillation's "teacher" or "student" Job (label gemmaft.dev/stage)
 
     @property
     def finished(self) -> bool:
@@ -151,4 +152,5 @@ def job_view(job: dict[str, Any], gone: bool = False) -> JobView:
         annotations=dict(meta.get("annotations") or {}),
         spec={k: v for k, v in spec.items() if k != "template"},
         gone=gone,
+        stage=labels.get(LABEL_STAGE) or "train",
     )

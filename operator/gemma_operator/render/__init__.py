@@ -5,6 +5,7 @@ from .manifests import (
     LABEL_ATTEMPT,
     LABEL_FINETUNE,
     LABEL_RUN,
+    LABEL_STAGE,
     MANAGED_BY,
     RunNames,
     render_run,
@@ -15,6 +16,6 @@ from .placement import Placement, placement
 from .settings import RenderSettings
 
 __all__ = [
-    "LABEL_ATTEMPT", "LABEL_FINETUNE", "LABEL_RUN", "MANAGED_BY", "Placement", "RenderSettings", "RunNames",
+    "LABEL_ATTEMPT", "LABEL_FINETUNE", "LABEL_RUN", "LABEL_STAGE", "MANAGED_BY", "Placement", "RenderSettings", "RunNames",
     "names", "placement", "render_run", "run_labels", "run_names",
 ]

@@ -11,6 +11,7 @@ import jinja2
 import yaml
 
 from gemma_operator.api import GemmaFineTune, RunConfig
+from gemma_operator.api.distillation import stage_spec
 from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import CONFIG_DIR, CONFIG_FILE, EXIT_INVALID_INPUT, EXIT_PREEMPTED
 
@@ -23,6 +24,7 @@ MANAGED_BY = "gemma-finetune-operator"
 LABEL_FINETUNE = "gemmaft.dev/finetune"
 LABEL_RUN = "gemmaft.dev/run-id"
 LABEL_ATTEMPT = "gemmaft.dev/attempt"
+LABEL_STAGE = "gemmaft.dev/stage"
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,20 @@ def _resources(ft: GemmaFineTune, where: Placement) -> dict[str, Any]:
 
 
 def render_run(
-    ft: GemmaFineTune, settings: RenderSettings, namespace: str, attempt: int = 0
+    ft: GemmaFineTune, settings: RenderSettings, namespace: str, attempt: int = 0, config: RunConfig | None = None
 ) -> list[dict[str, Any]]:
-    """Every object one attempt of the fine-tune's current run needs (owner references are the caller's)."""
-    spec, name = ft.spec, ft.metadata.name
-    config = RunConfig.for_finetune(ft, namespace=namespace)
+    """Every object one attempt of the fine-tune's current run needs (owner references are the caller's).
+    ``config``: the run config to mount, e.g. one stage of a distillation (its Job runs on that stage's
+    accelerator and its names carry the stage)."""
+    name = ft.metadata.name
+    config = config or RunConfig.for_finetune(ft, namespace=namespace)
+    spec = stage_spec(ft.spec, config.stage)
     where = placement(spec)
-    names = run_names(name, config.run_id, attempt)
+    names = run_names(name, f"{config.run_id}-{config.stage}" if config.stage else config.run_id, attempt)
     labels = run_labels(name, config.run_id)
     attempt_labels = run_labels(name, config.run_id, attempt)
+    if config.stage:
+        labels[LABEL_STAGE] = attempt_labels[LABEL_STAGE] = config.stage
     job_labels = dict(attempt_labels)
     if spec.pod.queue_name:
         job_labels[KUEUE_QUEUE_LABEL] = spec.pod.queue_name

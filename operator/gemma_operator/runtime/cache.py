@@ -39,6 +39,8 @@ class Cache:
     def __init__(self, tombstone_seconds: float = 3600.0, max_tombstones: int = 20000):
         self.jobs_index: Mapping[Key, Iterable[Any]] | None = None
         self.pods_index: Mapping[Key, Iterable[Any]] | None = None
+        self.finetunes_index: Mapping[Key, Iterable[Any]] | None = None  # (namespace, name) -> the fine-tune
+        self.teacher_refs_index: Mapping[Key, Iterable[Any]] | None = None  # (ns, fromFineTune) -> dependents
         # Tombstones per kind: by owner key (what a reconcile reads, O(its own objects)) and in age order (expiry).
         self._buried: dict[str, dict[Key, dict[str, dict[str, Any]]]] = {"Job": {}, "Pod": {}}
         self._ages: dict[str, collections.OrderedDict[str, tuple[float, Key]]] = {
@@ -53,8 +55,20 @@ class Cache:
     def ready(self) -> bool:
         return self.jobs_index is not None and self.pods_index is not None
 
-    def attach(self, jobs: Mapping[Key, Iterable[Any]], pods: Mapping[Key, Iterable[Any]]) -> None:
+    def attach(self, jobs: Mapping[Key, Iterable[Any]], pods: Mapping[Key, Iterable[Any]],
+               finetunes: Mapping[Key, Iterable[Any]] | None = None,
+               teacher_refs: Mapping[Key, Iterable[Any]] | None = None) -> None:
         self.jobs_index, self.pods_index = jobs, pods
+        self.finetunes_index, self.teacher_refs_index = finetunes, teacher_refs
+
+    def finetune(self, key: Key) -> dict[str, Any] | None:
+        """A GemmaFineTune as last watched (spec and status), e.g. the teacher source of a distillation."""
+        found = _values(self.finetunes_index, key)
+        return found[0] if found else None
+
+    def dependents(self, key: Key) -> list[str]:
+        """Names of the fine-tunes whose teacher is ``fromFineTune: key``."""
+        return sorted({str(v) for v in (self.teacher_refs_index or {}).get(key, ())})
 
     # ----- reads -----
     def jobs(self, key: Key) -> list[dict[str, Any]]:

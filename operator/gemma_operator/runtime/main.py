@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
+from gemma_operator.reconcile import stages
 from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY
 from gemma_operator.settings import OperatorSettings
 
@@ -46,6 +47,20 @@ def gemmaft_jobs(namespace: str, name: str, meta: Any, labels: Any, body: Any, *
 def gemmaft_pods(namespace: str, labels: Any, body: Any, **_: Any) -> Any:
     value = labels.get(LABEL_FINETUNE)
     return {(namespace, value): pod_summary(body)} if value else None
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def gemmaft_finetunes(namespace: str, name: str, body: Any, **_: Any) -> Any:
+    """Every GemmaFineTune's spec and status, for distillations whose teacher is ``fromFineTune``."""
+    return {(namespace, name): {"metadata": {"name": name, "namespace": namespace},
+                                "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})}}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def gemmaft_teacher_refs(namespace: str, name: str, body: Any, **_: Any) -> Any:
+    """(namespace, fromFineTune) -> the fine-tunes that wait for it."""
+    ref = stages.source_name(dict(body))
+    return {(namespace, ref): name} if ref else None
 
 
 @kopf.on.startup()
@@ -80,10 +95,13 @@ def alive(**_: Any) -> bool:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def finetune_event(type: str | None, namespace: str, name: str, body: Any, gemmaft_jobs: kopf.Index,
-                         gemmaft_pods: kopf.Index, **_: Any) -> None:
+                         gemmaft_pods: kopf.Index, gemmaft_finetunes: kopf.Index, gemmaft_teacher_refs: kopf.Index,
+                         **_: Any) -> None:
     reconciler: Reconciler = _state["reconciler"]
     if not reconciler.cache.ready:
-        reconciler.cache.attach(gemmaft_jobs, gemmaft_pods)
+        reconciler.cache.attach(gemmaft_jobs, gemmaft_pods, gemmaft_finetunes, gemmaft_teacher_refs)
+    for dependent in reconciler.cache.dependents((namespace, name)):  # distillations waiting for this one
+        reconciler.trigger((namespace, dependent))
     if type == "DELETED":  # owner references remove the run's objects; storage is never touched
         reconciler.forget((namespace, name))
     else:

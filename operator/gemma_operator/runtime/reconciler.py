@@ -16,7 +16,7 @@ import json
 import logging
 from typing import Any
 
-from gemma_operator.reconcile import Decision, Observed, decide
+from gemma_operator.reconcile import Decision, Observed, decide, stages
 from gemma_operator.reconcile.decide import wanted_run
 from gemma_operator.reconcile.model import TERMINAL
 from gemma_operator.render import names
@@ -127,16 +127,21 @@ class Reconciler:
         if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
             return None
         key = (namespace, name)
-        progress = None
-        wanted = wanted_run(body)
+        progress = teacher_progress = None
+        ref = stages.source_name(body)
+        source = self.cache.finetune((namespace, ref)) if ref else None
+        wanted = wanted_run(body, source)
         status = body.get("status") or {}
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
             progress = await read_progress(wanted[1])
+            folder = stages.teacher_folder(body, source)
+            teacher_progress = await read_progress(folder) if folder else None
         jobs = self.cache.jobs(key)
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
                         job_problems=self.cache.job_problems(namespace, jobs),
                         gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
-                        awaited=self.cache.awaited(key), progress=progress, now=now_rfc3339())
+                        awaited=self.cache.awaited(key), progress=progress, source=source,
+                        teacher_progress=teacher_progress, now=now_rfc3339())
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
         observed = await self.observe(namespace, name)

@@ -1,0 +1,56 @@
+"""Forward-only memory of a distillation's teacher stage, per device (next to ``memory.py``'s training estimate).
+
+The teacher never trains: no trainable state, no gradients, no kept activations. What one device holds:
+
+* weights: the teacher's base weights at the accelerator's precision, or NF4 with 16-bit embeddings;
+* activations: one decoder layer's working set for a batch (eager attention scores included), the hidden states
+  of the batch, and one ``TEACHER_POSITION_CHUNK x TEACHER_VOCAB_CHUNK`` block of the LM head in fp32 (logits,
+  their exponentials and the running top-k merge: three such blocks). The full ``[tokens, vocab]`` logits are
+  never built.
+
+On TPU the weights are sharded over every TensorCore of the slice and the batch split over them, as in training.
+"""
+
+from __future__ import annotations
+
+from .distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK, teacher_accelerator
+from .facts import ACCELERATORS, MODELS, TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES, ModelArch
+from .memory import DTYPE_BYTES, NF4_BYTES_PER_PARAM, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
+
+LOGIT_BLOCKS_ALIVE = 3  # logits, exp / masked copy, top-k merge buffer
+
+
+def forward_weight_bytes(arch: ModelArch, quantization: str, dtype_bytes: int) -> int:
+    if quantization == "nf4":
+        return int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
+    return arch.params * dtype_bytes
+
+
+def forward_activation_bytes(arch: ModelArch, batch: int, seq: int, dtype_bytes: int) -> int:
+    tokens = batch * seq
+    hidden_states = 2 * tokens * arch.hidden * dtype_bytes
+    scores = batch * arch.heads * seq**2 * 4
+    one_layer = tokens * (4 * arch.hidden + 3 * arch.intermediate) * dtype_bytes + scores
+    head_block = LOGIT_BLOCKS_ALIVE * min(TEACHER_POSITION_CHUNK, tokens) * min(TEACHER_VOCAB_CHUNK, arch.vocab) * 4
+    return hidden_states + one_layer + head_block
+
+
+def teacher_estimate(spec) -> MemoryEstimate:
+    """Per-device memory of the teacher pass of ``spec.distillation`` on its accelerator."""
+    teacher = spec.distillation.teacher
+    accelerator = teacher_accelerator(spec)
+    arch = MODELS[teacher.model]
+    profile = ACCELERATORS[accelerator.type]
+    dtype_bytes = DTYPE_BYTES[profile.compute_dtype]
+    devices = 1
+    if accelerator.type == "tpu-v3":
+        devices = TPU_V3_TOPOLOGIES[accelerator.topology or "2x2"].chips * TPU_V3_CORES_PER_CHIP
+    return MemoryEstimate(
+        weights=forward_weight_bytes(arch, teacher.quantization, dtype_bytes),
+        trainable=0,
+        activations=forward_activation_bytes(arch, spec.training.batch_size, spec.training.max_seq_length,
+                                             dtype_bytes),
+        overhead=RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0,
+        devices=devices,
+        capacity=profile.device_memory_bytes,
+    )

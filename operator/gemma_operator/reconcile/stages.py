@@ -1,0 +1,180 @@
+"""A distillation run's stages as pure decisions: which stage runs now, with which run config, and what status,
+conditions and Events say about each stage.
+
+Inputs are what the operator already holds: the fine-tune, the fine-tune named by ``fromFineTune`` as the
+watch-fed cache has it (never a LIST), and the teacher folder's ``progress.json``. The teacher stage is done when
+its progress says ``completed`` (written only after ``<teacher>/COMMITTED``); only then does the student
+stage's Job start. Each stage's Job mounts its own run config (``stage`` set) and runs on its own accelerator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune
+from gemma_operator.api.distillation import ResolvedTeacher, resolve_teacher
+from gemma_operator.api.run import RunProgress
+
+from .attempts import Verdict
+from .conditions import kstatus_conditions, set_condition
+from .model import Decision, Event, Observed
+
+TEACHER_CONDITION = "TeacherReady"
+WAITING, TEACHER, STUDENT = "WaitingForTeacher", "Teacher", "Student"
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: str
+    """WaitingForTeacher, Teacher or Student."""
+    reason: str
+    message: str
+    config: RunConfig | None = None
+    """The run config the stage's Job mounts; None while waiting."""
+    stalled: bool = False
+    """The spec cannot go on as written (e.g. the referenced fine-tune trained another model)."""
+
+    @property
+    def condition(self) -> tuple[str, str, str, str]:
+        """(type, status, reason, message) of the TeacherReady condition."""
+        return TEACHER_CONDITION, "True" if self.stage == STUDENT else "False", self.reason, self.message
+
+
+def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None) -> tuple[ResolvedTeacher | None, str, str]:
+    """The resolved teacher, or None with the reason and message of the wait (or of the mismatch)."""
+    spec = ft.spec
+    name = spec.distillation.teacher.from_fine_tune
+    if name is None:
+        return resolve_teacher(spec), "TeacherConfigured", "teacher given in spec.distillation.teacher"
+    namespace = ft.metadata.namespace or "default"
+    if source is None:
+        return None, "WaitingForFineTune", f"waits for GemmaFineTune {namespace}/{name}: it does not exist yet"
+    try:
+        source_ft = parse_finetune(source)
+    except SpecError as err:
+        return None, "WaitingForFineTune", f"waits for GemmaFineTune {namespace}/{name}: it is not valid ({err})"
+    status = source.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    adapter = (status.get("outputs") or {}).get("adapterUri")
+    if phase != "Succeeded" or not adapter:
+        return None, "WaitingForFineTune", (f"waits for GemmaFineTune {namespace}/{name} to succeed (it is "
+                                            f"{phase}); its adapter is the teacher's")
+    if source_ft.spec.model != spec.distillation.teacher.model:
+        return None, "TeacherMismatch", (f"spec.distillation.teacher.model is {spec.distillation.teacher.model} "
+                                         f"but GemmaFineTune {name} trained {source_ft.spec.model}: set "
+                                         f"teacher.model: {source_ft.spec.model}")
+    return resolve_teacher(spec, source_ft.spec, adapter), "TeacherConfigured", f"teacher: adapter of {name}"
+
+
+def plan_stage(ft: GemmaFineTune, namespace: str, source: dict[str, Any] | None,
+               teacher_progress: RunProgress | None) -> StagePlan:
+    """The stage the fine-tune's current run is in, and the run config of that stage's Job."""
+    teacher, reason, message = teacher_source(ft, source)
+    if teacher is None:
+        return StagePlan(WAITING, reason, message, stalled=reason == "TeacherMismatch")
+    base = RunConfig.for_finetune(ft, teacher=teacher, namespace=namespace)
+    if teacher_progress is not None and teacher_progress.state == "completed":
+        return StagePlan(STUDENT, "TeacherCommitted", f"teacher outputs committed at {base.teacher_uri}",
+                         base.model_copy(update={"stage": "student"}))
+    done = f"{teacher_progress.step} of {teacher_progress.total_steps} shards committed" \
+        if teacher_progress is not None and teacher_progress.total_steps else "starting"
+    return StagePlan(TEACHER, "TeacherRunning", f"teacher pass of {teacher.model}: {done}",
+                     base.model_copy(update={"stage": "teacher"}))
+
+
+def _stage_entry(name: str, phase: str, progress: RunProgress | None, uri: str | None, job: str | None,
+                 message: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "phase": phase, "step": progress.step if progress else 0}
+    if progress is not None and progress.total_steps:
+        entry.update(totalSteps=progress.total_steps,
+                     percent=round(100.0 * progress.step / progress.total_steps, 1))
+    entry.update({k: v for k, v in (("outputUri", uri), ("jobName", job), ("message", message)) if v})
+    return entry
+
+
+def stage_status(plan: StagePlan, teacher_progress: RunProgress | None, student_progress: RunProgress | None,
+                 job_names: dict[str, str] | None = None, student_phase: str | None = None) -> dict[str, Any]:
+    """``status.stage`` and ``status.stages`` (camelCase) for the plan; ``student_phase`` is the run's phase
+    once the student stage runs (Running, Succeeded, Failed)."""
+    jobs = job_names or {}
+    cfg = plan.config
+    if plan.stage == WAITING:
+        stages = [_stage_entry("teacher", "Waiting", None, None, None, plan.message),
+                  _stage_entry("student", "Waiting", None, None, None)]
+    else:
+        teacher_phase = "Succeeded" if plan.stage == STUDENT else "Running"
+        student = student_phase if plan.stage == STUDENT else "Waiting"
+        stages = [_stage_entry("teacher", teacher_phase, teacher_progress, cfg.teacher_uri, jobs.get("teacher")),
+                  _stage_entry("student", student or "Running",
+                               student_progress if plan.stage == STUDENT else None, cfg.run_uri,
+                               jobs.get("student"))]
+    return {"stage": plan.stage, "stages": stages}
+
+
+def stage_events(previous_stage: str | None, plan: StagePlan) -> list[tuple[str, str, str]]:
+    """(type, reason, message) Events for a change of stage; none while the stage stays the same."""
+    if previous_stage == plan.stage:
+        return []
+    if plan.stage == WAITING:
+        return [("Warning" if plan.stalled else "Normal", plan.reason, plan.message)]
+    if plan.stage == TEACHER:
+        return [("Normal", "TeacherStarted", plan.message)]
+    events = [("Normal", "TeacherCommitted", plan.message)] if previous_stage is not None else []
+    spec = plan.config.spec
+    started = f"student {spec.model} trains against the teacher's top-{spec.distillation.top_k} outputs"
+    return [*events, ("Normal", "StudentStarted", started)]
+
+
+def source_name(body: dict[str, Any]) -> str | None:
+    """The fine-tune a body's teacher comes from (``fromFineTune``), if any."""
+    teacher = ((body.get("spec") or {}).get("distillation") or {}).get("teacher") or {}
+    name = teacher.get("fromFineTune")
+    return name if isinstance(name, str) else None
+
+
+def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str | None:
+    """``<output.uri>/teacher-<key>`` of a valid distillation whose teacher is resolved, else None."""
+    try:
+        ft = parse_finetune(body)
+    except SpecError:
+        return None
+    if ft.spec.distillation is None:
+        return None
+    plan = plan_stage(ft, ft.metadata.namespace or "default", source, None)
+    return plan.config.teacher_uri if plan.config is not None else None
+
+
+def stage_verdict(plan: StagePlan, verdict: Verdict) -> Verdict:
+    """The run's verdict in ``plan``'s stage: a teacher Job that completed does not end the run (the student
+    stage starts once the teacher's outputs are committed)."""
+    if plan.stage == TEACHER and verdict.phase == "Succeeded":
+        return Verdict("Pending", "TeacherJobDone", f"teacher Job done ({verdict.message}); the student stage "
+                                                      "starts once its outputs are committed")
+    if plan.stage == TEACHER:
+        return Verdict(verdict.phase, verdict.reason, f"teacher stage: {verdict.message}", verdict.stalled,
+                       verdict.restart)
+    return verdict
+
+
+def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any], events: list[Event],
+                 teacher_progress: RunProgress | None, student_progress: RunProgress | None, now: str,
+                 generation: int | None) -> None:
+    """Add ``status.stage``, ``status.stages``, the TeacherReady condition and the stage's Events."""
+    job = (status.get("job") or {}).get("name")
+    jobs = {plan.config.stage: job} if plan.config is not None and job else {}
+    status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase")))
+    status["conditions"] = set_condition(status.get("conditions") or [], *plan.condition, now, generation)
+    events += [Event(*e) for e in stage_events(prev.get("stage"), plan)]
+
+
+def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
+    """The decision while the teacher is not resolved: no run yet, no Job, nothing to poll (a change of the
+    referenced fine-tune triggers this one)."""
+    generation = (obs.body.get("metadata") or {}).get("generation")
+    status = {**prev, "phase": "Pending", "message": plan.message, "observedGeneration": generation}
+    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], "Pending", plan.reason, plan.message,
+                                              plan.stalled, obs.now, generation)
+    events: list[Event] = []
+    finish_stage(plan, prev, status, events, None, None, obs.now, generation)
+    return Decision(status=status, events=events)

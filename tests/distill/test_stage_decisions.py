@@ -1,0 +1,110 @@
+"""Stage sequencing as pure decisions: fromFineTune waits, the teacher Job on its accelerator, the student Job
+only after the teacher committed, per-stage status, conditions and Events."""
+
+from __future__ import annotations
+
+import yaml
+from gemma_operator.api import parse_finetune
+from gemma_operator.api.run import RunProgress
+from gemma_operator.reconcile.stages import STUDENT, TEACHER, WAITING, plan_stage, stage_events, stage_status
+from gemma_operator.render import render_run
+from gemma_operator.settings import OperatorSettings
+
+from tests.conftest import manifest
+
+TPU = {"type": "tpu-v3", "topology": "2x2"}
+
+
+def student(teacher: dict) -> dict:
+    body = manifest(model="gemma-2-2b-it", distillation={"teacher": teacher, "accelerator": TPU})
+    body["metadata"]["name"] = "small"
+    return body
+
+
+def source(phase: str | None, model: str = "gemma-2-9b-it", adapter: str | None = "gs://out/runs/big/r1/adapter"):
+    body = manifest(model=model, accelerator=TPU)
+    body["metadata"]["name"] = "big"
+    if phase:
+        body["status"] = {"phase": phase, "outputs": {"adapterUri": adapter} if adapter else {}}
+    return body
+
+
+def progress(state: str, step: int = 0, total: int | None = None) -> RunProgress:
+    return RunProgress(state=state, step=step, total_steps=total, updated_at="2026-11-22T12:00:00Z")
+
+
+def rendered(ft, config) -> tuple[dict, dict]:
+    objects = render_run(ft, OperatorSettings().render_settings(), "default", config=config)
+    job = next(o for o in objects if o["kind"] == "Job")
+    cm = next(o for o in objects if o["kind"] == "ConfigMap")
+    return job, yaml.safe_load(next(iter(cm["data"].values())))
+
+
+def test_from_fine_tune_waits_until_the_referenced_fine_tune_succeeded():
+    ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
+    for body, says in ((None, "does not exist"), (source(None), "Pending"), (source("Running"), "Running"),
+                       (source("Succeeded", adapter=None), "Succeeded")):
+        plan = plan_stage(ft, "default", body, None)
+        assert plan.stage == WAITING and plan.config is None and not plan.stalled
+        assert plan.reason == "WaitingForFineTune" and says in plan.message and "default/big" in plan.message
+        assert plan.condition[:3] == ("TeacherReady", "False", "WaitingForFineTune")
+    plan = plan_stage(ft, "default", source("Succeeded"), None)
+    assert plan.stage == TEACHER and plan.config.stage == "teacher"
+    assert plan.config.teacher.adapter_uri == "gs://out/runs/big/r1/adapter"
+    assert plan.config.teacher.model_uri == "hf://google/gemma-2-9b-it"
+    # The referenced fine-tune retrained (new run, new adapter): a new teacher key and a new student run.
+    again = plan_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None)
+    assert again.config.teacher_uri != plan.config.teacher_uri and again.config.run_id != plan.config.run_id
+
+
+def test_a_referenced_fine_tune_of_another_model_stalls_with_the_fix():
+    ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
+    plan = plan_stage(ft, "default", source("Succeeded", model="gemma-2-27b-it"), None)
+    assert plan.stalled and plan.reason == "TeacherMismatch" and "teacher.model: gemma-2-27b-it" in plan.message
+    assert stage_events(None, plan) == [("Warning", "TeacherMismatch", plan.message)]
+
+
+def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_for_the_commit():
+    ft = parse_finetune(student({"model": "gemma-2-9b-it"}))
+    running = plan_stage(ft, "default", None, progress("training", 3, 10))
+    assert running.stage == TEACHER and "3 of 10 shards" in running.message
+    assert plan_stage(ft, "default", None, progress("preempted", 3, 10)).stage == TEACHER
+    done = plan_stage(ft, "default", None, progress("completed", 10, 10))
+    assert done.stage == STUDENT and done.condition[:3] == ("TeacherReady", "True", "TeacherCommitted")
+    assert done.config.run_id == running.config.run_id and done.config.teacher_uri == running.config.teacher_uri
+
+    teacher_job, teacher_cfg = rendered(ft, running.config)
+    student_job, student_cfg = rendered(ft, done.config)
+    assert teacher_job["metadata"]["name"] != student_job["metadata"]["name"]
+    assert teacher_job["metadata"]["name"].endswith("-teacher")
+    assert teacher_job["metadata"]["labels"]["gemmaft.dev/stage"] == "teacher"
+    teacher_pod, student_pod = (j["spec"]["template"]["spec"] for j in (teacher_job, student_job))
+    assert teacher_pod["nodeSelector"]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v3-device"
+    assert student_pod["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    assert (teacher_cfg["stage"], student_cfg["stage"]) == ("teacher", "student")
+    assert teacher_cfg["teacherUri"] == student_cfg["teacherUri"] == done.config.teacher_uri
+
+
+def test_status_and_events_per_stage():
+    ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
+    waiting = plan_stage(ft, "default", source("Running"), None)
+    teacher = plan_stage(ft, "default", source("Succeeded"), progress("training", 4, 8))
+    student_plan = plan_stage(ft, "default", source("Succeeded"), progress("completed", 8, 8))
+
+    status = stage_status(teacher, progress("training", 4, 8), None, {"teacher": "small-x-teacher"})
+    assert status["stage"] == "Teacher"
+    t, s = status["stages"]
+    assert (t["phase"], t["step"], t["totalSteps"], t["percent"], t["jobName"]) == ("Running", 4, 8, 50.0,
+                                                                                   "small-x-teacher")
+    assert s["phase"] == "Waiting"
+    status = stage_status(student_plan, progress("completed", 8, 8), progress("training", 30, 120), None, "Running")
+    t, s = status["stages"]
+    assert (t["phase"], s["phase"], s["percent"]) == ("Succeeded", "Running", 25.0)
+    assert stage_status(waiting, None, None)["stages"][0]["message"] == waiting.message
+
+    reasons = []
+    previous = None
+    for plan in (waiting, waiting, teacher, teacher, student_plan, student_plan):
+        reasons += [reason for _, reason, _ in stage_events(previous, plan)]
+        previous = plan.stage
+    assert reasons == ["WaitingForFineTune", "TeacherStarted", "TeacherCommitted", "StudentStarted"]

@@ -1,0 +1,177 @@
+"""The teacher stage: the teacher (with its adapter) forward over the training and eval rows, top-k targets out.
+
+Shards are independent and committed one by one (``targets.py``); a restarted stage skips the committed ones
+and redoes only the rest. A SIGTERM stops the pass before the next batch: the shard in progress is dropped
+(it is at most ``rows_per_shard`` rows of work) and the stage exits with the preemption code. With several
+processes (T4 count > 1, TPU hosts) process ``r`` of ``w`` writes the shards whose number is ``r`` mod ``w``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+from gemma_operator.api.facts import MODELS
+from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
+
+from ..loss_head import output_softcap
+from .heads import labelled_hidden_states, teacher_topk
+from .targets import SPLITS, shard_count, shard_manager, write_shard
+
+log = logging.getLogger("gemma_trainer")
+
+ROWS_PER_SHARD_ENV = "GEMMAFT_TEACHER_SHARD_ROWS"
+DEFAULT_ROWS_PER_SHARD = 256
+
+
+def rows_per_shard() -> int:
+    return max(1, int(os.environ.get(ROWS_PER_SHARD_ENV) or DEFAULT_ROWS_PER_SHARD))
+
+
+def _adapter_dir(uri: str) -> Path:
+    from ..model import ModelError, cache_root
+    from ..storage import open_store
+
+    if not uri.startswith("gs://"):
+        path = Path(uri).expanduser()
+        if not path.is_dir():
+            raise ModelError(f"spec.distillation.teacher.adapterUri: adapter folder {uri} does not exist")
+        return path
+    import hashlib
+
+    local = cache_root() / "adapters" / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if not (local / ".gemmaft-complete").exists():
+        open_store(uri).download_dir("", str(local))
+        (local / ".gemmaft-complete").write_text(uri)
+    return local
+
+
+def load_teacher(teacher, plan):
+    """The teacher model in eval mode on ``plan``'s device, with its adapter applied, and its tokenizer.
+
+    An adapter folder is what a fine-tune wrote to ``<run>/adapter``: a PEFT adapter (lora, qlora), the trained
+    tensors of ``freeze`` (``trainable.safetensors``), or a whole model (``full``)."""
+    from ..model import TRAINABLE_WEIGHTS, ModelError, load_model, load_tokenizer, resolve_model_dir
+
+    model_dir = resolve_model_dir(teacher.model_uri)
+    adapter = _adapter_dir(teacher.adapter_uri) if teacher.adapter_uri else None
+    if adapter is not None and (adapter / "config.json").is_file():
+        model_dir = adapter  # method full: the adapter folder is the whole model
+    method = SimpleNamespace(method="qlora" if teacher.quantization == "nf4" else "lora")
+    model = load_model(model_dir, method, plan)
+    if adapter is not None and (adapter / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    elif adapter is not None and (adapter / TRAINABLE_WEIGHTS).is_file():
+        from safetensors.torch import load_file
+
+        result = model.load_state_dict(load_file(str(adapter / TRAINABLE_WEIGHTS)), strict=False)
+        if result.unexpected_keys:
+            raise ModelError(f"spec.distillation.teacher.adapterUri: tensors {result.unexpected_keys[:3]} do not "
+                             f"belong to {teacher.model}")
+    elif adapter is not None and model_dir != adapter:
+        raise ModelError(f"spec.distillation.teacher.adapterUri: {teacher.adapter_uri} holds no adapter "
+                         "(adapter_config.json, trainable.safetensors or config.json)")
+    if plan.device == "cuda" and teacher.quantization != "nf4":
+        model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+    elif plan.device == "xla":
+        from .. import xla
+
+        model = xla.prepare_model(model, activation_checkpointing=False)
+    model.eval()
+    return model, load_tokenizer(model_dir, MODELS[teacher.model].family)
+
+
+def teacher_collator(model, tokenizer, plan):
+    """Batches as the training path makes them: padding-free packed rows, or fixed pad buckets on XLA."""
+    from ..batches import PackedCollator, PadCollator
+
+    if plan.device == "xla":
+        return PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
+    from ..packed_attention import use_packed_attention
+
+    use_packed_attention(model)
+    return PackedCollator()
+
+
+@torch.no_grad()
+def shard_targets(model, rows: list[dict], batch_size: int, distillation, collator, preemption):
+    """(ids, logprobs, rest, counts) of ``rows``; None when a preemption arrived before a batch."""
+    lm_head = model.get_output_embeddings()
+    softcap = output_softcap(model)
+    static = lm_head.weight.device.type == "xla"  # static shapes: every position through the head
+    out, counts = [], []
+    for start in range(0, len(rows), batch_size):
+        if preemption.requested:
+            return None
+        batch = collator(rows[start:start + batch_size])
+        inputs = {k: v.to(lm_head.weight.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        hidden, _, keep = labelled_hidden_states(model, lm_head, inputs, static=static)
+        top = teacher_topk(hidden, lm_head.weight, softcap, distillation.temperature, distillation.top_k)
+        picked = keep.reshape(-1).cpu()
+        out.append(tuple(t.cpu()[picked] if static else t.cpu() for t in top))
+        counts += _row_counts(batch, keep.cpu())
+    ids, logprobs, rest = (torch.cat(parts) for parts in zip(*out, strict=True))
+    return ids, logprobs, rest, counts
+
+
+def _row_counts(batch: dict, keep: torch.Tensor) -> list[int]:
+    """Labelled positions per row of a padded ([rows, seq]) or packed ([1, total] + row_bounds) batch."""
+    bounds = batch.get("row_bounds")
+    if bounds is None:
+        return keep.sum(1).tolist()
+    flat = keep.reshape(-1)
+    return [int(flat[a:b].sum()) for a, b in itertools.pairwise(bounds)]
+
+
+def run_teacher_stage(cfg, features: dict[str, list[dict]], model, collator, store, progress, preemption,
+                      rank, scratch: Path, per_shard: int) -> int:
+    """Write every uncommitted shard this process owns; the stage marker when all are committed."""
+    d, spec = cfg.spec.distillation, cfg.spec
+    plan_shards = {split: shard_count(len(rows), per_shard) for split, rows in features.items()}
+    total = sum(plan_shards.values())
+    done = sum(len(shard_manager(store, s).committed()) for s in plan_shards)
+    progress.update(force=True, state="training", step=done, total_steps=total,
+                    message=f"teacher pass: {done} of {total} shards committed")
+    for split, rows in features.items():
+        manager = shard_manager(store, split)
+        committed = {info.step for info in manager.committed()}
+        for shard in range(plan_shards[split]):
+            if shard in committed or shard % rank.world_size != rank.rank:
+                continue
+            chunk = rows[shard * per_shard:(shard + 1) * per_shard]
+            result = shard_targets(model, chunk, spec.training.batch_size, d, collator, preemption)
+            if result is None:
+                progress.update(force=True, state="preempted", step=done,
+                                message=f"teacher pass preempted with {done} of {total} shards committed")
+                return EXIT_PREEMPTED
+            local = write_shard(scratch / split / f"shard-{shard:08d}", chunk, *result)
+            manager.commit(local, shard)
+            shutil.rmtree(local, ignore_errors=True)
+            done += 1
+            progress.update(force=True, state="training", step=done, total_steps=total,
+                            message=f"teacher pass: {done} of {total} shards committed")
+    return EXIT_OK
+
+
+def commit_stage(cfg, store, rows: dict[str, int], per_shard: int) -> bool:
+    """Write ``<teacher>/COMMITTED`` once every shard of every split is committed; whether it was written."""
+    d = cfg.spec.distillation
+    shards = {split: shard_count(n, per_shard) for split, n in rows.items()}
+    for split, n in shards.items():
+        if len(shard_manager(store, split).committed()) < n:
+            return False
+    marker = {"rows": rows, "shards": shards, "rowsPerShard": per_shard, "topK": d.top_k,
+              "temperature": d.temperature, "teacher": cfg.teacher.to_api()}
+    store.write_text(COMMIT_MARKER, json.dumps(marker, indent=1))
+    return True
+
+
+__all__ = ["SPLITS", "commit_stage", "load_teacher", "rows_per_shard", "run_teacher_stage"]
