@@ -3,8 +3,11 @@ the teacher Job runs on its accelerator, the student Job starts only after the t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
+from gemma_operator.api import GemmaFineTuneStatus
 
 from tests.conftest import manifest
 from tests.operator.harness import apply, wait_for, write_progress
@@ -15,7 +18,10 @@ TPU = {"type": "tpu-v3", "topology": "2x2"}
 
 
 def status_of(cluster, name):
-    return (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
+    """The fine-tune's status, checked against the status schema the CRD is generated from."""
+    status = (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
+    GemmaFineTuneStatus.model_validate({k: v for k, v in status.items() if k != "kopf"})
+    return status
 
 
 def condition(status, type_):
@@ -98,6 +104,12 @@ def test_two_stages_through_the_operator(cluster, kubeconfig, operator, bucket):
     done = wait_for(lambda: status_of(cluster, "small").get("phase") == "Succeeded" and status_of(cluster, "small"),
                     what="the student Succeeded")
     assert [s["phase"] for s in done["stages"]] == ["Succeeded", "Succeeded"]
-    reasons = [e["reason"] for e in cluster.events_for("small")]
     order = ["WaitingForFineTune", "TeacherStarted", "TeacherCommitted", "StudentStarted", "Succeeded"]
-    assert [r for r in reasons if r in order] == order, reasons
+    reasons = wait_for(lambda: "Succeeded" in (found := [e["reason"] for e in cluster.events_for("small")]) and found,
+                       what="the Succeeded Event")
+    assert [r for r in reasons if r in order] == order, " ".join(reasons)
+    # A finished run stays in its student stage through later reconciles (its teacher folder is not read again).
+    apply(kubeconfig, {**student, "metadata": {**student["metadata"], "labels": {"team": "a"}}})
+    time.sleep(1.5)
+    assert status_of(cluster, "small")["stage"] == "Student" and status_of(cluster, "small")["phase"] == "Succeeded"
+    assert [e["reason"] for e in cluster.events_for("small")].count("TeacherStarted") == 1

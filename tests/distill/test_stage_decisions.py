@@ -4,7 +4,7 @@ only after the teacher committed, per-stage status, conditions and Events."""
 from __future__ import annotations
 
 import yaml
-from gemma_operator.api import parse_finetune
+from gemma_operator.api import GemmaFineTuneStatus, parse_finetune
 from gemma_operator.api.run import RunProgress
 from gemma_operator.reconcile.stages import STUDENT, TEACHER, WAITING, plan_stage, stage_events, stage_status
 from gemma_operator.render import render_run
@@ -72,6 +72,10 @@ def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_
     done = plan_stage(ft, "default", None, progress("completed", 10, 10))
     assert done.stage == STUDENT and done.condition[:3] == ("TeacherReady", "True", "TeacherCommitted")
     assert done.config.run_id == running.config.run_id and done.config.teacher_uri == running.config.teacher_uri
+    # A run that reached its student stage stays there when the teacher's progress is not read again (finished).
+    prev = {"stage": "Student", "runId": done.config.run_id}
+    assert plan_stage(ft, "default", None, None, prev).stage == STUDENT
+    assert plan_stage(ft, "default", None, None, {**prev, "runId": "another"}).stage == TEACHER
 
     teacher_job, teacher_cfg = rendered(ft, running.config)
     student_job, student_cfg = rendered(ft, done.config)
@@ -100,6 +104,10 @@ def test_status_and_events_per_stage():
     status = stage_status(student_plan, progress("completed", 8, 8), progress("training", 30, 120), None, "Running")
     t, s = status["stages"]
     assert (t["phase"], s["phase"], s["percent"]) == ("Succeeded", "Running", 25.0)
+    # What the API server accepts in status (the CRD is generated from this model), in every student phase.
+    for phase in ("Pending", "Running", "Suspended", "Succeeded", "Failed"):
+        GemmaFineTuneStatus.model_validate(stage_status(student_plan, None, None, None, phase))
+    GemmaFineTuneStatus.model_validate(stage_status(waiting, None, None))
     assert stage_status(waiting, None, None)["stages"][0]["message"] == waiting.message
 
     reasons = []

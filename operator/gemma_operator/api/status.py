@@ -101,7 +101,8 @@ class StageStatus(ApiModel):
     """One stage of a distillation run (teacher pass, student training)."""
 
     name: Literal["teacher", "student"]
-    phase: Literal["Waiting", "Running", "Succeeded", "Failed"]
+    phase: Literal["Waiting", "Pending", "Running", "Suspended", "Succeeded", "Failed"]
+    """Waiting (for the stage before), or the phase of the stage's Job."""
     step: int = 0
     """Teacher: shards committed; student: optimizer steps."""
     total_steps: int | None = None

@@ -327,7 +327,7 @@ def decide(obs: Observed, policy: Policy) -> Decision:
     rid, plan = run_id(ft.spec), None
     if ft.spec.distillation is not None:
         plan = stages.plan_stage(ft, obs.body["metadata"].get("namespace") or "default", obs.source,
-                                 obs.teacher_progress)
+                                 obs.teacher_progress, prev)
         if plan.config is None:
             return stages.waiting(obs, prev, plan)
         rid = plan.config.run_id

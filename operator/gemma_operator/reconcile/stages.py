@@ -68,13 +68,16 @@ def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None) -> tuple[Re
 
 
 def plan_stage(ft: GemmaFineTune, namespace: str, source: dict[str, Any] | None,
-               teacher_progress: RunProgress | None) -> StagePlan:
-    """The stage the fine-tune's current run is in, and the run config of that stage's Job."""
+               teacher_progress: RunProgress | None, prev: dict[str, Any] | None = None) -> StagePlan:
+    """The stage the fine-tune's current run is in, and the run config of that stage's Job. ``prev``: the last
+    status; a run that reached its student stage stays there (committed teacher outputs never change, and a
+    finished run's teacher folder is not read again)."""
     teacher, reason, message = teacher_source(ft, source)
     if teacher is None:
         return StagePlan(WAITING, reason, message, stalled=reason == "TeacherMismatch")
     base = RunConfig.for_finetune(ft, teacher=teacher, namespace=namespace)
-    if teacher_progress is not None and teacher_progress.state == "completed":
+    reached = bool(prev) and prev.get("stage") == STUDENT and prev.get("runId") == base.run_id
+    if reached or (teacher_progress is not None and teacher_progress.state == "completed"):
         return StagePlan(STUDENT, "TeacherCommitted", f"teacher outputs committed at {base.teacher_uri}",
                          base.model_copy(update={"stage": "student"}))
     done = f"{teacher_progress.step} of {teacher_progress.total_steps} shards committed" \
