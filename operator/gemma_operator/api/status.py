@@ -51,9 +51,10 @@ class Restarts(ApiModel):
     """How often the current run was restarted."""
 
     preemptions: int = 0
-    """Pods lost to spot preemption or node failure (they do not count against backoffLimit)."""
+    """Pods lost to spot preemption or node failure (they do not count against backoffLimit); a multi-host
+    slice counts once per restart, however many of its hosts went down with it."""
     failures: int = 0
-    """Trainer failures (count against backoffLimit)."""
+    """Trainer failures (count against backoffLimit); a multi-host slice counts once per crashed attempt."""
     slice_restarts: int = 0
     """Multi-host TPU slices replaced as a whole after a host was lost."""
 
