@@ -55,6 +55,7 @@ def test_teacher_stage_on_xla_matches_the_cpu_pass(tmp_path: Path):
     import torch
 
     env = {**os.environ, "GEMMAFT_WORK_DIR": str(tmp_path / "work"), "GEMMAFT_TEACHER_SHARD_ROWS": "16"}
+    # Each pass in its own process: the CPU one first (it also writes the model and the rows), then XLA.
     for device in ("cpu", "xla"):
         out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), device], check=False,
                              capture_output=True, text=True, env=env, timeout=400)

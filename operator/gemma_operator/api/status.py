@@ -113,6 +113,17 @@ class StageStatus(ApiModel):
     message: str | None = None
 
 
+class RecordedTeacher(ApiModel):
+    """The resolved teacher of a distillation run, as recorded in status."""
+
+    model: str
+    model_uri: str
+    adapter_uri: str | None = None
+    quantization: Literal["none", "nf4"] = "none"
+    from_fine_tune: str | None = None
+    """The GemmaFineTune it was resolved from."""
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -143,3 +154,5 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: the stage the current run is in."""
     stages: list[StageStatus] = Field(default_factory=list)
     """Distillation: progress of each stage of the current run."""
+    teacher: RecordedTeacher | None = None
+    """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""

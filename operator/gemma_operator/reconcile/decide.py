@@ -77,7 +77,7 @@ def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tu
     except SpecError:
         return None
     if ft.spec.distillation is not None:
-        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None).config
+        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
         return (config.run_id, config.run_uri) if config is not None else None
     rid = run_id(ft.spec)
     return rid, run_uri(ft.spec, rid)
