@@ -205,7 +205,8 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
 
     objects = [finetune(f"ft-{i:04d}", bucket) for i in range(n)]
     names = {o["metadata"]["name"] for o in objects}
-    with LocalCluster(runner=SchedulingOnly(run=False)) as cluster:
+    # The trainer's ServiceAccount exists, as the chart creates it (else the cluster layer refuses the pods).
+    with LocalCluster(runner=SchedulingOnly(run=False), service_accounts=("gemma-trainer",)) as cluster:
         if cluster._controller is not None:
             cluster._loop.call_soon_threadsafe(cluster._controller.cancel)
         proc, health, metrics_port = start_operator(cluster.write_kubeconfig(work / f"kubeconfig-{n}"), gcs.url,

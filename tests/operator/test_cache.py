@@ -38,6 +38,7 @@ def test_a_created_job_is_awaited_until_watched_and_failed_create_needs_an_owned
     cache.saw_job("ml", "demo-r1", "demo")
     assert cache.awaited(KEY) == frozenset()
     assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") == "demo"
+    assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") is None  # a repeat: no new reconcile
     assert cache.job_problems("ml", [job("demo-r1", "1"), job("other", "2")]) == {"demo-r1": "serviceaccount missing"}
     cache.bury("Job", KEY, job("demo-r1", "1"))
     assert cache.job_problems("ml", [job("demo-r1", "1")]) == {}
