@@ -38,8 +38,25 @@ def test_a_created_job_is_awaited_until_watched_and_failed_create_needs_an_owned
     cache.saw_job("ml", "demo-r1", "demo")
     assert cache.awaited(KEY) == frozenset()
     assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") == "demo"
+    assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") is None  # a repeat: no new reconcile
     assert cache.job_problems("ml", [job("demo-r1", "1"), job("other", "2")]) == {"demo-r1": "serviceaccount missing"}
     cache.bury("Job", KEY, job("demo-r1", "1"))
     assert cache.job_problems("ml", [job("demo-r1", "1")]) == {}
     cache.forget(KEY, KEY)
     assert cache.gone("Job", KEY) == []
+
+
+def test_event_names_repeat_for_a_repeated_transition_only():
+    from gemma_operator.runtime.events import event_object
+
+    body = {"apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune",
+            "metadata": {"name": "demo", "namespace": "ml", "uid": "u1", "resourceVersion": "7"}}
+    first = event_object(body, "Normal", "Running", "1 trainer pod(s) running")
+    again = event_object(body, "Normal", "Running", "1 trainer pod(s) running")  # the same reconcile, repeated
+    assert first["metadata"]["name"] == again["metadata"]["name"] and first["metadata"]["name"].startswith("demo.")
+    later = event_object({**body, "metadata": {**body["metadata"], "resourceVersion": "9"}}, "Normal", "Running",
+                         "1 trainer pod(s) running")  # running again after a suspend: a new transition
+    second = event_object(body, "Normal", "Running", "1 trainer pod(s) running", index=1)
+    assert len({first["metadata"]["name"], later["metadata"]["name"], second["metadata"]["name"]}) == 3
+    assert first["involvedObject"] == {"apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune", "name": "demo",
+                                       "namespace": "ml", "uid": "u1"}

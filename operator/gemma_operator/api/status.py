@@ -51,9 +51,10 @@ class Restarts(ApiModel):
     """How often the current run was restarted."""
 
     preemptions: int = 0
-    """Pods lost to spot preemption or node failure (they do not count against backoffLimit)."""
+    """Pods lost to spot preemption or node failure (they do not count against backoffLimit); a multi-host
+    slice counts once per restart, however many of its hosts went down with it."""
     failures: int = 0
-    """Trainer failures (count against backoffLimit)."""
+    """Trainer failures (count against backoffLimit); a multi-host slice counts once per crashed attempt."""
     slice_restarts: int = 0
     """Multi-host TPU slices replaced as a whole after a host was lost."""
 
@@ -112,6 +113,17 @@ class StageStatus(ApiModel):
     message: str | None = None
 
 
+class RecordedTeacher(ApiModel):
+    """The resolved teacher of a distillation run, as recorded in status."""
+
+    model: str
+    model_uri: str
+    adapter_uri: str | None = None
+    quantization: Literal["none", "nf4"] = "none"
+    from_fine_tune: str | None = None
+    """The GemmaFineTune it was resolved from."""
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -142,3 +154,5 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: the stage the current run is in."""
     stages: list[StageStatus] = Field(default_factory=list)
     """Distillation: progress of each stage of the current run."""
+    teacher: RecordedTeacher | None = None
+    """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""

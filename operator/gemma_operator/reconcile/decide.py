@@ -8,6 +8,7 @@ judge the attempt. A Job is created only for an attempt that has no record yet: 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
@@ -76,7 +77,7 @@ def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tu
     except SpecError:
         return None
     if ft.spec.distillation is not None:
-        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None).config
+        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
         return (config.run_id, config.run_uri) if config is not None else None
     rid = run_id(ft.spec)
     return rid, run_uri(ft.spec, rid)
@@ -101,8 +102,16 @@ def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[s
 
 
 def _desired_job(run: Run) -> dict[str, Any]:
-    return next(o for o in render_run(run.ft, run.policy.render_settings(), run.namespace, 0, config=run.config)
-                if o["kind"] == "Job")
+    """The Job of attempt 0 as the spec renders it now (read only; rendered once per spec, stage and settings)."""
+    config = run.config.model_dump_json(by_alias=True) if run.config is not None else None
+    return _render_job(run.ft.model_dump_json(by_alias=True), config, run.policy, run.namespace)
+
+
+@lru_cache(maxsize=256)
+def _render_job(finetune_json: str, config_json: str | None, policy: Policy, namespace: str) -> dict[str, Any]:
+    ft = GemmaFineTune.model_validate_json(finetune_json)
+    config = RunConfig.model_validate_json(config_json) if config_json is not None else None
+    return next(o for o in render_run(ft, policy.render_settings(), namespace, 0, config=config) if o["kind"] == "Job")
 
 
 def _template_hash(run: Run) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -43,6 +44,15 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+def fingerprint(body: Any) -> str:
+    """What a watch event of a fine-tune must differ in to need a reconcile: spec (generation), annotations
+    (the retry annotation), status, deletion."""
+    meta = body.get("metadata") or {}
+    status = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    return json.dumps([meta.get("generation"), meta.get("annotations") or {}, meta.get("deletionTimestamp"), status],
+                      sort_keys=True, default=str)
+
+
 def label_key(key: Key) -> Key:
     return key[0], names.label_value(key[1])
 
@@ -56,7 +66,7 @@ class Reconciler:
         self.events = events or EventPoster(kube)
         self.active: set[Key] = set()
         self.names: dict[Key, str] = {}  # (namespace, label value) -> fine-tune name
-        self.written: dict[Key, str] = {}  # resourceVersion of our last status write
+        self.written: dict[Key, str] = {}  # fingerprint of the fine-tune as our last status write left it
         self._running: dict[Key, asyncio.Task] = {}
         self._again: set[Key] = set()
 
@@ -67,9 +77,9 @@ class Reconciler:
         self.names.pop(label_key(key), None)
         self.cache.forget(key, label_key(key))
 
-    def finetune_changed(self, key: Key, resource_version: str | None) -> None:
-        """A watch event of the fine-tune; our own status write's echo needs no reconcile."""
-        if resource_version is None or self.written.get(key) != resource_version:
+    def finetune_changed(self, key: Key, body: Any) -> None:
+        """A watch event of the fine-tune; the echo of our own status write needs no reconcile."""
+        if self.written.get(key) != fingerprint(body):
             self.trigger(key)
 
     def pod_changed(self, namespace: str, label_value: str) -> None:
@@ -150,7 +160,7 @@ class Reconciler:
         body = observed.body
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         status = decision.status
-        # 1. Create (a new attempt's objects), 2. record the Job in status, 3. patch and delete, 4. Events.
+        # 1. Create (a new attempt's objects), 2. Events, 3. record it all in status, 4. patch and delete.
         for obj in decision.create:
             created = await self.kube.create(obj)
             log.info("%s %s/%s", "created" if created is not None else "found existing", obj["kind"],
@@ -159,19 +169,23 @@ class Reconciler:
             if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
                 record["uid"] = (created.get("metadata") or {}).get("uid")
                 self.cache.created_job((namespace, name), obj["metadata"]["name"])
+        # The transition's Events before the status write: a repeat of this reconcile (after a crash or a failed
+        # write) makes the same Event names, so each is posted once and none is lost.
+        for index, event in enumerate(decision.events):
+            await self.events.post(body, event.type, event.reason, event.message, index)
         old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
         patch = status_patch(old, status)
         if patch:
-            stored = await self.kube.patch("GemmaFineTune", namespace, name, {"status": patch}, status=True)
-            version = ((stored or {}).get("metadata") or {}).get("resourceVersion")
-            if version:
-                self.written[(namespace, name)] = version
+            # Set before the call: the watch event of this write may arrive before its answer.
+            self.written[(namespace, name)] = fingerprint({**body, "status": status})
+            try:
+                await self.kube.patch("GemmaFineTune", namespace, name, {"status": patch}, status=True)
+            except Exception:
+                self.written.pop((namespace, name), None)
+                raise
+        metrics.record(decision)  # once the status says so
         for job, job_patch in decision.patch_jobs:
             await self.kube.patch("Job", namespace, job, job_patch)
         for kind, obj_name in decision.delete:
             if await self.kube.delete(kind, namespace, obj_name):
                 log.info("deleted %s/%s", kind, obj_name)
-        # Events and metrics once the status says so: posted from here, not from a kopf handler context.
-        for event in decision.events:
-            await self.events.post(body, event.type, event.reason, event.message)
-        metrics.record(decision)
