@@ -13,7 +13,8 @@ Gemma 2 2B: logits, their fp32 upcast and their gradient are about 9 GB). This m
   teacher's top-k and the student's KL, chunk by chunk);
 * :func:`token_losses`: per-token cross-entropy through :class:`ChunkedLinearCrossEntropy`, a custom autograd
   Function that takes the labelled tokens a block at a time (``[block tokens, vocab]`` fp32, at most
-  ``LOSS_BLOCK_ELEMENTS`` entries: 64 MB; 256 MB on CUDA, where fewer, larger GEMMs read the LM head fewer times)
+  ``LOSS_BLOCK_ELEMENTS`` entries: 64 MB; 256 MB on CUDA and XLA, where fewer, larger matmuls read the LM head
+  fewer times and XLA unrolls fewer blocks)
   and computes each block's loss AND its gradient with respect to the hidden states in the forward pass, so the
   block is freed before the next one: two block-sized fp32 buffers alive at most, forward or backward, and two
   matmul passes over the labelled tokens, as many as an unfused head's forward + backward over all tokens. On a
@@ -34,8 +35,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-
-from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_CUDA
+from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_ACCELERATOR
 
 IGNORE_INDEX = -100
 VOCAB_CHUNK = 16384  # vocabulary entries per chunk of iter_vocab_chunks / chunked_logsumexp
@@ -136,7 +136,7 @@ def chunked_logsumexp(hidden: torch.Tensor, weight: torch.Tensor, softcap: float
 
 def block_tokens(vocab: int, device_type: str) -> int:
     """Tokens per block: a ``[tokens, vocab]`` fp32 block of at most the device's block budget."""
-    budget = LOSS_BLOCK_ELEMENTS_CUDA if device_type == "cuda" else LOSS_BLOCK_ELEMENTS
+    budget = LOSS_BLOCK_ELEMENTS_ACCELERATOR if device_type in ("cuda", "xla") else LOSS_BLOCK_ELEMENTS
     return max(1, budget // vocab)
 
 

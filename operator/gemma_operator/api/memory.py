@@ -33,9 +33,10 @@ NF4_BYTES_PER_PARAM = 0.5 + 0.0625  # 4-bit values plus block-wise quantisation 
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + two fp32 AdamW moments
 RUNTIME_OVERHEAD_BYTES = int(0.6 * GB)  # CUDA context / XLA runtime and allocator slack
 FP32_BYTES = 4
-# The loss head's block, [tokens, vocab] fp32 logits (gemma_trainer.loss_head uses these): 64 MB, 256 MB on CUDA.
+# The loss head's block, [tokens, vocab] fp32 logits (gemma_trainer.loss_head uses these): 64 MB on the CPU,
+# 256 MB on a GPU or TPU.
 LOSS_BLOCK_ELEMENTS = 1 << 24
-LOSS_BLOCK_ELEMENTS_CUDA = 1 << 26
+LOSS_BLOCK_ELEMENTS_ACCELERATOR = 1 << 26
 # What autograd keeps for one Gemma decoder layer's backward, per token, in units of the layer's widths: the
 # outputs of the norms before the projections and the residual sums (hidden), q after rotary and the attention
 # output plus k and v repeated to every head (heads x head_dim), gate, up, gelu(gate) and their product
@@ -105,7 +106,7 @@ class StepShape:
     row_tokens: int  # tokens per sequence (worst case: maxSeqLength)
     dtype_bytes: int  # frozen weights and activations
     labelled_fraction: float = 1.0  # share of positions with a target (worst case: all)
-    cuda: bool = False  # the loss head takes larger blocks on CUDA
+    accelerator: bool = False  # the loss head takes larger blocks on a GPU or TPU
 
 
 def layer_bytes(arch: ModelArch, shape: StepShape) -> int:
@@ -125,7 +126,7 @@ def loss_head_bytes(arch: ModelArch, shape: StepShape) -> int:
     """The chunked loss head: two fp32 ``[block tokens, vocab]`` blocks, the labelled hidden states and their
     fp32 gradient."""
     labelled = math.ceil(shape.rows * shape.row_tokens * shape.labelled_fraction)
-    budget = LOSS_BLOCK_ELEMENTS_CUDA if shape.cuda else LOSS_BLOCK_ELEMENTS
+    budget = LOSS_BLOCK_ELEMENTS_ACCELERATOR if shape.accelerator else LOSS_BLOCK_ELEMENTS
     blocks = 2 * min(labelled, max(1, budget // arch.vocab)) * arch.vocab * FP32_BYTES
     return blocks + labelled * arch.hidden * (shape.dtype_bytes + FP32_BYTES)
 
@@ -156,7 +157,8 @@ def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
     devices = 1
     if spec.accelerator.type == "tpu-v3":
         devices = TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
-    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes, cuda=profile.cuda)
+    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes,
+                      accelerator=profile.device_memory_bytes is not None)
     return training_memory(arch, spec.method, trainable_params(spec, arch), shape, devices,
                            profile.device_memory_bytes,
                            RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0)
