@@ -87,6 +87,15 @@ def test_backoff_limit_counts_failures_and_fails_the_job(cluster):
     assert {"BackoffLimitExceeded"} <= {e["reason"] for e in cluster.events_for("train", kind="Job")}
 
 
+def test_one_failed_index_with_backoff_limit_0_fails_the_job_and_stops_the_other_hosts(cluster):
+    cluster.create("Job", job(completions=4, parallelism=4, completionMode="Indexed", backoffLimit=0))
+    pods = wait_for(lambda: len(running_pods(cluster, "train")) == 4 and running_pods(cluster, "train"), what="4 pods")
+    cluster.fail_pod(pods[1]["metadata"]["name"], exit_code=1)
+    wait_for(lambda: ("Failed", "BackoffLimitExceeded") in job_conditions(cluster, "train"), what="Failed")
+    assert running_pods(cluster, "train") == []
+    assert [p["status"]["phase"] for p in cluster.pods_of("train")] == ["Failed"]  # the others were deleted
+
+
 POLICY = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "trainer", "operator": "In",
                                                           "values": [42]}},
                     {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
@@ -137,3 +146,28 @@ def test_job_deletion_propagation_background_and_orphan_by_default(cluster, poli
     wait_for(lambda: len(cluster.list("Pod")) == pods_left, what=f"{pods_left} pods left")
     if pods_left:
         assert cluster.list("Pod")[0]["metadata"]["ownerReferences"] == []
+
+
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+
+
+def test_a_watch_resumes_from_a_resource_version_and_follows_its_selector(cluster, monkeypatch):
+    from gemma_operator.local.cluster import store
+
+    cluster.create("ConfigMap", {"metadata": {"name": "before", "namespace": "default", "labels": {"app": "x"}}})
+    version = cluster.get("ConfigMap", "before")["metadata"]["resourceVersion"]
+    cluster.create("ConfigMap", {"metadata": {"name": "after", "namespace": "default", "labels": {"app": "x"}}})
+    resumed = Watch(cluster.url, CONFIGMAPS, resourceVersion=version)
+    selected = Watch(cluster.url, CONFIGMAPS, labelSelector="app%3Dx")
+    wait_for(lambda: resumed.seen() == [("ADDED", "after")], what="only what came after the version")
+    wait_for(lambda: sorted(selected.seen()) == [("ADDED", "after"), ("ADDED", "before")], what="initial state")
+    cluster.call(cluster.emulator.update("ConfigMap", "default", "before", {"metadata": {"labels": {"app": "y"}}}))
+    cluster.call(cluster.emulator.update("ConfigMap", "default", "after", {"data": {"k": "v"}}))
+    wait_for(lambda: selected.seen()[2:] == [("DELETED", "before"), ("MODIFIED", "after")],
+             what="leaving the selection is DELETED for this watcher")
+    monkeypatch.setattr(store, "LOG_LIMIT", 2)
+    for i in range(3):
+        cluster.create("ConfigMap", {"metadata": {"name": f"more-{i}", "namespace": "default"}})
+    expired = Watch(cluster.url, CONFIGMAPS, resourceVersion=version)
+    wait_for(lambda: expired.events, what="an answer")
+    assert expired.events[0]["type"] == "ERROR" and expired.events[0]["object"]["code"] == 410

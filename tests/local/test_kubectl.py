@@ -62,7 +62,7 @@ def test_get_gft_shows_the_crd_printer_columns(cluster, kubeconfig):
     assert "a1b2c3d4e5" in wide[1] and "lora" in wide[1]
     listed = json.loads(kubectl(kubeconfig, "get", "gft", "-o", "json").stdout)
     assert (listed["kind"], listed["apiVersion"]) == ("List", "v1")  # kubectl's own wrapper of a ...List answer
-    code, raw = api(cluster, "GET", FT)
+    _, raw = api(cluster, "GET", FT)
     assert (raw["kind"], raw["apiVersion"]) == ("GemmaFineTuneList", "gemmaft.dev/v1alpha1")
     assert int(raw["metadata"]["resourceVersion"]) > 0
 
@@ -74,7 +74,7 @@ def test_get_jobs_and_pods_with_their_standard_columns(cluster, kubeconfig):
     wait_for(lambda: len(running_pods(cluster, "train")) == 2, what="pods")
     jobs = rows(kubectl(kubeconfig, "get", "jobs").stdout)
     assert jobs[0] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
-    assert ["train", "Running", "0/2"] == [r for r in jobs if r[0] == "train"][0][:3]
+    assert next(r for r in jobs if r[0] == "train")[:3] == ["train", "Running", "0/2"]
     statuses = wait_for(lambda: {r[2] for r in rows(kubectl(kubeconfig, "get", "pods").stdout)[1:]} >= {
         "Running", "ImagePullBackOff"} and rows(kubectl(kubeconfig, "get", "pods").stdout), what="pod statuses")
     assert statuses[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]

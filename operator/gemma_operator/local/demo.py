@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -233,7 +234,11 @@ def run_demo(args: argparse.Namespace) -> int:
         ft = watch(cluster, runner, name, preempt_at=max(2, steps // 3), timeout=args.timeout)
         code = _report(ft, demo, manifest, model_dir, workdir, runner, operator, started)
         if code == 0 and args.keep:
-            say(f"\nThe local API stays up: kubectl --server {cluster.url} get gft -o yaml   (Ctrl-C to stop)")
+            say(f"\nThe local API stays up (Ctrl-C to stop); the operator keeps running. Try:\n"
+                f"  export KUBECONFIG={kubeconfig}\n"
+                f"  kubectl get gft -w;  kubectl describe gft {name};  kubectl get jobs,pods;  "
+                f"kubectl logs job/{(ft.get('status') or {}).get('jobName') or name}")
+            signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/`timeout` clean up like Ctrl-C
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)

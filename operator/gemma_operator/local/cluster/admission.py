@@ -37,7 +37,7 @@ class Invalid(Exception):
         detail = listed[0] if len(listed) == 1 else "[" + ", ".join(listed) + "]"
         qualified = f"{kind}.{group}" if group else kind
         if code == 400:
-            super().__init__(f"strict decoding error: {', '.join(f'unknown field {c.field!r}' for c in causes)}")
+            super().__init__("strict decoding error: " + ", ".join(f'unknown field "{c.field}"' for c in causes))
         else:
             super().__init__(f'{qualified} "{name}" is invalid: {detail}')
 

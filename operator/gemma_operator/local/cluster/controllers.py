@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import traceback
 from typing import Any, Protocol
 
@@ -38,20 +39,33 @@ class SchedulingOnly:
 @attrs.define(kw_only=True)
 class ClusterEmulator(JobController, Kubelet, HttpApi):
     runner: Any = attrs.field(factory=SchedulingOnly)
+    owned_pods: dict[str, list[dict[str, Any]]] | None = None  # owner uid -> pods, during one controller pass
+    next_wake: float = float("inf")  # time.time() of the next timed controller pass
 
-    async def control(self, interval: float = 0.1) -> None:
-        """Run the controllers whenever something changed (and every ``interval`` for time-based steps)."""
+    async def control(self, longest_sleep: float = 5.0) -> None:
+        """Run the controllers whenever something changed, or when a timer set in the last pass is due
+        (TTL, image pull back-off, a pod creation retry, an active deadline)."""
         while True:
             try:
-                await asyncio.wait_for(self.changed.wait(), interval)
+                await asyncio.wait_for(self.changed.wait(), max(0.0, min(self.next_wake - time.time(), longest_sleep)))
             except TimeoutError:
                 pass
             self.changed.clear()
             await self.reconcile_once()
 
+    def wake_at(self, moment: float) -> None:
+        """Ask for a controller pass at ``moment`` (time.time()) even if nothing changes until then."""
+        self.next_wake = min(self.next_wake, moment)
+
     async def reconcile_once(self) -> None:
+        self.next_wake = float("inf")
+        self.owned_pods = {}
+        for pod in self.find("Pod"):
+            for owner in pod["metadata"].get("ownerReferences") or ():
+                self.owned_pods.setdefault(owner.get("uid"), []).append(pod)
         for job in list(self.find("Job")):
             await self._guarded(self.sync_job, job)
+        self.owned_pods = None
         for pod in list(self.find("Pod")):
             if pod["metadata"]["uid"] not in self._kubelet_state()[0] or not pod["spec"].get("nodeName"):
                 await self._guarded(self.sync_pod, pod)

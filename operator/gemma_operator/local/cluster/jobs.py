@@ -99,7 +99,9 @@ class JobController:
 
     def pods_of_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         uid = job["metadata"]["uid"]
-        return [p for p in self.find("Pod", job["metadata"]["namespace"])
+        candidates = self.owned_pods.get(uid, []) if self.owned_pods is not None else self.find(
+            "Pod", job["metadata"]["namespace"])
+        return [p for p in candidates
                 if any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or ())
                 and not p["metadata"].get("deletionTimestamp")]
 
@@ -160,8 +162,10 @@ class JobController:
         if failed > int(spec.get("backoffLimit", 6)):
             return "FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         deadline = spec.get("activeDeadlineSeconds")
-        if deadline is not None and status.get("startTime") and self._since(status["startTime"]) > deadline:
-            return "FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"
+        if deadline is not None and status.get("startTime"):
+            if self._since(status["startTime"]) > deadline:
+                return "FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"
+            self.wake_at(time.time() + deadline - self._since(status["startTime"]))
         if self._done_count(job, pods, counts) >= int(spec.get("completions") or 1):
             return "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"
         return None
@@ -226,7 +230,8 @@ class JobController:
 
     async def _create_missing(self, job: dict, pods: list[dict], active: list[dict], counts: dict) -> int:
         spec, uid = job["spec"], job["metadata"]["uid"]
-        if self._job_state()[2].get(uid, 0) > time.monotonic():
+        if self._job_state()[2].get(uid, 0) > time.time():
+            self.wake_at(self._job_state()[2][uid])
             return 0
         completions, parallelism = int(spec.get("completions") or 1), int(spec.get("parallelism") or 1)
         if spec.get("completionMode") == "Indexed":
@@ -239,7 +244,8 @@ class JobController:
         for index in missing:
             refusal = self.pod_refusal(job)
             if refusal:
-                self._job_state()[2][uid] = time.monotonic() + CREATE_RETRY_SECONDS
+                self._job_state()[2][uid] = time.time() + CREATE_RETRY_SECONDS
+                self.wake_at(time.time() + CREATE_RETRY_SECONDS)
                 await self.record_event(job, "Job", "Warning", "FailedCreate", refusal, "job-controller")
                 break
             pod = await self.start_pod(job, index)
@@ -292,3 +298,5 @@ class JobController:
             finished = time.time() - self._since(stamp)
         if time.time() - finished >= ttl:
             await self.remove("Job", job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
+        else:
+            self.wake_at(finished + ttl)

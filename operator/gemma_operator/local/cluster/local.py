@@ -147,8 +147,9 @@ class LocalCluster:
     def succeed_pod(self, name: str, namespace: str = "default") -> None:
         self.call(self.emulator.end_pod(namespace, name, 0))
 
-    def fail_pod(self, name: str, exit_code: int = 1, namespace: str = "default") -> None:
-        self.call(self.emulator.end_pod(namespace, name, exit_code))
+    def fail_pod(self, name: str, exit_code: int = 1, namespace: str = "default", reason: str | None = None) -> None:
+        """The container exits with ``exit_code`` (terminated reason ``reason``, default Error)."""
+        self.call(self.emulator.end_pod(namespace, name, exit_code, reason=reason))
 
     def preempt_pod(self, name: str, exit_code: int = 143, namespace: str = "default") -> None:
         self.call(self.emulator.end_pod(namespace, name, exit_code, disrupted=True))

@@ -212,10 +212,11 @@ class Kubelet:
                 continue
             uid = pod["metadata"]["uid"]
             if uid not in failed_at:
-                failed_at[uid] = time.monotonic()
-            if time.monotonic() - failed_at[uid] >= PULL_BACKOFF_SECONDS:
+                failed_at[uid] = time.time()
+            if time.time() - failed_at[uid] >= PULL_BACKOFF_SECONDS:
                 return ("ImagePullBackOff", f'Back-off pulling image "{image}"',
                         ("Normal", "BackOff", f'Back-off pulling image "{image}"'))
+            self.wake_at(failed_at[uid] + PULL_BACKOFF_SECONDS)
             message = failures[prefix] or (f'rpc error: code = NotFound desc = failed to pull and unpack image '
                                            f'"{image}": failed to resolve reference "{image}": {image}: not found')
             return "ErrImagePull", message, ("Warning", "Failed", f'Failed to pull image "{image}": {message}')

@@ -178,15 +178,17 @@ class Objects:
                            component: str) -> None:
         """An Event about ``obj``; the same reason and message again bumps ``count`` (the client aggregates)."""
         meta = obj["metadata"]
-        for event in self.find("Event", meta.get("namespace")):
-            involved = event.get("involvedObject") or {}
-            if involved.get("uid") == meta.get("uid") and (event.get("reason"), event.get("message")) == (
-                    reason, message):
-                await self.update("Event", event["metadata"]["namespace"], event["metadata"]["name"],
-                                  {"count": int(event.get("count") or 1) + 1, "lastTimestamp": timestamp()})
-                return
+        if not hasattr(self, "_recorded"):
+            self._recorded: dict[tuple, tuple[str, str]] = {}  # (uid, reason, message) -> the Event's key
+        seen = self._recorded.get((meta.get("uid"), reason, message))
+        event = self.get("Event", *seen) if seen else None
+        if event is not None:
+            await self.update("Event", *seen, {"count": int(event.get("count") or 1) + 1, "lastTimestamp": timestamp()})
+            return
+        name = f"{meta['name']}.{secrets.token_hex(8)}"
+        self._recorded[(meta.get("uid"), reason, message)] = (meta.get("namespace"), name)
         await self.put("Event", {
-            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": meta.get("namespace")},
+            "metadata": {"name": name, "namespace": meta.get("namespace")},
             "involvedObject": {"kind": kind, "namespace": meta.get("namespace"), "name": meta["name"],
                                "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion"),
                                "resourceVersion": meta.get("resourceVersion")},

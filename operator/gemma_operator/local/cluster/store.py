@@ -79,6 +79,7 @@ class Gone(Exception):
 class Store:
     def __init__(self) -> None:
         self.objects: dict[Key, dict[str, Any]] = {}
+        self._by_resource: dict[Any, dict[Key, dict[str, Any]]] = {}  # the same objects, per resource
         self.version = 0
         self.log: list[Change] = []
         self._waiters: set[asyncio.Event] = set()
@@ -88,8 +89,8 @@ class Store:
         return self.objects.get(key)
 
     def items(self, resource: Any, namespace: str | None = None) -> list[dict[str, Any]]:
-        return [obj for (res, ns, _), obj in self.objects.items()
-                if res == resource and (namespace is None or ns == namespace)]
+        return [obj for (_, ns, _), obj in self._by_resource.get(resource, {}).items()
+                if namespace is None or ns == namespace]
 
     def all_objects(self) -> Iterator[tuple[Key, dict[str, Any]]]:
         yield from list(self.objects.items())
@@ -117,7 +118,7 @@ class Store:
         version = self._next()
         meta.update(uid=meta.get("uid") or str(uuid.uuid4()), resourceVersion=str(version), generation=1,
                     creationTimestamp=timestamp())
-        self.objects[key] = obj
+        self.objects[key] = self._by_resource.setdefault(resource, {})[key] = obj
         self._record(version, resource, "ADDED", obj, None)
         return obj
 
@@ -127,12 +128,13 @@ class Store:
         obj = copy.deepcopy(obj)
         version = self._next()
         obj.setdefault("metadata", {})["resourceVersion"] = str(version)
-        self.objects[key] = obj
+        self.objects[key] = self._by_resource[key[0]][key] = obj
         self._record(version, key[0], "MODIFIED", obj, before)
         return obj
 
     def delete(self, key: Key) -> dict[str, Any]:
         before = self.objects.pop(key)
+        del self._by_resource[key[0]][key]
         version = self._next()
         last = {**before, "metadata": {**before["metadata"], "resourceVersion": str(version)}}
         self._record(version, key[0], "DELETED", last, before)
