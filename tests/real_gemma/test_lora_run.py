@@ -20,7 +20,7 @@ from tests.support.hub import offline_env, put_in_hub_cache
 from .conftest import LANE, RECORDS, WEIGHTS
 
 pytestmark = LANE
-STEPS, BATCH, MAX_SEQ = 8, 4, 96
+STEPS, BATCH, MAX_SEQ = 6, 4, 96
 TRAIN_ROWS, EVAL_ROWS = STEPS * BATCH, 8
 
 

@@ -67,5 +67,5 @@ def with_adapter(base, adapter_dir: Path):
 
 def one_line(text: str, width: int = 72) -> str:
     """``text`` on one line, cut to ``width`` characters."""
-    flat = " ".join(text.split())
+    flat = " ".join(text.split()) or "(empty: the turn ended at once)"
     return flat if len(flat) <= width else flat[: width - 3] + "..."

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from gemma_operator.render.settings import RenderSettings
+
 from .cluster import LocalCluster
 from .gcs import local_gcs
 from .pods import ProcessRunner
@@ -75,9 +77,12 @@ def prepare_model(demo: DemoModel, manifest: dict[str, Any], workdir: Path) -> P
         rows = [json.loads(line) for line in (demo.data / "train.jsonl").read_text().splitlines() if line.strip()]
         return save_tiny_model(workdir / "tiny-gemma2", texts=dataset_texts(rows))
     from gemma_trainer.model import cache_root
-    from gemma_trainer.packaged import prepare_packaged_model
+    from gemma_trainer.packaged import COMPLETE_MARKER, prepare_packaged_model, prepared_dir
 
-    return prepare_packaged_model(manifest["spec"]["modelUri"], cache_root())
+    uri = manifest["spec"]["modelUri"]
+    if not (prepared_dir(uri, cache_root()) / COMPLETE_MARKER).is_file():
+        say(f"    {uri}: assembling and dequantising the GGUF once into {cache_root()} (later runs reuse it)")
+    return prepare_packaged_model(uri, cache_root())
 
 
 def prepare_bucket(gcs, demo: DemoModel, model_dir: Path) -> None:
@@ -219,7 +224,8 @@ def run_demo(args: argparse.Namespace) -> int:
         gcs = stack.enter_context(local_gcs())
         node_env = {"STORAGE_EMULATOR_HOST": gcs.url, "GEMMAFT_CACHE_DIR": str(model_dir.parent)}
         runner = ProcessRunner(workdir / "pods", env=node_env)  # the node's model cache, shared by its pods
-        cluster = stack.enter_context(LocalCluster(runner=runner))
+        cluster = stack.enter_context(LocalCluster(runner=runner,
+                                                   service_accounts=(RenderSettings.service_account,)))
         stack.callback(lambda: cluster.call(runner.kill_all()))
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
         prepare_bucket(gcs, demo, model_dir)
