@@ -25,16 +25,19 @@ def heldout_loss(model, tokenizer, rows: Sequence[dict], fmt: str, max_seq_lengt
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
             batch = collate(features[start:start + batch_size])
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-            labels = batch["labels"][:, 1:]
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1),
+            targets = batch["labels"][:, 1:]  # the token each position predicts
+            keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(1)  # logits only where some row has a label
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           logits_to_keep=keep).logits.float()
+            kept = targets[:, keep]
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), kept.reshape(-1),
                                    ignore_index=IGNORE_INDEX, reduction="sum")
             total += float(loss)
-            count += int((labels != IGNORE_INDEX).sum())
+            count += int((kept != IGNORE_INDEX).sum())
     return total / max(count, 1)
 
 
-def answer(model, tokenizer, prompt: str, max_new_tokens: int = 48) -> str:
+def answer(model, tokenizer, prompt: str, max_new_tokens: int = 32) -> str:
     """The greedy reply to one user turn, rendered with the tokenizer's chat template, up to ``<end_of_turn>``."""
     import torch
 
