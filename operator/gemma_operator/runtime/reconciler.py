@@ -1,7 +1,7 @@
 """Observe one GemmaFineTune, ask :func:`gemma_operator.reconcile.decide`, carry out the decision.
 
 Reads: one GET of the fine-tune; its Jobs and pods come from the watch-fed :class:`~.cache.Cache`. Only runs
-that are still going are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); a finished
+whose trainer is running are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); any other
 fine-tune is reconciled again only when a watch event says something changed.
 
 Reconciles of one object never overlap; triggers that arrive meanwhile fold into one more pass. Every action is
@@ -115,7 +115,7 @@ class Reconciler:
             self._running.pop(key, None)
 
     async def poll_active(self) -> None:
-        """Re-read the runs still going (progress.json, missed events); finished ones are not polled."""
+        """Re-read the runs whose trainer runs (progress.json); nothing else is polled: watches tell the rest."""
         while True:
             await asyncio.sleep(self.settings.progress_interval_seconds)
             for key in list(self.active):
