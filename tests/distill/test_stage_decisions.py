@@ -142,3 +142,18 @@ def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_delet
     # The record belongs to that source only.
     other = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "bigger"}))
     assert plan_stage(other, "default", None, None, status).stage == WAITING
+
+
+def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
+    from gemma_operator.cli import main
+
+    from tests.conftest import EXAMPLES
+
+    assert main(["render", "-f", str(EXAMPLES / "gitops" / "finetunes" / "support-student-2b-t4.yaml")]) == 0
+    out = capsys.readouterr()
+    jobs = [o for o in yaml.safe_load_all(out.out) if o["kind"] == "Job"]
+    assert [j["metadata"]["labels"]["gemmaft.dev/stage"] for j in jobs] == ["teacher", "student"]
+    selectors = [j["spec"]["template"]["spec"]["nodeSelector"] for j in jobs]
+    assert selectors[0]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v3-device"
+    assert selectors[1]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    assert "support-teacher-9b" in out.err  # the teacher the operator resolves

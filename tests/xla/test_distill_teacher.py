@@ -72,4 +72,6 @@ def test_teacher_stage_on_xla_matches_the_cpu_pass(tmp_path: Path):
         for key in ("topk_logprobs", "rest_logmass"):
             gap = (cpu[shard][key] - xla[shard][key]).abs()
             print(f"{shard} {key}: XLA (bf16) vs CPU (fp32) gap mean {float(gap.mean()):.4f}, max {float(gap.max()):.4f}")
-            assert gap.mean() < 0.05 and gap.max() < 0.5, (shard, key, float(gap.mean()), float(gap.max()))
+            # Seen: mean 0.0012, max 0.0048 nats. (With packed rows attending across rows on the CPU path, before
+            # the row-bounds fix, the gap was mean 0.025, max 0.17.)
+            assert gap.mean() < 0.01 and gap.max() < 0.05, (shard, key, float(gap.mean()), float(gap.max()))
