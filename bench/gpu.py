@@ -1,18 +1,26 @@
-"""GPU benchmark: Gemma-2-2B (real architecture, random weights), LoRA r=16 on all linear layers, sequences of
-1024 tokens, bf16 where the GPU supports it (else fp16): the project's trainer path against plain
-transformers + peft. Exits 0 with "no CUDA GPU: skipped" where CUDA is not available.
+"""GPU benchmark: Gemma-2-2B (real architecture, random weights), LoRA r=16 on all linear layers, batch 4 x 1024,
+bf16 where the GPU supports it (else fp16): the project's trainer against TRL's SFTTrainer + peft; then Gemma-2-9B
+QLoRA at batch 2 x 2048 under a T4's 14.7 GB cap. Exits 0 with "no CUDA GPU: skipped" where CUDA is not available.
 
 * ours: ``gemma_trainer.config.accelerator_plan`` (precision from the compute capability),
   ``gemma_trainer.model.apply_method`` (LoRA, fp32 adapter weights), ``gemma_trainer.train.training_arguments``
-  (activation checkpointing, the plan's bf16/fp16 flag) and the ``GemmaTrainer`` with ``PadCollator``;
-* baseline: ``peft.get_peft_model`` with the same LoraConfig and a plain ``transformers.Trainer`` with bf16/fp16
-  and default settings (no activation checkpointing), the same model weights, batches and steps.
+  (activation checkpointing), the ``GemmaTrainer`` (chunked loss head) with ``PackedCollator`` and
+  ``packed_attention`` (padding-free, attention row by row);
+* TRL: ``trl.SFTTrainer`` with ``SFTConfig`` defaults (activation checkpointing on, its fused LM head) and the
+  plan's bf16/fp16 flag, on the same PEFT model, token ids, steps.
 
 Figures per run: tokens/s (all tokens are real: every sequence is 1024 long), MFU, peak memory
-(``torch.cuda.max_memory_allocated``). MFU = 6 x N x tokens/s / peak, N = all parameters of the model (frozen
+(``torch.cuda.max_memory_allocated``) and, for ours, the memory model's prediction for the same spec
+(gemma_operator.api.memory: weights + trainable state + activations, without its runtime allowance; target:
+within 15% of the measurement). MFU = 6 x N x tokens/s / peak, N = all parameters of the model (frozen
 included); the 6N convention counts forward (2N) + backward (4N) and gives no credit for the recomputed forward
-of activation checkpointing nor for attention FLOPs. Peak: the GPU's dense bf16 (fp16 on T4) tensor-core
-TFLOPS from the table below, or ``--peak-tflops``.
+of activation checkpointing nor for attention FLOPs. Peak: the GPU's dense bf16 (fp16 on T4) tensor-core TFLOPS
+from the table below, or ``--peak-tflops``.
+
+9B QLoRA: Gemma-2-9B's architecture with random weights, every decoder linear layer replaced by a bitsandbytes
+NF4 ``Linear4bit`` (double quantisation, fp16 compute), embedding and norms fp16; the process is capped at 14.7 GB
+(``torch.cuda.set_per_process_memory_fraction``) and trains ``--qlora-steps`` steps of 2 x 2048 with ours:
+completed or not, peak memory, predicted vs measured.
 """
 
 from __future__ import annotations
@@ -36,15 +44,17 @@ GEMMA2_2B = {
     "attn_logit_softcapping": 50.0, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2,
     "tie_word_embeddings": True, "attn_implementation": "eager",
 }
+GEMMA2_9B = {**GEMMA2_2B, "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 42,
+             "num_attention_heads": 16, "num_key_value_heads": 8, "query_pre_attn_scalar": 256}
+T4_USABLE_BYTES = int(14.7e9)
 
 
-def spec_for(batch: int, seq: int, steps: int):
+def spec_for(model: str, method: str, batch: int, seq: int, steps: int):
     from gemma_operator.api import parse_finetune
 
     return parse_finetune({
         "apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune", "metadata": {"name": "bench-gpu"},
-        "spec": {"model": "gemma-2-2b", "modelUri": "/unused", "method": "lora",
-                 "dataset": {"trainUri": "/unused.jsonl"},
+        "spec": {"model": model, "modelUri": "/unused", "method": method, "dataset": {"trainUri": "/unused.jsonl"},
                  "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "targetModules": ["all-linear"]},
                  "training": {"maxSteps": steps, "batchSize": batch, "gradientAccumulationSteps": 1,
                               "maxSeqLength": seq, "warmupRatio": 0.0, "lrScheduler": "constant",
@@ -54,13 +64,47 @@ def spec_for(batch: int, seq: int, steps: int):
     }).spec
 
 
-def base_model(dtype):
+def base_model(dtype, config: dict = GEMMA2_2B):
     import torch
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = Gemma2ForCausalLM(Gemma2Config(**GEMMA2_2B)).to(dtype)
+        model = Gemma2ForCausalLM(Gemma2Config(**config)).to(dtype)
+    model.config.use_cache = False
+    return model
+
+
+def quantized_9b_model():
+    """Gemma-2-9B's architecture, random weights, decoder linears as bitsandbytes NF4 (what qlora loads)."""
+    import bitsandbytes as bnb
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        model = Gemma2ForCausalLM(Gemma2Config(**GEMMA2_9B)).half()
+    for name, module in list(model.model.layers.named_modules()):
+        if isinstance(module, torch.nn.Linear):
+            weight = torch.randn(module.out_features, module.in_features, dtype=torch.float16) * 0.02
+            new = bnb.nn.Linear4bit(module.in_features, module.out_features, bias=False,
+                                    compute_dtype=torch.float16, compress_statistics=True, quant_type="nf4")
+            new.weight = bnb.nn.Params4bit(weight, requires_grad=False, compress_statistics=True,
+                                           quant_type="nf4").to("cuda")  # quantised on the way to the GPU
+            model.model.layers.set_submodule(name, new)
+    for module in model.modules():  # what is left on meta (embedding, norms, buffers): fp16 on the GPU
+        if any(t.is_meta for t in (*module.parameters(recurse=False), *module.buffers(recurse=False))):
+            module.to_empty(device="cuda", recurse=False)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name:
+                param.zero_()  # Gemma's RMSNorm scales by (1 + weight)
+            elif param.dtype != torch.uint8:
+                param.normal_(0.0, 0.02)
+        model.model.embed_tokens.embed_scale.fill_(GEMMA2_9B["hidden_size"] ** 0.5)
+    model.tie_weights()
+    model.model.rotary_emb = type(model.model.rotary_emb)(model.config).to("cuda")  # its buffers were meta
+    model.is_loaded_in_4bit = True
     model.config.use_cache = False
     return model
 
@@ -100,13 +144,44 @@ class StepTimer:
         return self.t1 - self.t0
 
 
+def predicted_bytes(spec) -> int:
+    """The memory model's figure for ``spec`` without its runtime allowance (CUDA context, allocator slack)."""
+    from gemma_operator.api import estimate
+
+    est = estimate(spec)
+    return est.weights + est.trainable + est.activations
+
+
+def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
+    from gemma_trainer.batches import PackedCollator
+    from gemma_trainer.model import apply_method
+    from gemma_trainer.packed_attention import use_packed_attention
+    from gemma_trainer.train import _make_trainer_class, training_arguments
+
+    model = apply_method(model, spec, plan)
+    use_packed_attention(model)
+    args = training_arguments(spec, plan, out, steps, has_eval=False, report_tqdm=False)
+    return _make_trainer_class()(model=model, args=args, train_dataset=data, data_collator=PackedCollator(),
+                                 callbacks=callbacks, train_lengths=[len(f["input_ids"]) for f in data])
+
+
+def trl_trainer(model, plan, args, data, out: Path, callbacks):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    precision = {"bf16": True, "fp16": False} if plan.precision == "bf16" else {"fp16": True, "bf16": False}
+    config = SFTConfig(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
+                       learning_rate=2e-4, lr_scheduler_type="constant", logging_steps=1000, save_strategy="no",
+                       report_to="none", disable_tqdm=True, max_length=args.seq, **precision)
+    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", bias="none",
+                      task_type="CAUSAL_LM")
+    return SFTTrainer(model=model, args=config, peft_config=lora, callbacks=callbacks,
+                      train_dataset=Dataset.from_list([{"input_ids": f["input_ids"]} for f in data]))
+
+
 def run(kind: str, args, spec, plan, dtype) -> dict:
     import torch
-    from gemma_trainer.batches import PadCollator, lengths
-    from gemma_trainer.model import apply_method
-    from gemma_trainer.train import _make_trainer_class, training_arguments
-    from peft import LoraConfig, get_peft_model
-    from transformers import Trainer, TrainingArguments
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -116,40 +191,64 @@ def run(kind: str, args, spec, plan, dtype) -> dict:
     model = base_model(dtype)
     n_params = sum(p.numel() for p in model.parameters())
     if kind == "ours":
-        model = apply_method(model, spec, plan)
-        targs = training_arguments(spec, plan, out, args.steps, has_eval=False, report_tqdm=False)
-        trainer = _make_trainer_class()(model=model, args=targs, train_dataset=data,
-                                        data_collator=PadCollator(0, buckets=plan.pad_buckets),
-                                        callbacks=[timer.callback], train_lengths=lengths(data))
+        trainer = ours_trainer(model, spec, plan, data, out, [timer.callback], args.steps)
     else:
-        model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
-                                                 bias="none", task_type="CAUSAL_LM"))
-        precision = {"bf16": True} if plan.precision == "bf16" else {"fp16": True}
-        targs = TrainingArguments(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
-                                  learning_rate=2e-4, lr_scheduler_type="constant", logging_steps=1000,
-                                  save_strategy="no", report_to="none", disable_tqdm=True,
-                                  remove_unused_columns=False, **precision)
-        trainer = Trainer(model=model, args=targs, train_dataset=data, data_collator=PadCollator(0),
-                          callbacks=[timer.callback])
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        trainer = trl_trainer(model, plan, args, data, out, [timer.callback])
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     trainer.train()
     tokens_per_s = timer.steps * args.batch * args.seq / timer.seconds
     peak = torch.cuda.max_memory_allocated()
     mfu = 6 * n_params * tokens_per_s / (args.peak_tflops * 1e12)
+    figures = {"tokens_per_s": tokens_per_s, "mfu": mfu, "peak_memory_bytes": peak, "params": n_params,
+               "trainable": trainable, "timed_steps": timer.steps}
+    if kind == "ours":
+        figures["predicted_memory_bytes"] = predicted_bytes(spec)
+        figures["predicted_over_measured"] = figures["predicted_memory_bytes"] / peak
     say(f"  {kind:8s}: {tokens_per_s:,.0f} tokens/s over {timer.steps} steps, MFU {100 * mfu:.1f}%, "
-        f"peak memory {peak / 2**30:.1f} GiB ({trainable:,} trainable of {n_params:,})")
+        f"peak memory {peak / 2**30:.2f} GiB ({trainable:,} trainable of {n_params:,})"
+        + (f"; predicted {figures['predicted_memory_bytes'] / 2**30:.2f} GiB "
+           f"({figures['predicted_over_measured']:.2f}x)" if kind == "ours" else ""))
     del trainer, model
     torch.cuda.empty_cache()
-    return {"tokens_per_s": tokens_per_s, "mfu": mfu, "peak_memory_bytes": peak, "params": n_params,
-            "trainable": trainable, "timed_steps": timer.steps}
+    return figures
+
+
+def run_qlora_9b(args) -> dict:
+    """9B QLoRA, batch 2 x 2048, with ours under a T4's usable memory: does it complete its steps?"""
+    import torch
+    from gemma_trainer.config import accelerator_plan
+
+    spec = spec_for("gemma-2-9b", "qlora", 2, 2048, args.qlora_steps)
+    plan = accelerator_plan(spec, capability=(7, 5))  # T4 precision: fp16 autocast, fp32 adapters
+    torch.cuda.empty_cache()
+    model = quantized_9b_model()
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, T4_USABLE_BYTES / total))
+    torch.cuda.reset_peak_memory_stats()
+    out = Path(tempfile.mkdtemp(prefix="bench-gpu-qlora-"))
+    trainer = ours_trainer(model, spec, plan, features(2 * args.qlora_steps, 2048), out, [], args.qlora_steps)
+    try:
+        trainer.train()
+        completed, error = trainer.state.global_step, None
+    except torch.OutOfMemoryError as err:
+        completed, error = trainer.state.global_step, str(err).splitlines()[0]
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    peak, predicted = torch.cuda.max_memory_allocated(), predicted_bytes(spec)
+    say(f"  9B QLoRA 2 x 2048 under {T4_USABLE_BYTES / 1e9:.1f} GB: {completed}/{args.qlora_steps} steps"
+        f"{' (OOM: ' + error + ')' if error else ''}; peak {peak / 2**30:.2f} GiB, predicted "
+        f"{predicted / 2**30:.2f} GiB ({predicted / peak:.2f}x)")
+    return {"steps": completed, "of": args.qlora_steps, "error": error, "peak_memory_bytes": peak,
+            "predicted_memory_bytes": predicted, "predicted_over_measured": predicted / peak}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=2)  # the T4 memory rule refuses 4 x 1024
+    parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seq", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--qlora-steps", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None)
     args = parser.parse_args(argv)
     try:
@@ -171,20 +270,20 @@ def main(argv=None) -> int:
         if args.peak_tflops is None:
             say(f"unknown GPU {name!r}: pass --peak-tflops for MFU; using 100")
             args.peak_tflops = 100.0
-    spec = spec_for(args.batch, args.seq, args.steps)
+    spec = spec_for("gemma-2-2b", "lora", args.batch, args.seq, args.steps)
     plan = accelerator_plan(spec)
     dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float16
     say(f"GPU {name} (capability {torch.cuda.get_device_capability(0)}), {plan.precision}, peak "
         f"{args.peak_tflops:g} TFLOPS; Gemma-2-2B random weights, LoRA r=16 all-linear, batch {args.batch} x "
         f"{args.seq} tokens, {args.steps} steps ({args.warmup} warm-up steps not timed)")
-    results = {kind: run(kind, args, spec, plan, dtype) for kind in ("baseline", "ours")}
-    ratio = results["ours"]["tokens_per_s"] / results["baseline"]["tokens_per_s"]
-    mem_ratio = results["ours"]["peak_memory_bytes"] / results["baseline"]["peak_memory_bytes"]
-    say(f"  ours / baseline: {ratio:.2f}x tokens/s, {mem_ratio:.2f}x peak memory "
-        f"(ours uses activation checkpointing, the baseline does not)")
+    results = {kind: run(kind, args, spec, plan, dtype) for kind in ("trl", "ours")}
+    ratio = results["ours"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
+    mem_ratio = results["ours"]["peak_memory_bytes"] / results["trl"]["peak_memory_bytes"]
+    say(f"  ours / TRL: {ratio:.2f}x tokens/s, {mem_ratio:.2f}x peak memory")
+    qlora = run_qlora_9b(args)
     final_json("gpu", {"device": name, "precision": plan.precision, "peak_tflops": args.peak_tflops,
-                       "batch": args.batch, "seq": args.seq, **results, "ratio_tokens_per_s": ratio,
-                       "ratio_peak_memory": mem_ratio,
+                       "batch": args.batch, "seq": args.seq, **results, "ratio_tokens_per_s_vs_trl": ratio,
+                       "ratio_peak_memory_vs_trl": mem_ratio, "qlora_9b_2x2048_t4_cap": qlora,
                        "mfu_formula": "6 * all_params * tokens_per_s / peak (no recompute, no attention FLOPs)"})
     return 0
 

@@ -76,6 +76,13 @@ async def create_all(url: str, objects: list[dict], concurrency: int = 64) -> di
     return applied
 
 
+def on_loop(cluster, fn, timeout: float = 600.0):
+    """Run ``fn`` on the emulator's event loop (it owns the objects); generous timeout: that loop is busy."""
+    async def run():
+        return fn()
+    return cluster.call(run(), timeout=timeout)
+
+
 def operator_requests(cluster, since: int, by_resource: bool = False) -> collections.Counter:
     """The operator's requests after request number ``since``, by verb (watches included as 'watch')."""
     def count():
@@ -89,11 +96,11 @@ def operator_requests(cluster, since: int, by_resource: bool = False) -> collect
                     verb = f"{verb} {plural}{'/' + r.subresource if r.subresource else ''}"
                 out[verb] += 1
         return out
-    return cluster._sync(count)
+    return on_loop(cluster, count)
 
 
 def request_mark(cluster) -> int:
-    return cluster._sync(lambda: len(cluster.emulator._requests))
+    return on_loop(cluster, lambda: len(cluster.emulator._requests))
 
 
 def phases(cluster, want: tuple[str, ...]) -> set[str]:
@@ -103,7 +110,19 @@ def phases(cluster, want: tuple[str, ...]) -> set[str]:
         return {ft["metadata"]["name"] for ft in cluster.emulator.find("GemmaFineTune", "default")
                 if (ft.get("status") or {}).get("phase") in want
                 and ((ft.get("status") or {}).get("jobName") in jobs or "Succeeded" in want)}
-    return cluster._sync(look)
+    return on_loop(cluster, look)
+
+
+def settle(cluster, metrics_port: int, quiet: float, timeout: float) -> float:
+    """Seconds until the operator made no request but its watches and finished no reconcile for ``quiet``
+    seconds (its backlog done: a reconcile may still be waiting on a progress.json read after its GET)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        mark, done = request_mark(cluster), reconciles(metrics_port)
+        time.sleep(quiet)
+        if not [k for k in operator_requests(cluster, mark) if k != "watch"] and reconciles(metrics_port) == done:
+            return time.perf_counter() - started - quiet
+    raise TimeoutError(f"the operator kept working for {timeout} s")
 
 
 def complete_every_job(cluster) -> int:
@@ -187,7 +206,8 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
 
     objects = [finetune(f"ft-{i:04d}", bucket) for i in range(n)]
     names = {o["metadata"]["name"] for o in objects}
-    with LocalCluster(runner=SchedulingOnly(run=False)) as cluster:
+    # The trainer's ServiceAccount exists, as the chart creates it (else the cluster layer refuses the pods).
+    with LocalCluster(runner=SchedulingOnly(run=False), service_accounts=("gemma-trainer",)) as cluster:
         if cluster._controller is not None:
             cluster._loop.call_soon_threadsafe(cluster._controller.cancel)
         proc, health, metrics_port = start_operator(cluster.write_kubeconfig(work / f"kubeconfig-{n}"), gcs.url,
@@ -201,7 +221,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
             started = time.perf_counter()
             applied = asyncio.run(create_all(cluster.url, objects))
             pending = wait_for_all(cluster, names, ("Pending",), timeout, proc)
-            time.sleep(3.0)  # the Jobs' own watch events reconcile once more: counted too
+            settled_pending = settle(cluster, metrics_port, 3.0, timeout)  # the Jobs' own watch events: counted too
             to_pending = operator_requests(cluster, mark)
             to_pending_detail = operator_requests(cluster, mark, by_resource=True)
             rec_pending = reconciles(metrics_port) - rec0
@@ -211,7 +231,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
             mark_finish, rec1 = request_mark(cluster), reconciles(metrics_port)
             complete_every_job(cluster)
             succeeded = wait_for_all(cluster, names | {"warmup"}, ("Succeeded",), timeout, proc)
-            time.sleep(3.0)
+            settled_finish = settle(cluster, metrics_port, 3.0, timeout)
             finishing = operator_requests(cluster, mark_finish)
             rec_finish = reconciles(metrics_port) - rec1
             cpu_total = cpu_seconds(proc.pid) - cpu0
@@ -239,6 +259,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
         "per_reconcile": {k: v / max(rec_pending, 1) for k, v in sorted(non_watch.items())},
         "writes_per_finetune": sum(to_pending[k] for k in ("create", "patch", "delete")) / n,
         "requests_to_succeeded": dict(finishing), "reconciles_to_succeeded": rec_finish,
+        "settle_after_pending_s": settled_pending, "settle_after_succeeded_s": settled_finish,
         "idle_requests": dict(idle), "idle_seconds": idle_seconds,
         "idle_requests_per_minute": sum(v for k, v in idle.items() if k != "watch") * 60.0 / idle_seconds,
         "idle_watch_requests_per_minute": idle.get("watch", 0) * 60.0 / idle_seconds,
@@ -259,6 +280,8 @@ def report(r: dict) -> None:
         f"({', '.join(f'{k}: {v}' for k, v in r['requests_to_pending_by_resource'].items())})")
     say(f"  requests to Succeeded, by verb: {r['requests_to_succeeded']} over {r['reconciles_to_succeeded']:.0f} "
         "reconciles")
+    say(f"  the operator went quiet {r['settle_after_pending_s']:.1f} s after the last Pending and "
+        f"{r['settle_after_succeeded_s']:.1f} s after the last Succeeded")
     say(f"  idle {r['idle_seconds']:.0f} s with all {n} finished: {r['idle_requests']} -> "
         f"{r['idle_requests_per_minute']:.1f} requests/min beyond watches "
         f"({r['idle_watch_requests_per_minute']:.1f} watch (re)connects/min); operator CPU {r['idle_cpu_s']:.2f} s")

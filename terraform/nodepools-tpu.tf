@@ -7,21 +7,14 @@ module "tpu_v3_single_host_pool" {
   source = "./modules/node-pool"
   count  = var.enable_tpu_v3_single_host ? 1 : 0
 
-  project_id      = var.project_id
-  region          = var.region
-  cluster         = google_container_cluster.this.name
-  location        = var.cluster_location
-  name            = "tpu-v3-2x2"
-  node_locations  = [var.tpu_v3_single_host_zone]
-  autoscaling     = { min_nodes = 0, max_nodes = var.tpu_v3_single_host_max_nodes }
-  machine_type    = local.tpu_v3_single_host_type
-  image_type      = local.node_image_type
-  disk_size_gb    = var.tpu_disk_size_gb
-  spot            = var.tpu_spot
-  service_account = google_service_account.nodes.email
-  oauth_scopes    = local.node_oauth_scopes
-  resource_labels = local.labels
-  taint_key       = "google.com/tpu"
+  cluster        = local.node_pool_cluster
+  name           = "tpu-v3-2x2"
+  node_locations = [var.tpu_v3_single_host_zone]
+  autoscaling    = { min_nodes = 0, max_nodes = var.tpu_v3_single_host_max_nodes }
+  machine_type   = local.tpu_v3_single_host_type
+  disk_size_gb   = var.tpu_disk_size_gb
+  spot           = var.tpu_spot
+  taint_key      = "google.com/tpu"
 }
 
 # Multi-host slice: hosts = chips / 4 nodes of ct3p-hightpu-4t in one COMPACT placement with the slice topology.
@@ -31,20 +24,13 @@ module "tpu_v3_slice_pool" {
   source = "./modules/node-pool"
   count  = var.enable_tpu_v3_slice ? 1 : 0
 
-  project_id      = var.project_id
-  region          = var.region
-  cluster         = google_container_cluster.this.name
-  location        = var.cluster_location
-  name            = "tpu-v3-${var.tpu_v3_slice_topology}"
-  node_locations  = [var.tpu_v3_slice_zone]
-  node_count      = local.tpu_v3_slice_hosts
-  tpu_topology    = var.tpu_v3_slice_topology
-  machine_type    = local.tpu_v3_slice_type
-  image_type      = local.node_image_type
-  disk_size_gb    = var.tpu_disk_size_gb
-  spot            = var.tpu_spot
-  service_account = google_service_account.nodes.email
-  oauth_scopes    = local.node_oauth_scopes
-  resource_labels = local.labels
-  taint_key       = "google.com/tpu"
+  cluster        = local.node_pool_cluster
+  name           = "tpu-v3-${var.tpu_v3_slice_topology}"
+  node_locations = [var.tpu_v3_slice_zone]
+  node_count     = local.tpu_v3_slice_hosts
+  tpu_topology   = var.tpu_v3_slice_topology
+  machine_type   = local.tpu_v3_slice_type
+  disk_size_gb   = var.tpu_disk_size_gb
+  spot           = var.tpu_spot
+  taint_key      = "google.com/tpu"
 }

@@ -280,8 +280,8 @@ variable "t4_gpus_per_node" {
 
 variable "t4_gpu_driver_version" {
   type        = string
-  description = "NVIDIA driver GKE installs on T4 nodes: DEFAULT or LATEST."
-  default     = "DEFAULT"
+  description = "NVIDIA driver GKE installs on T4 nodes: DEFAULT or LATEST. The GPU image's torch wheels bundle CUDA 13 user-space libraries, which need a recent driver (R580 or newer): LATEST."
+  default     = "LATEST"
 
   validation {
     condition     = contains(["DEFAULT", "LATEST"], var.t4_gpu_driver_version)

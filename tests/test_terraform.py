@@ -217,12 +217,14 @@ def test_one_node_pool_module_no_copies(tf, pool_module):
     assert not [k for k in tf["resource"] if k[0] == "google_container_node_pool"]
     assert {n for n, c in tf["module"].items() if c["source"] == "./modules/node-pool"} == set(POOLS)
     assert list(pool_module["resource"]) == [("google_container_node_pool", "this")]
+    shared = tf["locals"]["node_pool_cluster"]
+    assert shared["name"] == "${google_container_cluster.this.name}"
+    assert shared["service_account"] == "${google_service_account.nodes.email}"
+    assert _resolve(tf, shared["image_type"]) == "COS_CONTAINERD"
+    assert shared["region"] == "${var.region}" and shared["location"] == "${var.cluster_location}"
     for name in POOLS:
         call = _pool(tf, name)
-        assert call["cluster"] == "${google_container_cluster.this.name}"
-        assert call["service_account"] == "${google_service_account.nodes.email}", name
-        assert _resolve(tf, call["image_type"]) == "COS_CONTAINERD", name
-        assert call["region"] == "${var.region}"
+        assert call["cluster"] == "${local.node_pool_cluster}", name
         missing = {v for v, body in pool_module["variable"].items() if "default" not in body} - set(call)
         assert missing == set(), f"{name} misses module inputs {missing}"
 
@@ -244,7 +246,7 @@ def test_the_module_hardens_every_pool(pool_module):
     assert driver["gpu_driver_version"] == "${guest_accelerator.value.driver_version}"
     # Every zone of a pool must lie in the cluster's region (a precondition: the plan fails with the reason).
     rules = " ".join(r["condition"] for r in _one(p, "lifecycle")["precondition"])
-    assert "var.node_locations" in rules and "var.region" in rules
+    assert "var.node_locations" in rules and "var.cluster.region" in rules
 
 
 def test_t4_pool(tf):

@@ -90,11 +90,25 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects = []
     for ft in finetunes:
         namespace = args.namespace or ft.metadata.namespace or "default"
-        objects.extend(render_run(ft, settings.render_settings(), namespace=namespace))
+        for config in _stage_configs(ft, namespace):
+            objects.extend(render_run(ft, settings.render_settings(), namespace=namespace, config=config))
         for line in _defaults_used(ft.spec, settings):
             print(f"# {ft.metadata.name}: {line}", file=sys.stderr)
     sys.stdout.write(yaml.dump_all(objects, Dumper=_BlockDumper, sort_keys=False, width=120))
     return 0
+
+
+def _stage_configs(ft, namespace: str) -> list:
+    """One run config per Job: None for a plain run; the teacher and student stages of a distillation."""
+    from gemma_operator.api import RunConfig
+
+    if ft.spec.distillation is None:
+        return [None]
+    config = RunConfig.for_finetune(ft, namespace=namespace)
+    if not config.teacher.resolved:
+        print(f"# {ft.metadata.name}: the teacher comes from GemmaFineTune {config.teacher.from_fine_tune}; the "
+              "operator fills in its model and adapter once it has Succeeded", file=sys.stderr)
+    return [config.model_copy(update={"stage": stage}) for stage in ("teacher", "student")]
 
 
 # The operator setting (environment variable, see settings.py) that picks each accelerator's default image.

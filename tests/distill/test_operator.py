@@ -3,8 +3,11 @@ the teacher Job runs on its accelerator, the student Job starts only after the t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
+from gemma_operator.api import GemmaFineTuneStatus
 
 from tests.conftest import manifest
 from tests.operator.harness import apply, wait_for, write_progress
@@ -15,7 +18,10 @@ TPU = {"type": "tpu-v3", "topology": "2x2"}
 
 
 def status_of(cluster, name):
-    return (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
+    """The fine-tune's status, checked against the status schema the CRD is generated from."""
+    status = (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
+    GemmaFineTuneStatus.model_validate({k: v for k, v in status.items() if k != "kopf"})
+    return status
 
 
 def condition(status, type_):
@@ -98,6 +104,57 @@ def test_two_stages_through_the_operator(cluster, kubeconfig, operator, bucket):
     done = wait_for(lambda: status_of(cluster, "small").get("phase") == "Succeeded" and status_of(cluster, "small"),
                     what="the student Succeeded")
     assert [s["phase"] for s in done["stages"]] == ["Succeeded", "Succeeded"]
-    reasons = [e["reason"] for e in cluster.events_for("small")]
     order = ["WaitingForFineTune", "TeacherStarted", "TeacherCommitted", "StudentStarted", "Succeeded"]
-    assert [r for r in reasons if r in order] == order, reasons
+    reasons = wait_for(lambda: "Succeeded" in (found := [e["reason"] for e in cluster.events_for("small")]) and found,
+                       what="the Succeeded Event")
+    assert [r for r in reasons if r in order] == order, " ".join(reasons)
+    # A finished run stays in its student stage through later reconciles (its teacher folder is not read again).
+    apply(kubeconfig, {**student, "metadata": {**student["metadata"], "labels": {"team": "a"}}})
+    time.sleep(1.5)
+    assert status_of(cluster, "small")["stage"] == "Student" and status_of(cluster, "small")["phase"] == "Succeeded"
+    assert [e["reason"] for e in cluster.events_for("small")].count("TeacherStarted") == 1
+
+
+def test_real_trainer_pods_run_the_teacher_then_the_student(tmp_path, gcs, bucket, tiny_model_dir, task):
+    """The same through real ``gemmaft train`` pods (local processes): the student Job appears only once the
+    teacher stage's COMMITTED marker is in the bucket, and the run ends with the student's adapter."""
+    from gemma_operator.api import RunConfig, parse_finetune
+    from gemma_operator.local.cluster import LocalCluster
+    from gemma_operator.local.pods import ProcessRunner
+    from gemma_operator.local.processes import OperatorProcess
+    from gemma_operator.render.settings import RenderSettings
+    from gemma_trainer.storage import open_store
+
+    store = open_store(f"gs://{bucket.name}")
+    store.upload_dir(tiny_model_dir, "model")
+    for name in ("train", "eval"):
+        store.write_bytes(f"data/{name}.jsonl", task[name].read_bytes())
+    model, data = f"gs://{bucket.name}/model", f"gs://{bucket.name}/data"
+    obj = manifest(model="gemma-2-2b", modelUri=model, accelerator={"type": "cpu"},
+                   dataset={"trainUri": f"{data}/train.jsonl", "evalUri": f"{data}/eval.jsonl"},
+                   training={"maxSteps": 4, "batchSize": 4, "maxSeqLength": 64, "learningRate": 0.01},
+                   lora={"r": 4, "alpha": 8}, output={"uri": f"gs://{bucket.name}/runs", "checkpointEverySteps": 2},
+                   distillation={"teacher": {"model": "gemma-2-9b", "modelUri": model}, "topK": 8})
+    teacher_marker = RunConfig.for_finetune(parse_finetune(obj)).teacher_uri[len(f"gs://{bucket.name}/"):]
+    env = {"STORAGE_EMULATOR_HOST": gcs.url, "OMP_NUM_THREADS": "1", "GEMMAFT_TEACHER_SHARD_ROWS": "16"}
+    runner = ProcessRunner(tmp_path / "pods", env=env)
+    with LocalCluster(runner=runner, service_accounts=(RenderSettings.service_account,)) as local:
+        op = OperatorProcess(local.write_kubeconfig(tmp_path / "kubeconfig"), env=env, log_dir=tmp_path).start()
+        try:
+            apply(tmp_path / "kubeconfig", obj)
+            student_job = wait_for(lambda: next((j for j in local.list("Job")
+                                                 if j["metadata"]["name"].endswith("-student")), None),
+                                   timeout=240, interval=0.05, what="the student Job")
+            assert store.exists(f"{teacher_marker}/COMMITTED"), "the student Job started before the teacher commit"
+            done = wait_for(lambda: status_of(local, "demo").get("phase") in ("Succeeded", "Failed")
+                            and status_of(local, "demo"), timeout=240, what="the run's end")
+            logs = "\n".join(p.read_text()[-2000:] for p in runner.logs.values())
+            assert done["phase"] == "Succeeded", done.get("message", "") + logs
+        finally:
+            op.kill()
+            local.call(runner.kill_all())
+    assert [s["phase"] for s in done["stages"]] == ["Succeeded", "Succeeded"]
+    assert student_job["metadata"]["name"] == done["jobName"]
+    assert store.exists(f"runs/{done['runId']}/adapter/adapter_model.safetensors")
+    metrics = store.read_text(f"runs/{done['runId']}/metrics.jsonl")
+    assert '"kd_loss"' in metrics and '"ce_loss"' in metrics

@@ -4,9 +4,17 @@ only after the teacher committed, per-stage status, conditions and Events."""
 from __future__ import annotations
 
 import yaml
-from gemma_operator.api import parse_finetune
+from gemma_operator.api import GemmaFineTuneStatus, parse_finetune
 from gemma_operator.api.run import RunProgress
-from gemma_operator.reconcile.stages import STUDENT, TEACHER, WAITING, plan_stage, stage_events, stage_status
+from gemma_operator.reconcile.stages import (
+    STUDENT,
+    TEACHER,
+    WAITING,
+    finish_stage,
+    plan_stage,
+    stage_events,
+    stage_status,
+)
 from gemma_operator.render import render_run
 from gemma_operator.settings import OperatorSettings
 
@@ -72,6 +80,10 @@ def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_
     done = plan_stage(ft, "default", None, progress("completed", 10, 10))
     assert done.stage == STUDENT and done.condition[:3] == ("TeacherReady", "True", "TeacherCommitted")
     assert done.config.run_id == running.config.run_id and done.config.teacher_uri == running.config.teacher_uri
+    # A run that reached its student stage stays there when the teacher's progress is not read again (finished).
+    prev = {"stage": "Student", "runId": done.config.run_id}
+    assert plan_stage(ft, "default", None, None, prev).stage == STUDENT
+    assert plan_stage(ft, "default", None, None, {**prev, "runId": "another"}).stage == TEACHER
 
     teacher_job, teacher_cfg = rendered(ft, running.config)
     student_job, student_cfg = rendered(ft, done.config)
@@ -100,6 +112,10 @@ def test_status_and_events_per_stage():
     status = stage_status(student_plan, progress("completed", 8, 8), progress("training", 30, 120), None, "Running")
     t, s = status["stages"]
     assert (t["phase"], s["phase"], s["percent"]) == ("Succeeded", "Running", 25.0)
+    # What the API server accepts in status (the CRD is generated from this model), in every student phase.
+    for phase in ("Pending", "Running", "Suspended", "Succeeded", "Failed"):
+        GemmaFineTuneStatus.model_validate(stage_status(student_plan, None, None, None, phase))
+    GemmaFineTuneStatus.model_validate(stage_status(waiting, None, None))
     assert stage_status(waiting, None, None)["stages"][0]["message"] == waiting.message
 
     reasons = []
@@ -108,3 +124,36 @@ def test_status_and_events_per_stage():
         reasons += [reason for _, reason, _ in stage_events(previous, plan)]
         previous = plan.stage
     assert reasons == ["WaitingForFineTune", "TeacherStarted", "TeacherCommitted", "StudentStarted"]
+
+
+def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_deleted():
+    ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
+    first = plan_stage(ft, "default", source("Succeeded"), None)
+    status: dict = {"phase": "Running", "runId": first.config.run_id}
+    finish_stage(first, {}, status, [], None, None, "2026-11-22T12:00:00Z", 1)
+    GemmaFineTuneStatus.model_validate(status)
+    assert status["teacher"]["adapterUri"] == "gs://out/runs/big/r1/adapter"
+    for body in (source("Running", adapter=None), None):  # retraining (no adapter yet), or deleted
+        kept = plan_stage(ft, "default", body, None, status)
+        assert kept.stage == TEACHER and kept.config.run_id == first.config.run_id
+    # Its next success brings a new adapter: a new teacher, a new run.
+    renewed = plan_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None, status)
+    assert renewed.config.run_id != first.config.run_id
+    # The record belongs to that source only.
+    other = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "bigger"}))
+    assert plan_stage(other, "default", None, None, status).stage == WAITING
+
+
+def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
+    from gemma_operator.cli import main
+
+    from tests.conftest import EXAMPLES
+
+    assert main(["render", "-f", str(EXAMPLES / "gitops" / "finetunes" / "support-student-2b-t4.yaml")]) == 0
+    out = capsys.readouterr()
+    jobs = [o for o in yaml.safe_load_all(out.out) if o["kind"] == "Job"]
+    assert [j["metadata"]["labels"]["gemmaft.dev/stage"] for j in jobs] == ["teacher", "student"]
+    selectors = [j["spec"]["template"]["spec"]["nodeSelector"] for j in jobs]
+    assert selectors[0]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v3-device"
+    assert selectors[1]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    assert "support-teacher-9b" in out.err  # the teacher the operator resolves

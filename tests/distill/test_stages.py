@@ -144,6 +144,30 @@ def test_teacher_preemption_resumes_at_the_first_uncommitted_shard(tmp_path, tin
         assert a[shard].keys() == b[shard].keys()
         for key in a[shard]:
             assert torch.equal(a[shard][key], b[shard][key]), (shard, key)
+    assert_rows_as_the_teacher_sees_them_alone(a["train/shard-00000000"], tiny_model_dir, task["train"], 16, 1.5)
+
+
+def assert_rows_as_the_teacher_sees_them_alone(shard, model_dir, rows_file, k, temperature):
+    """The stored targets of a (packed) shard equal the teacher's full softmax on each row run alone."""
+    from gemma_trainer.data import format_and_tokenize
+    from gemma_trainer.rows import load_rows
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .test_heads import direct_teacher
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="eager").eval()
+    rows, fmt = load_rows(str(rows_file))
+    features = format_and_tokenize(rows, fmt, AutoTokenizer.from_pretrained(model_dir), 64)
+    start = 0
+    for feature, count in zip(features[:8], shard["target_counts"].tolist(), strict=False):
+        ids, labels = torch.tensor([feature["input_ids"]]), torch.tensor(feature["labels"])
+        with torch.no_grad():
+            logits = model(ids).logits[0, :-1][labels[1:] != -100]
+        _, want_lp, want_rest = direct_teacher(logits, temperature, k)  # ids: near-ties may swap
+        assert logits.shape[0] == count
+        torch.testing.assert_close(shard["topk_logprobs"][start:start + count], want_lp, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(shard["rest_logmass"][start:start + count], want_rest, rtol=1e-4, atol=1e-4)
+        start += count
 
 
 def _adapter(run: Path) -> dict[str, torch.Tensor]:

@@ -57,8 +57,8 @@ def test_get_gft_shows_the_crd_printer_columns(cluster, kubeconfig):
     assert plain[0] == ["NAME", "MODEL", "ACCELERATOR", "PHASE", "PROGRESS", "LOSS", "AGE"]
     assert plain[1][:6] == ["demo", "gemma-2-2b", "nvidia-tesla-t4", "Running", "40", "1.25"]
     wide = rows(kubectl(kubeconfig, "get", "gemmafinetunes", "-o", "wide").stdout)
-    assert wide[0] == ["NAME", "MODEL", "METHOD", "ACCELERATOR", "TOPOLOGY", "PHASE", "PROGRESS", "LOSS", "RUN",
-                       "AGE"]
+    assert wide[0] == ["NAME", "MODEL", "METHOD", "ACCELERATOR", "TOPOLOGY", "PHASE", "STAGE", "PROGRESS", "LOSS",
+                       "RUN", "AGE"]
     assert "a1b2c3d4e5" in wide[1] and "lora" in wide[1]
     listed = json.loads(kubectl(kubeconfig, "get", "gft", "-o", "json").stdout)
     assert (listed["kind"], listed["apiVersion"]) == ("List", "v1")  # kubectl's own wrapper of a ...List answer
@@ -171,6 +171,18 @@ def test_logs_of_a_pod_run_as_a_local_process(tmp_path):
         assert out.stdout.splitlines() == ["step 2 loss 1.9"]
 
 
+def test_logs_follow_a_running_pod_to_its_end(tmp_path):
+    with LocalCluster(runner=ProcessRunner(tmp_path / "pods"), service_accounts=("trainer",)) as cluster:
+        config = cluster.write_kubeconfig(tmp_path / "kubeconfig")
+        body = job("slow")
+        body["spec"]["template"]["spec"]["containers"][0]["command"] = [
+            "python3", "-u", "-c", "import time; print('first'); time.sleep(1.5); print('second')"]
+        cluster.create("Job", body)
+        wait_for(lambda: running_pods(cluster, "slow"), what="running")
+        out = kubectl(config, "logs", "-f", "job/slow")
+        assert out.stdout.splitlines() == ["first", "second"]
+
+
 def test_logs_say_clearly_when_the_runner_records_none(cluster, kubeconfig):
     cluster.create("Job", job())
     (pod,) = wait_for(lambda: running_pods(cluster, "train"), what="pod")
@@ -208,3 +220,21 @@ def test_generation_status_subresource_and_stale_writes(cluster, kubeconfig):
     before = cluster.get("GemmaFineTune", "demo")["metadata"]["resourceVersion"]
     code, body = api(cluster, "PATCH", f"{FT}/demo", {"metadata": {"labels": {"a": "b"}}})
     assert body["metadata"]["resourceVersion"] == before  # nothing changed: no write
+
+
+def test_a_missing_namespace_and_a_pod_spec_change_are_refused(cluster, kubeconfig):
+    elsewhere = manifest()
+    elsewhere["metadata"]["namespace"] = "ml"
+    out = kubectl(kubeconfig, "apply", "-f", "-", input_obj=elsewhere, check=False)
+    assert out.returncode != 0 and 'namespaces "ml" not found' in out.stderr
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj={"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": "ml"}})
+    kubectl(kubeconfig, "apply", "-f", "-", input_obj=elsewhere)
+    cluster.create("Job", job())
+    (pod,) = wait_for(lambda: running_pods(cluster, "train"), what="pod")
+    out = kubectl(kubeconfig, "patch", "pod", pod["metadata"]["name"], "--type=merge", "-p",
+                  '{"spec": {"serviceAccountName": "other"}}', check=False)
+    assert out.returncode != 0 and "pod updates may not change fields" in out.stderr
+    kubectl(kubeconfig, "patch", "pod", pod["metadata"]["name"], "--type=merge", "-p",
+            '{"metadata": {"labels": {"checked": "yes"}}}')
+    assert cluster.get("Pod", pod["metadata"]["name"])["metadata"]["labels"]["checked"] == "yes"

@@ -38,8 +38,38 @@ def test_a_created_job_is_awaited_until_watched_and_failed_create_needs_an_owned
     cache.saw_job("ml", "demo-r1", "demo")
     assert cache.awaited(KEY) == frozenset()
     assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") == "demo"
+    assert cache.failed_create("ml", "demo-r1", "serviceaccount missing") is None  # a repeat: no new reconcile
     assert cache.job_problems("ml", [job("demo-r1", "1"), job("other", "2")]) == {"demo-r1": "serviceaccount missing"}
     cache.bury("Job", KEY, job("demo-r1", "1"))
     assert cache.job_problems("ml", [job("demo-r1", "1")]) == {}
     cache.forget(KEY, KEY)
     assert cache.gone("Job", KEY) == []
+
+
+def test_event_names_repeat_for_a_repeated_transition_only():
+    from gemma_operator.runtime.events import event_object
+
+    body = {"apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune",
+            "metadata": {"name": "demo", "namespace": "ml", "uid": "u1", "resourceVersion": "7"}}
+    first = event_object(body, "Normal", "Running", "1 trainer pod(s) running")
+    again = event_object(body, "Normal", "Running", "1 trainer pod(s) running")  # the same reconcile, repeated
+    assert first["metadata"]["name"] == again["metadata"]["name"] and first["metadata"]["name"].startswith("demo.")
+    later = event_object({**body, "metadata": {**body["metadata"], "resourceVersion": "9"}}, "Normal", "Running",
+                         "1 trainer pod(s) running")  # running again after a suspend: a new transition
+    second = event_object(body, "Normal", "Running", "1 trainer pod(s) running", index=1)
+    assert len({first["metadata"]["name"], later["metadata"]["name"], second["metadata"]["name"]}) == 3
+    assert first["involvedObject"] == {"apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune", "name": "demo",
+                                       "namespace": "ml", "uid": "u1"}
+
+
+def test_progress_is_read_only_when_it_can_change_the_decision():
+    from gemma_operator.runtime.reconciler import progress_matters
+
+    job = {"metadata": {"name": "demo-r1", "uid": "u1"}}
+    pending = {"runId": "r1", "phase": "Pending", "job": {"name": "demo-r1", "uid": "u1"}}
+    assert progress_matters({}, "r1", [], frozenset())  # first sight: the run may have completed already
+    assert progress_matters({**pending, "runId": "r0"}, "r1", [job], frozenset())  # a new run
+    assert progress_matters({**pending, "phase": "Running"}, "r1", [job], frozenset())
+    assert not progress_matters(pending, "r1", [job], frozenset())  # its Job is watched: nothing to learn
+    assert not progress_matters(pending, "r1", [], frozenset({"demo-r1"}))  # created, not watched yet
+    assert progress_matters(pending, "r1", [], frozenset())  # gone unseen: judged from progress.json

@@ -64,7 +64,23 @@ def test_a_slice_restart_interrupted_by_a_crash_still_gives_one_slice(cluster, k
     op.start()
     wait_for(lambda: jobs_named(cluster) == [f"{job0}-a1"], what="only attempt 1 left")
     status = wait_for(lambda: ft_status(cluster).get("attempt") == 1 and ft_status(cluster), what="status attempt 1")
-    assert status["restarts"]["sliceRestarts"] == 1 and status["restarts"]["preemptions"] == 1
+    assert status["restarts"]["sliceRestarts"] == 1 and status["restarts"]["preemptions"] == 1, status["restarts"]
+
+
+def test_an_event_whose_answer_was_lost_is_posted_exactly_once(cluster, kubeconfig, operator_factory):
+    """Events have deterministic names: the API stored the Event but its answer was lost; the repeat finds it
+    (409) instead of posting a second one, and a restarted operator posts nothing again."""
+    op = operator_factory()
+    lost = cluster.inject("POST", "Event", 500, times=1, apply=True)
+    op.start()
+    apply(kubeconfig, manifest(runPolicy={"suspend": True}))  # no pods: the observation stays the same
+    wait_for(phase_is(cluster, "Suspended"), what="Suspended")
+    assert lost.seen == 1
+    op.kill()
+    op.start()
+    wait_for(lambda: op.healthy(), what="restarted operator")
+    time.sleep(1.0)
+    assert [e["reason"] for e in cluster.events_for("demo")] == ["Suspended"]
 
 
 @pytest.mark.parametrize("status_code", [409, 429, 500])
@@ -84,3 +100,7 @@ def test_api_errors_are_retried_and_the_operator_converges(cluster, kubeconfig, 
     cluster.succeed_pod(pod["metadata"]["name"])
     wait_for(phase_is(cluster, "Succeeded"), timeout=40, what="Succeeded despite errors")
     assert len(cluster.list("Job")) == 1
+    # Failed status writes were repeated: each transition's Event still exists exactly once.
+    reasons = wait_for(lambda: "Succeeded" in {e["reason"] for e in cluster.events_for("demo")} and [
+        e["reason"] for e in cluster.events_for("demo")], what="Succeeded Event")
+    assert sorted(reasons) == ["JobCreated", "Running", "Succeeded"], reasons

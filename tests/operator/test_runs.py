@@ -39,6 +39,11 @@ def test_ttl_zero_ends_failed_once_and_never_recreates_the_job(cluster, kubeconf
     assert ft_status(cluster)["phase"] == "Failed"
     failed_events = [e for e in cluster.events_for("demo") if e["reason"] == "Failed"]
     assert len(failed_events) == 1 and failed_events[0]["type"] == "Warning"
+    # What docs/operations.md tells users to run: kubectl waits on the conditions.
+    waited = kubectl(kubeconfig, "wait", "gemmafinetune/demo", "--for=condition=Failed", "--timeout=20s")
+    assert "condition met" in waited.stdout
+    not_ready = kubectl(kubeconfig, "wait", "gemmafinetune/demo", "--for=condition=Ready", "--timeout=1s", check=False)
+    assert not_ready.returncode != 0
 
 
 def test_ttl_zero_success_ends_succeeded(cluster, kubeconfig, operator):
@@ -46,8 +51,10 @@ def test_ttl_zero_success_ends_succeeded(cluster, kubeconfig, operator):
     job = wait_for(phase_is(cluster, "Running"), what="Running")["jobName"]
     (pod,) = active_pods(cluster, job)
     cluster.succeed_pod(pod["metadata"]["name"])
-    status = wait_for(phase_is(cluster, "Succeeded"), what="Succeeded")
-    assert conditions(status)["Ready"]["status"] == "True"
+    waited = kubectl(kubeconfig, "wait", "gemmafinetune/demo", "--for=condition=Succeeded", "--timeout=30s")
+    assert "condition met" in waited.stdout
+    status = ft_status(cluster)
+    assert status["phase"] == "Succeeded" and conditions(status)["Ready"]["status"] == "True"
     wait_for(lambda: cluster.get("Job", job) is None, what="TTL removed the Job")
     time.sleep(1.0)
     assert cluster.requests("POST", "Job") == 1 and ft_status(cluster)["phase"] == "Succeeded"

@@ -55,6 +55,7 @@ def test_teacher_stage_on_xla_matches_the_cpu_pass(tmp_path: Path):
     import torch
 
     env = {**os.environ, "GEMMAFT_WORK_DIR": str(tmp_path / "work"), "GEMMAFT_TEACHER_SHARD_ROWS": "16"}
+    # Each pass in its own process: the CPU one first (it also writes the model and the rows), then XLA.
     for device in ("cpu", "xla"):
         out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), device], check=False,
                              capture_output=True, text=True, env=env, timeout=400)
@@ -65,8 +66,12 @@ def test_teacher_stage_on_xla_matches_the_cpu_pass(tmp_path: Path):
     for shard in cpu:
         for key in ("input_ids", "row_lengths", "target_counts"):
             assert torch.equal(cpu[shard][key], xla[shard][key]), (shard, key)
-        # bf16 on the TPU path, fp32 on CPU: the kept log-probabilities (highest first) and the rest mass agree to
-        # bf16 precision. (The ids themselves may swap among near-ties: a random tiny model is almost uniform.)
-        for key, tolerance in (("topk_logprobs", 0.1), ("rest_logmass", 0.01)):
-            gap = (cpu[shard][key] - xla[shard][key]).abs().max()
-            assert gap < tolerance, (shard, key, float(gap))
+        # bf16 through the whole model on the TPU path, fp32 on CPU: the kept log-probabilities (highest first)
+        # and the rest mass agree to bf16 precision. The ids may swap among near-ties: a random tiny model is
+        # almost uniform.
+        for key in ("topk_logprobs", "rest_logmass"):
+            gap = (cpu[shard][key] - xla[shard][key]).abs()
+            print(f"{shard} {key}: XLA (bf16) vs CPU (fp32) gap mean {float(gap.mean()):.4f}, max {float(gap.max()):.4f}")
+            # Seen: mean 0.0012, max 0.0048 nats. (With packed rows attending across rows on the CPU path, before
+            # the row-bounds fix, the gap was mean 0.025, max 0.17.)
+            assert gap.mean() < 0.01 and gap.max() < 0.05, (shard, key, float(gap.mean()), float(gap.max()))

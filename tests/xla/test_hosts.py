@@ -141,3 +141,31 @@ def test_no_xm_rendezvous_left_in_the_trainer():
     package = Path(xla.__file__).parent
     offenders = [p.name for p in package.glob("*.py") if "rendezvous(" in p.read_text()]
     assert offenders == []
+
+
+def test_trainer_reads_this_hosts_rows_on_a_four_host_slice(spmd, tokenizer, features, tmp_path, monkeypatch):
+    """The trainer as host 1 of 4 would build it: its sampler yields host 1's slice of every global batch of the
+    same length-grouped order (grouped by global optimizer step), and inputs are sharded as minibatches."""
+    import torch_xla.distributed.spmd as xs
+    from gemma_trainer.multihost import HostShardSampler, host_shard
+    from gemma_trainer.train import _make_trainer_class
+    from transformers import TrainingArguments
+
+    monkeypatch.setattr(xla_hosts, "host_count", lambda: 4)
+    monkeypatch.setattr(xla, "process_rank", lambda: (1, 0, 4))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", per_device_train_batch_size=4,
+                             gradient_accumulation_steps=2, max_steps=1, optim="adamw_torch", seed=3,
+                             remove_unused_columns=False, dataloader_drop_last=True, dataloader_num_workers=0)
+    lengths = [len(f["input_ids"]) for f in features]
+    trainer = xla.trainer_class(_make_trainer_class())(
+        model=lora_model(len(tokenizer), seed=14), args=args, train_dataset=features, train_lengths=lengths)
+    assert trainer.length_group_size == 4 * 4 * 2  # per-host batch x hosts x accumulation
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, HostShardSampler)
+    sampler.set_epoch(0)  # the order depends only on (seed, epoch): the same on every host
+    order = list(sampler.base)
+    sampler.set_epoch(0)
+    assert list(sampler) == host_shard(order, 16, 4, 1) and len(sampler) == (len(features) // 16) * 4
+    loader = trainer.get_train_dataloader()
+    spec = loader._parallel_loader_kwargs["input_sharding"]
+    assert isinstance(spec, xs.ShardingSpec) and spec.minibatch is True

@@ -1,9 +1,9 @@
 """Batches: length lists for length-grouped sampling, XLA pad buckets, and the two collators.
 
 * :class:`PackedCollator` (padding-free, CPU and CUDA): the rows of a batch concatenated into ONE sequence with
-  ``position_ids`` restarting at 0 for each row and no ``attention_mask``: transformers then builds a block-diagonal
-  causal mask (sliding window and soft-cap included: the sliding window is applied to the per-row positions), so
-  attention never crosses rows (checked in tests/trainer/test_packing.py against the rows run one by one).
+  ``position_ids`` restarting at 0 for each row, ``row_bounds`` and no ``attention_mask``; the trainer's attention
+  (:mod:`gemma_trainer.packed_attention`) then attends row by row, so attention never crosses rows (sliding window
+  and soft-cap as in the model; tests/trainer/test_packing.py checks the loss against the rows one by one).
 * :class:`PadCollator` (XLA, and where packing is off): rows padded to the batch's longest, or to a fixed bucket
   (static shapes for XLA); the sampler groups rows of similar length.
 

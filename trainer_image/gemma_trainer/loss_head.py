@@ -65,30 +65,29 @@ def output_softcap(model) -> float | None:
 
 class LabelledHiddenStates(contextlib.AbstractContextManager):
     """Within the block, a forward of ``model`` run with :meth:`forward_kwargs` leaves the final hidden states
-    of the kept positions in ``self.hidden`` (``[kept, hidden]``, graph attached) and has the model's LM head
-    project an empty tensor instead of them. Works through PEFT, DDP and FSDP wrappers: it hooks the LM head."""
+    of the kept positions in ``self.hidden`` (``[kept, hidden]``, graph attached) and the model's LM head projects
+    nothing (it returns ``[..., 0]`` logits). Works through PEFT, DDP and FSDP wrappers: it replaces the LM head
+    module's ``forward`` for the duration of the block."""
 
     def __init__(self, lm_head: torch.nn.Module):
         self.lm_head = lm_head
         self.hidden: torch.Tensor | None = None
-        self._handle = None
 
     @staticmethod
     def forward_kwargs(keep: torch.Tensor | None) -> dict:
         """``logits_to_keep`` for a boolean ``[batch, seq]`` mask (dynamic shapes), or every position (None)."""
         return {"logits_to_keep": keep if keep is not None else 0}
 
-    def _take(self, module, args):
-        hidden = args[0]
+    def _take(self, hidden, *args, **kwargs):
         self.hidden = hidden.reshape(-1, hidden.shape[-1])
-        return (hidden[..., :0, :],)
+        return hidden.new_zeros((*hidden.shape[:-1], 0))
 
     def __enter__(self):
-        self._handle = self.lm_head.register_forward_pre_hook(self._take)
+        self.lm_head.forward = self._take
         return self
 
     def __exit__(self, *exc):
-        self._handle.remove()
+        del self.lm_head.forward  # back to the class's forward
         return False
 
 

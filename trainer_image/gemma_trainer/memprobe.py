@@ -28,11 +28,11 @@ class PeakTensorMemory(TorchDispatchMode):
     def _free(self, key: int) -> None:
         self.current -= self._live.pop(key, 0)
 
-    def _track(self, tensor: torch.Tensor) -> None:
+    def _track(self, tensor: torch.Tensor, inputs: set[int]) -> None:
         storage = tensor.untyped_storage()
         key = storage.data_ptr()
-        if key == 0 or key in self._live:
-            return  # empty, a view or an in-place result
+        if key == 0 or key in self._live or key in inputs:
+            return  # empty, already counted, or a view / in-place result of an input (maybe older than the block)
         self._live[key] = storage.nbytes()
         self.current += storage.nbytes()
         self.peak = max(self.peak, self.current)
@@ -40,7 +40,8 @@ class PeakTensorMemory(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for leaf in tree_leaves(out):
             if isinstance(leaf, torch.Tensor) and not leaf.is_meta:
-                self._track(leaf)
+                self._track(leaf, inputs)
         return out

@@ -154,14 +154,21 @@ def _make_trainer_class():
     return GemmaTrainer
 
 
-def _tokenize(uri: str, spec, tokenizer):
+def _tokenize(uri: str, spec, tokenizer, folder: Path, rank: Rank):
+    """The run's tokenized rows of ``uri``: a memory-mapped ``datasets.Dataset`` in ``folder``, written once per
+    host by local rank 0 (same validation and messages as reading the rows directly)."""
+    from .callbacks import barrier
     from .data import format_and_tokenize
+    from .dataset import tokenized_dataset
     from .rows import load_rows
 
-    rows, fmt = load_rows(uri, spec.dataset.format)
-    features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
-    log.info("%s: %d rows, format %s", uri, len(features), fmt)
-    return features
+    def tokenize():
+        rows, fmt = load_rows(uri, spec.dataset.format)
+        features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
+        log.info("%s: %d rows, format %s", uri, len(features), fmt)
+        return features
+
+    return tokenized_dataset(folder, tokenize, is_builder=rank.local_rank == 0, barrier=barrier)
 
 
 def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = None, preemption=None,
@@ -171,9 +178,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     import torch
     from transformers import set_seed
 
-    from .batches import PackedCollator, PadCollator, lengths
+    from .batches import PackedCollator, PadCollator
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
+    from .dataset import lengths_of
     from .model import (
         apply_method,
         load_model,
@@ -209,8 +217,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
         tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
-        train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer)
-        eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer) if spec.dataset.eval_uri else None
+        data_dir = work_dir(cfg.run_id) / "data"
+        train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)
+        eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank) \
+            if spec.dataset.eval_uri else None
 
         set_seed(spec.training.seed)
         model = load_model(model_dir, spec, plan, rank.local_rank)
@@ -256,7 +266,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         trainer = Trainer(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-            train_lengths=lengths(train_features), static_shapes=plan.device == "xla",
+            train_lengths=lengths_of(train_features), static_shapes=plan.device == "xla",
         )
         trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
 

@@ -88,6 +88,8 @@ PRINTER_COLUMNS = [
     {"name": "Accelerator", "type": "string", "jsonPath": ".spec.accelerator.type"},
     {"name": "Topology", "type": "string", "jsonPath": ".spec.accelerator.topology", "priority": 1},
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Stage", "type": "string", "jsonPath": ".status.stage", "priority": 1,
+     "description": "Distillation: WaitingForTeacher, Teacher or Student"},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress.percent",
      "description": "Percent of the current run's steps done"},
     {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss"},

@@ -1,12 +1,19 @@
 """One memory estimate per device: does a spec fit its accelerator?
 
-The estimate is deliberately simple and a little pessimistic; its parts are named so a message can show them:
+It counts what the trainer (gemma_trainer) really allocates at its peak, by parts a message can show:
 
-* weights: frozen base weights at the method's precision (4-bit NF4 for qlora, with 16-bit embeddings);
+* weights: frozen base weights at the method's precision (qlora: 4-bit NF4 linear layers, 16-bit embedding and
+  norms, plus one linear layer dequantized to 16 bits at a time);
 * trainable: fp32 master weight, gradient and two AdamW moments (16 bytes) per trainable parameter;
-* activations: with gradient checkpointing, one hidden state per layer is kept, one layer is recomputed at a
-  time (eager attention scores included) and the logits over the 256k vocabulary are held in fp32 twice
-  (logits and their gradient).
+* activations, with activation checkpointing on every decoder layer: each layer's input is kept; one layer at a
+  time is recomputed with what autograd saves for its backward (projections, the MLP's four intermediates, fp32
+  copies in the RMSNorms when the compute dtype is 16-bit) plus its gradient buffers and each row's eager attention
+  scores (rows are attended one by one: padding-free batches never score across rows); or, when larger, the loss
+  head's peak: two ``[LOSS_TOKEN_CHUNK, LOSS_VOCAB_CHUNK]`` fp32 blocks and the labelled hidden states with their
+  fp32 gradient. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
+
+It is checked against a measurement of the real trainer on scaled-down shapes on the CPU
+(tests/trainer/test_memory_model.py) and, on a GPU, by bench/gpu.py (predicted vs measured peak).
 
 On TPU, FSDP shards weights and trainable state over every TensorCore of the slice; T4 data parallelism
 replicates the model, so each GPU holds a whole copy. Activations are those of ``training.batchSize``, the
@@ -15,6 +22,7 @@ sequences of one device (``api/plan.py`` defines the batch), so they are never d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .facts import ACCELERATORS, GB, MODELS, TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES, ModelArch
@@ -24,6 +32,16 @@ DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 NF4_BYTES_PER_PARAM = 0.5 + 0.0625  # 4-bit values plus block-wise quantisation constants
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + two fp32 AdamW moments
 RUNTIME_OVERHEAD_BYTES = int(0.6 * GB)  # CUDA context / XLA runtime and allocator slack
+FP32_BYTES = 4
+# The loss head's block (gemma_trainer.loss_head uses these): at most 64 MB of fp32 logits per block.
+LOSS_TOKEN_CHUNK = 1024
+LOSS_VOCAB_CHUNK = 16384
+# What autograd keeps for one Gemma decoder layer's backward, per token, in units of the layer's widths: the
+# outputs of the norms before the projections and the residual sums (hidden), q after rotary and the attention
+# output plus k and v repeated to every head (heads x head_dim), gate, up, gelu(gate) and their product
+# (intermediate); and the gradient buffers alive while the MLP is back-propagated.
+SAVED_HIDDEN, SAVED_HEADS, SAVED_MLP, GRAD_MLP = 5, 4, 4, 2
+NORMS_PER_LAYER = 4
 
 
 @dataclass(frozen=True)
@@ -69,21 +87,64 @@ def trainable_params(spec: GemmaFineTuneSpec, arch: ModelArch) -> int:
     return arch.params
 
 
-def weight_bytes(spec: GemmaFineTuneSpec, arch: ModelArch, dtype_bytes: int) -> int:
-    if spec.method == "full":
+def weight_bytes(method: str, arch: ModelArch, dtype_bytes: int) -> int:
+    if method == "full":
         return 0  # every weight is trainable state
-    if spec.method == "qlora":
-        return int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
+    if method == "qlora":
+        largest = max(i * o for i, o in arch.linear_shapes().values())
+        return (int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
+                + largest * 2)
     return arch.params * dtype_bytes
 
 
-def activation_bytes(spec: GemmaFineTuneSpec, arch: ModelArch, dtype_bytes: int) -> int:
-    tokens = spec.training.batch_size * spec.training.max_seq_length
-    kept = arch.layers * tokens * arch.hidden * dtype_bytes
-    scores = spec.training.batch_size * arch.heads * spec.training.max_seq_length**2 * 4 * 2
-    one_layer = tokens * (4 * arch.hidden + 3 * arch.intermediate) * dtype_bytes + scores
-    logits = tokens * arch.vocab * 4 * 2
-    return kept + one_layer + logits
+@dataclass(frozen=True)
+class StepShape:
+    """The tensors of one micro-batch on one device."""
+
+    rows: int  # sequences per micro-batch
+    row_tokens: int  # tokens per sequence (worst case: maxSeqLength)
+    dtype_bytes: int  # frozen weights and activations
+    labelled_fraction: float = 1.0  # share of positions with a target (worst case: all)
+
+
+def layer_bytes(arch: ModelArch, shape: StepShape) -> int:
+    """One decoder layer recomputed and back-propagated: saved tensors, gradient buffers, attention scores."""
+    tokens, a = shape.rows * shape.row_tokens, shape.dtype_bytes
+    q = arch.heads * arch.head_dim
+    saved = tokens * (SAVED_HIDDEN * arch.hidden + SAVED_HEADS * q + SAVED_MLP * arch.intermediate) * a
+    if a < FP32_BYTES:  # Gemma's RMSNorm computes in fp32: a copy of its input per norm
+        saved += tokens * NORMS_PER_LAYER * arch.hidden * FP32_BYTES
+    grads = tokens * (GRAD_MLP * arch.intermediate + arch.hidden) * a
+    # Saved per row: the soft-capped scores (tanh), the fp32 softmax and, in 16-bit, its cast for the matmul.
+    scores = shape.rows * arch.heads * shape.row_tokens ** 2 * (a + FP32_BYTES + (a if a < FP32_BYTES else 0))
+    return saved + grads + scores
+
+
+def loss_head_bytes(arch: ModelArch, shape: StepShape) -> int:
+    """The chunked loss head: two fp32 ``[token chunk, vocab chunk]`` blocks, the labelled hidden states and
+    their fp32 gradient."""
+    labelled = math.ceil(shape.rows * shape.row_tokens * shape.labelled_fraction)
+    blocks = 2 * min(labelled, LOSS_TOKEN_CHUNK) * min(arch.vocab, LOSS_VOCAB_CHUNK) * FP32_BYTES
+    return blocks + labelled * arch.hidden * (shape.dtype_bytes + FP32_BYTES)
+
+
+def activation_bytes(arch: ModelArch, shape: StepShape) -> int:
+    tokens = shape.rows * shape.row_tokens
+    kept = arch.layers * tokens * arch.hidden * shape.dtype_bytes
+    return kept + max(layer_bytes(arch, shape), loss_head_bytes(arch, shape))
+
+
+def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepShape, devices: int = 1,
+                    capacity: int | None = None, overhead: int = 0) -> MemoryEstimate:
+    """The estimate for any architecture and micro-batch (the measurement test calls it on scaled shapes)."""
+    return MemoryEstimate(
+        weights=weight_bytes(method, arch, shape.dtype_bytes),
+        trainable=trainable * TRAINABLE_BYTES_PER_PARAM,
+        activations=activation_bytes(arch, shape),
+        overhead=overhead,
+        devices=devices,
+        capacity=capacity,
+    )
 
 
 def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
@@ -93,11 +154,7 @@ def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
     devices = 1
     if spec.accelerator.type == "tpu-v3":
         devices = TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
-    return MemoryEstimate(
-        weights=weight_bytes(spec, arch, dtype_bytes),
-        trainable=trainable_params(spec, arch) * TRAINABLE_BYTES_PER_PARAM,
-        activations=activation_bytes(spec, arch, dtype_bytes),
-        overhead=RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0,
-        devices=devices,
-        capacity=profile.device_memory_bytes,
-    )
+    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes)
+    return training_memory(arch, spec.method, trainable_params(spec, arch), shape, devices,
+                           profile.device_memory_bytes,
+                           RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0)

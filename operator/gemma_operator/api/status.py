@@ -51,9 +51,10 @@ class Restarts(ApiModel):
     """How often the current run was restarted."""
 
     preemptions: int = 0
-    """Pods lost to spot preemption or node failure (they do not count against backoffLimit)."""
+    """Pods lost to spot preemption or node failure (they do not count against backoffLimit); a multi-host
+    slice counts once per restart, however many of its hosts went down with it."""
     failures: int = 0
-    """Trainer failures (count against backoffLimit)."""
+    """Trainer failures (count against backoffLimit); a multi-host slice counts once per crashed attempt."""
     slice_restarts: int = 0
     """Multi-host TPU slices replaced as a whole after a host was lost."""
 
@@ -100,7 +101,8 @@ class StageStatus(ApiModel):
     """One stage of a distillation run (teacher pass, student training)."""
 
     name: Literal["teacher", "student"]
-    phase: Literal["Waiting", "Running", "Succeeded", "Failed"]
+    phase: Literal["Waiting", "Pending", "Running", "Suspended", "Succeeded", "Failed"]
+    """Waiting (for the stage before), or the phase of the stage's Job."""
     step: int = 0
     """Teacher: shards committed; student: optimizer steps."""
     total_steps: int | None = None
@@ -109,6 +111,17 @@ class StageStatus(ApiModel):
     """Teacher: the folder of its outputs (shared by runs with the same teacher); student: the run folder."""
     job_name: str | None = None
     message: str | None = None
+
+
+class RecordedTeacher(ApiModel):
+    """The resolved teacher of a distillation run, as recorded in status."""
+
+    model: str
+    model_uri: str
+    adapter_uri: str | None = None
+    quantization: Literal["none", "nf4"] = "none"
+    from_fine_tune: str | None = None
+    """The GemmaFineTune it was resolved from."""
 
 
 class GemmaFineTuneStatus(ApiModel):
@@ -141,3 +154,5 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: the stage the current run is in."""
     stages: list[StageStatus] = Field(default_factory=list)
     """Distillation: progress of each stage of the current run."""
+    teacher: RecordedTeacher | None = None
+    """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""

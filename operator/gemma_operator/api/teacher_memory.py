@@ -8,7 +8,8 @@ The teacher never trains: no trainable state, no gradients, no kept activations.
   their exponentials and the running top-k merge: three such blocks). The full ``[tokens, vocab]`` logits are
   never built.
 
-On TPU the weights are sharded over every TensorCore of the slice and the batch split over them, as in training.
+On TPU the weights are sharded over every TensorCore of the slice and each TensorCore takes training.batchSize
+rows, as in training.
 """
 
 from __future__ import annotations

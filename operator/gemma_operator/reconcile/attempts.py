@@ -54,11 +54,12 @@ def count(job: JobView, pods: list[PodView], recorded: dict[str, int]) -> Counts
     """Preemptions and failures of the run so far (``recorded``: the counts in status, which pods may outlive)."""
     mine = [p for p in pods if p.job == job.name]
     preempted = tuple(p.name for p in mine if p.preempted)
-    if job.indexed_hosts > 1:
-        failures = 1 if slice_crashed(job, mine) else 0
+    if job.indexed_hosts > 1:  # a slice is lost once, however many hosts the Job controller stopped with it
+        crashed = slice_crashed(job, mine)
+        failures, lost = (1 if crashed else 0), (1 if preempted and not crashed else 0)
     else:
-        failures = sum(1 for p in mine if p.failed)
-    preemptions = _base(job, ANN_PREEMPTIONS) + len(preempted)
+        failures, lost = sum(1 for p in mine if p.failed), len(preempted)
+    preemptions = _base(job, ANN_PREEMPTIONS) + lost
     failures += _base(job, ANN_FAILURES)
     preemptions = max(preemptions, int(recorded.get("preemptions") or 0))
     failures = max(failures, int(recorded.get("failures") or 0))
@@ -117,6 +118,8 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
     running = [p for p in mine if p.active and p.phase == "Running"]
     if running:
         return Verdict("Running", "Training", f"{len(running)} trainer pod(s) running in Job {job.name}")
+    if any(p.phase == "Succeeded" for p in mine):  # the trainer is done; the Job controller has yet to say so
+        return Verdict("Running", "Completing", f"the trainer of Job {job.name} finished; the Job completes")
     problem = pod_problem(mine)
     if problem is None and create_error and not any(p.active for p in mine):
         problem = create_problem(job.name, create_error)

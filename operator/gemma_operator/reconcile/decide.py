@@ -8,6 +8,7 @@ judge the attempt. A Job is created only for an attempt that has no record yet: 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
@@ -76,7 +77,7 @@ def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tu
     except SpecError:
         return None
     if ft.spec.distillation is not None:
-        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None).config
+        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
         return (config.run_id, config.run_uri) if config is not None else None
     rid = run_id(ft.spec)
     return rid, run_uri(ft.spec, rid)
@@ -101,8 +102,16 @@ def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[s
 
 
 def _desired_job(run: Run) -> dict[str, Any]:
-    return next(o for o in render_run(run.ft, run.policy.render_settings(), run.namespace, 0, config=run.config)
-                if o["kind"] == "Job")
+    """The Job of attempt 0 as the spec renders it now (read only; rendered once per spec, stage and settings)."""
+    config = run.config.model_dump_json(by_alias=True) if run.config is not None else None
+    return _render_job(run.ft.model_dump_json(by_alias=True), config, run.policy, run.namespace)
+
+
+@lru_cache(maxsize=256)
+def _render_job(finetune_json: str, config_json: str | None, policy: Policy, namespace: str) -> dict[str, Any]:
+    ft = GemmaFineTune.model_validate_json(finetune_json)
+    config = RunConfig.model_validate_json(config_json) if config_json is not None else None
+    return next(o for o in render_run(ft, policy.render_settings(), namespace, 0, config=config) if o["kind"] == "Job")
 
 
 def _template_hash(run: Run) -> str:
@@ -295,7 +304,7 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
         d.events.append(Event("Warning" if warn else "Normal", reason if phase == "Pending" else phase, message))
         if phase in TERMINAL and reason not in ("Reused", "Finished"):
             d.results.append(phase.lower())
-    d.active = phase not in TERMINAL
+    d.active = phase == "Running"  # only a running trainer changes what no watch sees (its progress.json)
     d.status = status
 
 
@@ -318,7 +327,7 @@ def decide(obs: Observed, policy: Policy) -> Decision:
     rid, plan = run_id(ft.spec), None
     if ft.spec.distillation is not None:
         plan = stages.plan_stage(ft, obs.body["metadata"].get("namespace") or "default", obs.source,
-                                 obs.teacher_progress)
+                                 obs.teacher_progress, prev)
         if plan.config is None:
             return stages.waiting(obs, prev, plan)
         rid = plan.config.run_id

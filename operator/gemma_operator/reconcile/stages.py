@@ -41,14 +41,33 @@ class StagePlan:
         return TEACHER_CONDITION, "True" if self.stage == STUDENT else "False", self.reason, self.message
 
 
-def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None) -> tuple[ResolvedTeacher | None, str, str]:
-    """The resolved teacher, or None with the reason and message of the wait (or of the mismatch)."""
+def _recorded_teacher(ft: GemmaFineTune, prev: dict[str, Any] | None) -> ResolvedTeacher | None:
+    """The teacher the last run resolved from the same ``fromFineTune`` (``status.teacher``), if any."""
+    record = (prev or {}).get("teacher") or {}
+    if not record or record.get("fromFineTune") != ft.spec.distillation.teacher.from_fine_tune:
+        return None
+    fields = {k: v for k, v in record.items() if k != "fromFineTune"}
+    teacher = ResolvedTeacher.model_validate(fields)
+    return teacher if teacher.model == ft.spec.distillation.teacher.model else None
+
+
+def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None,
+                   prev: dict[str, Any] | None = None) -> tuple[ResolvedTeacher | None, str, str]:
+    """The resolved teacher, or None with the reason and message of the wait (or of the mismatch). While the
+    referenced fine-tune is not Succeeded (retrained, deleted), a run that already resolved it keeps the teacher
+    it recorded in ``status.teacher``: the next success of that fine-tune (a new adapter) starts a new run."""
     spec = ft.spec
     name = spec.distillation.teacher.from_fine_tune
     if name is None:
         return resolve_teacher(spec), "TeacherConfigured", "teacher given in spec.distillation.teacher"
     namespace = ft.metadata.namespace or "default"
+    recorded = _recorded_teacher(ft, prev)
+    kept = None
+    if recorded:
+        kept = recorded, "TeacherConfigured", f"teacher: adapter {recorded.adapter_uri} of {name} (status.teacher)"
     if source is None:
+        if kept:
+            return kept
         return None, "WaitingForFineTune", f"waits for GemmaFineTune {namespace}/{name}: it does not exist yet"
     try:
         source_ft = parse_finetune(source)
@@ -58,6 +77,8 @@ def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None) -> tuple[Re
     phase = status.get("phase") or "Pending"
     adapter = (status.get("outputs") or {}).get("adapterUri")
     if phase != "Succeeded" or not adapter:
+        if kept:
+            return kept
         return None, "WaitingForFineTune", (f"waits for GemmaFineTune {namespace}/{name} to succeed (it is "
                                             f"{phase}); its adapter is the teacher's")
     if source_ft.spec.model != spec.distillation.teacher.model:
@@ -68,13 +89,16 @@ def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None) -> tuple[Re
 
 
 def plan_stage(ft: GemmaFineTune, namespace: str, source: dict[str, Any] | None,
-               teacher_progress: RunProgress | None) -> StagePlan:
-    """The stage the fine-tune's current run is in, and the run config of that stage's Job."""
-    teacher, reason, message = teacher_source(ft, source)
+               teacher_progress: RunProgress | None, prev: dict[str, Any] | None = None) -> StagePlan:
+    """The stage the fine-tune's current run is in, and the run config of that stage's Job. ``prev``: the last
+    status; a run that reached its student stage stays there (committed teacher outputs never change, and a
+    finished run's teacher folder is not read again)."""
+    teacher, reason, message = teacher_source(ft, source, prev)
     if teacher is None:
         return StagePlan(WAITING, reason, message, stalled=reason == "TeacherMismatch")
     base = RunConfig.for_finetune(ft, teacher=teacher, namespace=namespace)
-    if teacher_progress is not None and teacher_progress.state == "completed":
+    reached = bool(prev) and prev.get("stage") == STUDENT and prev.get("runId") == base.run_id
+    if reached or (teacher_progress is not None and teacher_progress.state == "completed"):
         return StagePlan(STUDENT, "TeacherCommitted", f"teacher outputs committed at {base.teacher_uri}",
                          base.model_copy(update={"stage": "student"}))
     done = f"{teacher_progress.step} of {teacher_progress.total_steps} shards committed" \
@@ -141,7 +165,7 @@ def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str |
         return None
     if ft.spec.distillation is None:
         return None
-    plan = plan_stage(ft, ft.metadata.namespace or "default", source, None)
+    plan = plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status"))
     return plan.config.teacher_uri if plan.config is not None else None
 
 
@@ -164,6 +188,10 @@ def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any], 
     job = (status.get("job") or {}).get("name")
     jobs = {plan.config.stage: job} if plan.config is not None and job else {}
     status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase")))
+    if plan.config is not None:  # the teacher of this run, kept while its fromFineTune source is retrained
+        from_fine_tune = plan.config.spec.distillation.teacher.from_fine_tune
+        status["teacher"] = {**plan.config.teacher.to_api(), **({"fromFineTune": from_fine_tune}
+                                                                 if from_fine_tune else {})}
     status["conditions"] = set_condition(status.get("conditions") or [], *plan.condition, now, generation)
     events += [Event(*e) for e in stage_events(prev.get("stage"), plan)]
 

@@ -54,6 +54,9 @@ def run_labels(name: str, run_id: str, attempt: int | None = None) -> dict[str, 
     return labels
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the same result, ~10x faster
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -66,7 +69,7 @@ def _environment() -> jinja2.Environment:
 
 
 def _render(template: str, **context: Any) -> dict[str, Any]:
-    return yaml.safe_load(_environment().get_template(template).render(**context))
+    return yaml.load(_environment().get_template(template).render(**context), Loader=_LOADER)  # a SafeLoader
 
 
 def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[dict[str, Any]]:

@@ -87,10 +87,12 @@ class Cache:
         return {n: self._failed_create[(namespace, n)] for n in names if (namespace, n) in self._failed_create}
 
     def failed_create(self, namespace: str, job: str, message: str) -> str | None:
-        """Record a FailedCreate Event of a Job; the owning fine-tune's name, if the Job is ours."""
+        """Record a FailedCreate Event of a Job; the owning fine-tune's name if the Job is ours and the message
+        is new (the Job controller repeats the Event every retry)."""
         owner = self._owners.get((namespace, job))
-        if owner is not None:
-            self._failed_create[(namespace, job)] = message
+        if owner is None or self._failed_create.get((namespace, job)) == message:
+            return None  # not ours, or the Job controller repeating itself: nothing new to reconcile
+        self._failed_create[(namespace, job)] = message
         return owner
 
     def awaited(self, key: Key) -> frozenset[str]:

@@ -1,13 +1,16 @@
 """Kubernetes Events posted by the operator's own client: from any task, never tied to a kopf handler context.
 
-The reconciler posts a transition's Events right after the status write that records the transition, so each
-is posted at most once; an Event the API refuses (after the client's retries) is retried in the background.
+Each Event of a transition has a deterministic name: a hash of the fine-tune's uid, the resourceVersion the
+decision was made from and the Event itself. The reconciler posts them before the status write that records
+the transition; a reconcile repeated after a crash or a failed write makes the same names, and "already
+exists" counts as posted. An Event the API refuses (after the client's own retries) fails the reconcile before
+the status moves on, so it is retried with it. So an Event is never lost and posted at most once per transition.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime
+import hashlib
 import logging
 import os
 from typing import Any
@@ -24,13 +27,20 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_object(body: dict[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
+def event_name(body: dict[str, Any], type_: str, reason: str, message: str, index: int = 0) -> str:
+    """``<object>.<hash>``: equal for the same transition of the same object version, distinct otherwise."""
+    meta = body.get("metadata") or {}
+    seed = "\0".join(str(x) for x in (meta.get("uid"), meta.get("resourceVersion"), type_, reason, message, index))
+    return f"{str(meta.get('name', 'gemmafinetune'))[:230]}.{hashlib.sha256(seed.encode()).hexdigest()[:16]}"
+
+
+def event_object(body: dict[str, Any], type_: str, reason: str, message: str, index: int = 0) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
     now = _now()
     return {
         "apiVersion": "v1", "kind": "Event",
-        "metadata": {"generateName": f"{meta.get('name', 'gemmafinetune')}.", "namespace": namespace},
+        "metadata": {"name": event_name(body, type_, reason, message, index), "namespace": namespace},
         "involvedObject": {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "name": meta.get("name"),
                            "namespace": namespace, "uid": meta.get("uid")},
         "type": type_, "reason": reason, "message": message[:MAX_MESSAGE],
@@ -41,35 +51,11 @@ def event_object(body: dict[str, Any], type_: str, reason: str, message: str) ->
 
 
 class EventPoster:
-    def __init__(self, kube: Kube, retries: int = 10, delay: float = 2.0):
+    def __init__(self, kube: Kube):
         self.kube = kube
-        self.retries = retries
-        self.delay = delay
-        self._background: set[asyncio.Task] = set()
 
-    async def post(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        event = event_object(body, type_, reason, message)
-        try:
-            await self.kube.create(event)
-        except Exception as err:  # noqa: BLE001  the API refused it even after the client's own retries
-            log.warning("event %s for %s not posted yet (%s); retrying in the background", reason,
-                        event["involvedObject"]["name"], err)
-            task = asyncio.get_running_loop().create_task(self._retry(event))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def _retry(self, event: dict[str, Any]) -> None:
-        for attempt in range(self.retries):
-            await asyncio.sleep(self.delay * (attempt + 1))
-            try:
-                await self.kube.create(event)
-                return
-            except Exception as err:  # noqa: BLE001
-                log.warning("event %s still not posted: %s", event["reason"], err)
-        log.error("event %s for %s dropped after %d tries", event["reason"], event["involvedObject"]["name"],
-                  self.retries)
-
-    async def drain(self) -> None:
-        """Wait for Events being retried in the background."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
+    async def post(self, body: dict[str, Any], type_: str, reason: str, message: str, index: int = 0) -> None:
+        """Create the Event (``index``: its position among the transition's Events); "exists" is success."""
+        event = event_object(body, type_, reason, message, index)
+        if await self.kube.create(event) is None:
+            log.info("event %s already posted", event["metadata"]["name"])

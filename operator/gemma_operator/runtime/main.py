@@ -94,7 +94,7 @@ def alive(**_: Any) -> bool:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def finetune_event(type: str | None, namespace: str, name: str, meta: Any, gemmaft_jobs: kopf.Index,
+async def finetune_event(type: str | None, namespace: str, name: str, body: Any, gemmaft_jobs: kopf.Index,
                          gemmaft_pods: kopf.Index, gemmaft_finetunes: kopf.Index, gemmaft_teacher_refs: kopf.Index,
                          **_: Any) -> None:
     reconciler: Reconciler = _state["reconciler"]
@@ -105,7 +105,7 @@ async def finetune_event(type: str | None, namespace: str, name: str, meta: Any,
     if type == "DELETED":  # owner references remove the run's objects; storage is never touched
         reconciler.forget((namespace, name))
     else:
-        reconciler.finetune_changed((namespace, name), meta.get("resourceVersion"))
+        reconciler.finetune_changed((namespace, name), body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)

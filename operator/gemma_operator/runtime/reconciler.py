@@ -1,7 +1,7 @@
 """Observe one GemmaFineTune, ask :func:`gemma_operator.reconcile.decide`, carry out the decision.
 
 Reads: one GET of the fine-tune; its Jobs and pods come from the watch-fed :class:`~.cache.Cache`. Only runs
-that are still going are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); a finished
+whose trainer is running are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); any other
 fine-tune is reconciled again only when a watch event says something changed.
 
 Reconciles of one object never overlap; triggers that arrive meanwhile fold into one more pass. Every action is
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import logging
 from typing import Any
 
@@ -43,6 +44,25 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
+def fingerprint(body: Any) -> str:
+    """What a watch event of a fine-tune must differ in to need a reconcile: spec (generation), annotations
+    (the retry annotation), status, deletion."""
+    meta = body.get("metadata") or {}
+    status = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
+    return json.dumps([meta.get("generation"), meta.get("annotations") or {}, meta.get("deletionTimestamp"), status],
+                      sort_keys=True, default=str)
+
+
+def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str]) -> bool:
+    """Whether the run's progress.json can change the decision: a run seen for the first time (it may have
+    completed before), a running trainer, or a recorded Job that is gone unseen (judged from progress.json)."""
+    if status.get("runId") != run or status.get("phase") in (None, "Running"):
+        return True
+    record = status.get("job") or {}
+    uids = {(j.get("metadata") or {}).get("uid") for j in jobs}
+    return bool(record) and record.get("uid") not in uids and record.get("name") not in awaited
+
+
 def label_key(key: Key) -> Key:
     return key[0], names.label_value(key[1])
 
@@ -56,7 +76,7 @@ class Reconciler:
         self.events = events or EventPoster(kube)
         self.active: set[Key] = set()
         self.names: dict[Key, str] = {}  # (namespace, label value) -> fine-tune name
-        self.written: dict[Key, str] = {}  # resourceVersion of our last status write
+        self.written: dict[Key, str] = {}  # fingerprint of the fine-tune as our last status write left it
         self._running: dict[Key, asyncio.Task] = {}
         self._again: set[Key] = set()
 
@@ -67,9 +87,9 @@ class Reconciler:
         self.names.pop(label_key(key), None)
         self.cache.forget(key, label_key(key))
 
-    def finetune_changed(self, key: Key, resource_version: str | None) -> None:
-        """A watch event of the fine-tune; our own status write's echo needs no reconcile."""
-        if resource_version is None or self.written.get(key) != resource_version:
+    def finetune_changed(self, key: Key, body: Any) -> None:
+        """A watch event of the fine-tune; the echo of our own status write needs no reconcile."""
+        if self.written.get(key) != fingerprint(body):
             self.trigger(key)
 
     def pod_changed(self, namespace: str, label_value: str) -> None:
@@ -105,7 +125,7 @@ class Reconciler:
             self._running.pop(key, None)
 
     async def poll_active(self) -> None:
-        """Re-read the runs still going (progress.json, missed events); finished ones are not polled."""
+        """Re-read the runs whose trainer runs (progress.json); nothing else is polled: watches tell the rest."""
         while True:
             await asyncio.sleep(self.settings.progress_interval_seconds)
             for key in list(self.active):
@@ -122,14 +142,15 @@ class Reconciler:
         source = self.cache.finetune((namespace, ref)) if ref else None
         wanted = wanted_run(body, source)
         status = body.get("status") or {}
+        jobs, gone_jobs = self.cache.jobs(key), self.cache.gone("Job", key)
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
-            progress = await read_progress(wanted[1])
+            if progress_matters(status, wanted[0], jobs + gone_jobs, self.cache.awaited(key)):
+                progress = await read_progress(wanted[1])
             folder = stages.teacher_folder(body, source)
             teacher_progress = await read_progress(folder) if folder else None
-        jobs = self.cache.jobs(key)
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
                         job_problems=self.cache.job_problems(namespace, jobs),
-                        gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
+                        gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", label_key(key)),
                         awaited=self.cache.awaited(key), progress=progress, source=source,
                         teacher_progress=teacher_progress, now=now_rfc3339())
 
@@ -150,7 +171,7 @@ class Reconciler:
         body = observed.body
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         status = decision.status
-        # 1. Create (a new attempt's objects), 2. record the Job in status, 3. patch and delete, 4. Events.
+        # 1. Create (a new attempt's objects), 2. Events, 3. record it all in status, 4. patch and delete.
         for obj in decision.create:
             created = await self.kube.create(obj)
             log.info("%s %s/%s", "created" if created is not None else "found existing", obj["kind"],
@@ -159,19 +180,23 @@ class Reconciler:
             if obj["kind"] == "Job" and created and record.get("name") == obj["metadata"]["name"]:
                 record["uid"] = (created.get("metadata") or {}).get("uid")
                 self.cache.created_job((namespace, name), obj["metadata"]["name"])
+        # The transition's Events before the status write: a repeat of this reconcile (after a crash or a failed
+        # write) makes the same Event names, so each is posted once and none is lost.
+        for index, event in enumerate(decision.events):
+            await self.events.post(body, event.type, event.reason, event.message, index)
         old = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
         patch = status_patch(old, status)
         if patch:
-            stored = await self.kube.patch("GemmaFineTune", namespace, name, {"status": patch}, status=True)
-            version = ((stored or {}).get("metadata") or {}).get("resourceVersion")
-            if version:
-                self.written[(namespace, name)] = version
+            # Set before the call: the watch event of this write may arrive before its answer.
+            self.written[(namespace, name)] = fingerprint({**body, "status": status})
+            try:
+                await self.kube.patch("GemmaFineTune", namespace, name, {"status": patch}, status=True)
+            except Exception:
+                self.written.pop((namespace, name), None)
+                raise
+        metrics.record(decision)  # once the status says so
         for job, job_patch in decision.patch_jobs:
             await self.kube.patch("Job", namespace, job, job_patch)
         for kind, obj_name in decision.delete:
             if await self.kube.delete(kind, namespace, obj_name):
                 log.info("deleted %s/%s", kind, obj_name)
-        # Events and metrics once the status says so: posted from here, not from a kopf handler context.
-        for event in decision.events:
-            await self.events.post(body, event.type, event.reason, event.message)
-        metrics.record(decision)

@@ -2,10 +2,10 @@
 # TPU v3 slice); what differs between kinds is an input, never a copy of this block.
 
 resource "google_container_node_pool" "this" {
-  project            = var.project_id
+  project            = var.cluster.project_id
   name               = var.name
-  location           = var.location
-  cluster            = var.cluster
+  location           = var.cluster.location
+  cluster            = var.cluster.name
   node_locations     = var.node_locations
   node_count         = var.autoscaling == null ? var.node_count : null
   initial_node_count = var.autoscaling == null ? null : 0
@@ -34,13 +34,13 @@ resource "google_container_node_pool" "this" {
 
   node_config {
     machine_type    = var.machine_type
-    image_type      = var.image_type
+    image_type      = var.cluster.image_type
     disk_type       = "pd-balanced"
     disk_size_gb    = var.disk_size_gb
     spot            = var.spot
-    service_account = var.service_account
-    oauth_scopes    = var.oauth_scopes
-    resource_labels = var.resource_labels
+    service_account = var.cluster.service_account
+    oauth_scopes    = var.cluster.oauth_scopes
+    resource_labels = var.cluster.resource_labels
     labels          = { "gemmaft.dev/pool" = var.name }
 
     dynamic "guest_accelerator" {
@@ -76,8 +76,8 @@ resource "google_container_node_pool" "this" {
 
   lifecycle {
     precondition {
-      condition     = alltrue([for z in coalesce(var.node_locations, []) : startswith(z, "${var.region}-")])
-      error_message = "Node pool ${var.name}: its zones (${join(", ", coalesce(var.node_locations, []))}) must lie in the cluster's region ${var.region}; a TPU v3 slice (europe-west4-a only) needs region = \"europe-west4\"."
+      condition     = alltrue([for z in coalesce(var.node_locations, []) : startswith(z, "${var.cluster.region}-")])
+      error_message = "Node pool ${var.name}: its zones (${join(", ", coalesce(var.node_locations, []))}) must lie in the cluster's region ${var.cluster.region}; a TPU v3 slice (europe-west4-a only) needs region = \"europe-west4\"."
     }
   }
 }

@@ -1,23 +1,17 @@
 # Inputs of one node pool. The root module validates user input; these checks guard the module's own contract.
 
-variable "project_id" {
-  type        = string
-  description = "Project of the cluster."
-}
-
-variable "region" {
-  type        = string
-  description = "Region of the cluster; every zone in node_locations must lie in it."
-}
-
 variable "cluster" {
-  type        = string
-  description = "Name of the GKE cluster the pool joins."
-}
-
-variable "location" {
-  type        = string
-  description = "Location (zone or region) of the cluster."
+  type = object({
+    project_id      = string
+    region          = string # every zone in node_locations must lie in it
+    name            = string # the GKE cluster the pool joins
+    location        = string # zone or region of the cluster
+    image_type      = string
+    service_account = string # Google service account of the nodes
+    oauth_scopes    = list(string)
+    resource_labels = map(string)
+  })
+  description = "What every pool of the cluster shares (the root module's local.node_pool_cluster)."
 }
 
 variable "name" {
@@ -36,11 +30,6 @@ variable "machine_type" {
   description = "Machine type of the nodes."
 }
 
-variable "image_type" {
-  type        = string
-  description = "Node image type."
-}
-
 variable "disk_size_gb" {
   type        = number
   description = "Boot disk size in GB (image layers plus the model download cache)."
@@ -55,22 +44,6 @@ variable "spot" {
   type        = bool
   description = "Run the nodes on Spot VMs."
   default     = false
-}
-
-variable "service_account" {
-  type        = string
-  description = "Google service account of the nodes."
-}
-
-variable "oauth_scopes" {
-  type        = list(string)
-  description = "OAuth scopes of the nodes."
-}
-
-variable "resource_labels" {
-  type        = map(string)
-  description = "GCE labels of the node VMs."
-  default     = {}
 }
 
 variable "node_count" {

@@ -42,7 +42,6 @@ def labelled_hidden_states(model, lm_head, inputs: dict, static: bool = False):
     inputs = dict(inputs)
     labels = inputs.pop("labels")
     shifted = inputs.pop("shift_labels", None)
-    inputs.pop("row_bounds", None)
     if shifted is None:
         shifted = shift_labels(labels, inputs.get("position_ids") if "attention_mask" not in inputs else None)
     keep = labelled_positions(shifted)

@@ -68,9 +68,10 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     try:
         spec, per_shard = cfg.spec, rows_per_shard()
         model, tokenizer = load_teacher(cfg.teacher, plan)
-        features = {"train": _tokenize(spec.dataset.train_uri, spec, tokenizer)}
+        data_dir = work_dir(cfg.run_id) / "teacher-data"  # tokenized by the teacher's tokenizer
+        features = {"train": _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)}
         if spec.dataset.eval_uri:
-            features["eval"] = _tokenize(spec.dataset.eval_uri, spec, tokenizer)
+            features["eval"] = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank)
         collator = teacher_collator(model, tokenizer, plan)
         log.info("teacher %s -> %s: %s", cfg.teacher.model, cfg.teacher_uri,
                  ", ".join(f"{len(rows)} {split} rows" for split, rows in features.items()))

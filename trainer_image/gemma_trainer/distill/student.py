@@ -15,9 +15,10 @@ import torch
 
 from ..loss_head import labelled_positions, output_softcap, shift_labels
 from .heads import labelled_hidden_states, student_terms
-from .targets import TARGET_KEYS, StoredTargets, TeacherOutputError
+from .targets import SPLITS, TARGET_KEYS, StoredTargets, TeacherOutputError
 
-ROW_KEY = "teacher_row"
+ROW_KEY = "teacher_row"  # columns added to the tokenized datasets: the row, and the split (SPLITS index)
+SPLIT_KEY = "teacher_split"
 
 
 def check_rows(stored: StoredTargets, features: list[dict], source: str) -> None:
@@ -41,8 +42,8 @@ class DistillCollator:
 
     def __call__(self, features):
         batch = self.base(features)
-        split = features[0][ROW_KEY][0]
-        batch.update(self.stored[split].targets([f[ROW_KEY][1] for f in features]))
+        split = SPLITS[features[0][SPLIT_KEY]]
+        batch.update(self.stored[split].targets([f[ROW_KEY] for f in features]))
         shifted = batch.get("shift_labels")
         if shifted is None:
             shifted = shift_labels(batch["labels"])
@@ -121,7 +122,8 @@ class StudentExtension:
         for split, (features, uri) in sources.items():
             stored[split] = StoredTargets(self.teacher_store, split, self.scratch / "teacher")
             check_rows(stored[split], features, uri)
-        tag = {split: [{**f, ROW_KEY: (split, i)} for i, f in enumerate(features)]
+        tag = {split: features.add_column(ROW_KEY, list(range(len(features)))).add_column(
+                   SPLIT_KEY, [SPLITS.index(split)] * len(features))
                for split, (features, _) in sources.items()}
         return tag["train"], tag.get("eval"), DistillCollator(collator, stored)
 

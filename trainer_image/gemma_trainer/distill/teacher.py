@@ -131,7 +131,7 @@ def _row_counts(batch: dict, keep: torch.Tensor) -> list[int]:
     return [int(flat[a:b].sum()) for a, b in itertools.pairwise(bounds)]
 
 
-def run_teacher_stage(cfg, features: dict[str, list[dict]], model, collator, store, progress, preemption,
+def run_teacher_stage(cfg, features: dict, model, collator, store, progress, preemption,
                       rank, scratch: Path, per_shard: int) -> int:
     """Write every uncommitted shard this process owns; the stage marker when all are committed."""
     d, spec = cfg.spec.distillation, cfg.spec
@@ -146,7 +146,7 @@ def run_teacher_stage(cfg, features: dict[str, list[dict]], model, collator, sto
         for shard in range(plan_shards[split]):
             if shard in committed or shard % rank.world_size != rank.rank:
                 continue
-            chunk = rows[shard * per_shard:(shard + 1) * per_shard]
+            chunk = [dict(r) for r in rows.select(range(shard * per_shard, min(len(rows), (shard + 1) * per_shard)))]
             result = shard_targets(model, chunk, spec.training.batch_size, d, collator, preemption)
             if result is None:
                 progress.update(force=True, state="preempted", step=done,

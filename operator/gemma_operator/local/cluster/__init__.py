@@ -29,7 +29,8 @@ pods naming another account are refused to the Job controller: ``FailedCreate``)
 
 What it is NOT: no authentication or RBAC (any token is accepted), no admission webhooks, Pod Security,
 quotas or LimitRanges; no server-side apply or managedFields; strategic merge patches are applied as merge
-patches (lists replaced, not merged by key); no API aggregation, OpenAPI documents, or protobuf; field
+patches (lists replaced, not merged by key); no API aggregation, no OpenAPI schemas (``kubectl explain``),
+no protobuf (kubectl's imperative ``create namespace/secret/configmap`` send it: use ``apply -f``); field
 selectors accept any dotted path (a real server only a few per kind); no pagination (``limit`` is ignored,
 everything is returned at once); no bookmarks except the watch-list end marker; no container restarts or
 image pull back-off doubling; no pod failure back-off delay in the Job controller; one event loop, so all

@@ -67,6 +67,8 @@ class Admission:
             obj = copy.deepcopy(obj)
             obj.setdefault("spec", {}).setdefault("serviceAccountName", "default")
             obj.setdefault("status", {}).setdefault("phase", "Pending")
+        elif resource == RESOURCES["Pod"]:
+            _pod_update(key, obj, old)
         return obj
 
     @staticmethod
@@ -108,3 +110,19 @@ def _job_update(key: Key, job: dict[str, Any], old: dict[str, Any]) -> dict[str,
         causes = [crd_schema.FieldError(f"spec.{f}", "Invalid value: field is immutable") for f in changed]
         raise Invalid("Job", "batch", key[2], causes)
     return job
+
+
+def _pod_update(key: Key, pod: dict[str, Any], old: dict[str, Any]) -> None:
+    """A pod's spec is immutable but for container images, activeDeadlineSeconds and added tolerations."""
+    def mutable_parts_cleared(spec: dict[str, Any]) -> dict[str, Any]:
+        spec = {k: v for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}
+        spec["containers"] = [{k: v for k, v in c.items() if k != "image"} for c in spec.get("containers") or ()]
+        return spec
+
+    new_spec, old_spec = pod.get("spec") or {}, old.get("spec") or {}
+    kept = all(t in (new_spec.get("tolerations") or []) for t in old_spec.get("tolerations") or [])
+    if mutable_parts_cleared(new_spec) != mutable_parts_cleared(old_spec) or not kept:
+        raise Invalid("Pod", "", key[2], [crd_schema.FieldError(
+            "spec", "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, "
+                    "`spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)",
+            "FieldValueForbidden")])

@@ -58,7 +58,7 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self.call(self._stop(), timeout=10)
+            self.call(self._stop(), timeout=30)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)

@@ -140,6 +140,9 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
         if method == "GET":
             return self.serve_list(request, resource, namespace)
         body = request.data
+        if "protobuf" in request.headers.get("Content-Type", ""):
+            raise ApiError(415, "the local API server reads JSON only, not protobuf (kubectl's imperative `create "
+                                "namespace/secret/...` send protobuf): use kubectl apply -f with a manifest")
         if method == "POST" and not name:
             return self._answer(request, resource, await self.create(resource, namespace, body, params), 201)
         if method == "PUT" and name:
@@ -274,7 +277,28 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
                                 f"cluster's pod runner ({type(self.runner).__name__}) runs no process")
         if request.params.get("tailLines"):
             text = "".join(text.splitlines(keepends=True)[-int(request.params["tailLines"]):])
-        return aiohttp.web.Response(text=text, content_type="text/plain")
+        if request.params.get("follow") not in ("true", "1"):
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        return await self._follow_log(request, pod, reader, text)
+
+    async def _follow_log(self, request: Any, pod: dict[str, Any], reader, shown: str):
+        """``kubectl logs -f``: what the container writes, until it ends."""
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request._raw_request)
+        offset = len(reader(pod) or "")
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await response.write(shown.encode())
+            while True:
+                current = self.get("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
+                done = current is None or (current.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                text = reader(current or pod) or ""
+                if len(text) > offset:
+                    await response.write(text[offset:].encode())
+                    offset = len(text)
+                if done:
+                    break
+                await asyncio.sleep(0.2)
+        return response
 
     async def delete_collection(self, request: Any, resource: Any, namespace: str | None):
         matches = selector_from(request.params)

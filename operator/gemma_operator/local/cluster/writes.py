@@ -40,6 +40,8 @@ class Writes:
             raise _error(400, "the request body is not a JSON object")
         body = copy.deepcopy(body)
         key = self.new_key(resource, namespace, body)
+        if key[1] is not None and self.get("Namespace", None, key[1]) is None:
+            raise _error(404, f'namespaces "{key[1]}" not found', {"name": key[1], "kind": "namespaces"})
         if key in self.store.objects:
             qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
             raise _error(409, f'{qualified} "{key[2]}" already exists',
