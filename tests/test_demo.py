@@ -31,7 +31,7 @@ def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
     before, after = map(float, re.search(r"eval loss\s+(\d+\.\d+) -> (\d+\.\d+)", log).groups())
     assert after < before, log[-3000:]
     # Three held-out prompts, each answered by the base and by the fine-tuned model.
-    prompts = re.findall(r"^  prompt +(.+)\n    base +\S.*\n    fine-tuned +\S.*$", log, flags=re.M)
+    prompts = re.findall(r"^  prompt +(.+)\n    base +\S.*\n    fine-tuned +\S.*$", log, flags=re.MULTILINE)
     assert len(prompts) == 3, log[-3000:]
     assert all(p in (REPO / "examples" / "data" / "eval.jsonl").read_text() for p in prompts)
 
