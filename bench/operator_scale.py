@@ -113,15 +113,16 @@ def phases(cluster, want: tuple[str, ...]) -> set[str]:
     return on_loop(cluster, look)
 
 
-def settle(cluster, quiet: float, timeout: float) -> float:
-    """Seconds until the operator made no request but its watches for ``quiet`` seconds (its backlog done)."""
+def settle(cluster, metrics_port: int, quiet: float, timeout: float) -> float:
+    """Seconds until the operator made no request but its watches and finished no reconcile for ``quiet``
+    seconds (its backlog done: a reconcile may still be waiting on a progress.json read after its GET)."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
-        mark = request_mark(cluster)
+        mark, done = request_mark(cluster), reconciles(metrics_port)
         time.sleep(quiet)
-        if not [k for k in operator_requests(cluster, mark) if k != "watch"]:
+        if not [k for k in operator_requests(cluster, mark) if k != "watch"] and reconciles(metrics_port) == done:
             return time.perf_counter() - started - quiet
-    raise TimeoutError(f"the operator kept making requests for {timeout} s")
+    raise TimeoutError(f"the operator kept working for {timeout} s")
 
 
 def complete_every_job(cluster) -> int:
@@ -220,7 +221,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
             started = time.perf_counter()
             applied = asyncio.run(create_all(cluster.url, objects))
             pending = wait_for_all(cluster, names, ("Pending",), timeout, proc)
-            settled_pending = settle(cluster, 3.0, timeout)  # the Jobs' own watch events: counted too
+            settled_pending = settle(cluster, metrics_port, 3.0, timeout)  # the Jobs' own watch events: counted too
             to_pending = operator_requests(cluster, mark)
             to_pending_detail = operator_requests(cluster, mark, by_resource=True)
             rec_pending = reconciles(metrics_port) - rec0
@@ -230,7 +231,7 @@ def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: 
             mark_finish, rec1 = request_mark(cluster), reconciles(metrics_port)
             complete_every_job(cluster)
             succeeded = wait_for_all(cluster, names | {"warmup"}, ("Succeeded",), timeout, proc)
-            settled_finish = settle(cluster, 3.0, timeout)
+            settled_finish = settle(cluster, metrics_port, 3.0, timeout)
             finishing = operator_requests(cluster, mark_finish)
             rec_finish = reconciles(metrics_port) - rec1
             cpu_total = cpu_seconds(proc.pid) - cpu0

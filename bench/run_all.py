@@ -1,7 +1,7 @@
 """Run every benchmark in turn (``make bench``): each prints human-readable lines and one final JSON line.
 
 The whole set is sized to finish in under 10 minutes on 2 CPU cores: the operator benchmark creates
-``BENCH_OPERATOR_N`` fine-tunes (default 100 here; ``bench/operator_scale.py`` alone defaults to 1,000).
+``BENCH_OPERATOR_N`` fine-tunes (default 100 here; ``bench/operator_scale.py`` alone runs 100 and 1,000).
 A summary of the JSON lines is printed at the end; the exit code is non-zero if a benchmark crashed (missed
 targets do not fail the run: they are printed with the amount by which they were missed).
 """

@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a real fine-tune through the real operator, on this machine")
     p.add_argument("--keep", action="store_true", help="keep the local API running at the end")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the quickstart's)")
-    p.add_argument("--timeout", type=float, default=170, help="seconds to wait for the run to finish")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for the run to finish")
+    p.add_argument("--tiny", action="store_true",
+                   help="a tiny random Gemma 2 instead of the real Gemma 3 270M weights (seconds, not minutes)")
     p.set_defaults(func=cmd_demo)
     return parser
 

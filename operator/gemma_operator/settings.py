@@ -54,7 +54,7 @@ class OperatorSettings:
     run_history: int = 10
     """GEMMAFT_RUN_HISTORY: runs kept in status.runs (newest first)."""
     progress_interval_seconds: float = 30.0
-    """GEMMAFT_PROGRESS_INTERVAL_SECONDS: how often active runs are re-read (Job, pods, progress.json)."""
+    """GEMMAFT_PROGRESS_INTERVAL_SECONDS: how often a running trainer's progress.json is read (nothing else is polled)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> OperatorSettings:

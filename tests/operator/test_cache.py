@@ -60,3 +60,16 @@ def test_event_names_repeat_for_a_repeated_transition_only():
     assert len({first["metadata"]["name"], later["metadata"]["name"], second["metadata"]["name"]}) == 3
     assert first["involvedObject"] == {"apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune", "name": "demo",
                                        "namespace": "ml", "uid": "u1"}
+
+
+def test_progress_is_read_only_when_it_can_change_the_decision():
+    from gemma_operator.runtime.reconciler import progress_matters
+
+    job = {"metadata": {"name": "demo-r1", "uid": "u1"}}
+    pending = {"runId": "r1", "phase": "Pending", "job": {"name": "demo-r1", "uid": "u1"}}
+    assert progress_matters({}, "r1", [], frozenset())  # first sight: the run may have completed already
+    assert progress_matters({**pending, "runId": "r0"}, "r1", [job], frozenset())  # a new run
+    assert progress_matters({**pending, "phase": "Running"}, "r1", [job], frozenset())
+    assert not progress_matters(pending, "r1", [job], frozenset())  # its Job is watched: nothing to learn
+    assert not progress_matters(pending, "r1", [], frozenset({"demo-r1"}))  # created, not watched yet
+    assert progress_matters(pending, "r1", [], frozenset())  # gone unseen: judged from progress.json

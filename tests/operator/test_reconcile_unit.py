@@ -371,3 +371,14 @@ def test_a_preempted_slice_counts_one_preemption_however_many_hosts_the_job_cont
         pod(job, f"h{i}", "Failed", exit_code=143) for i in range(1, 4)]  # SIGTERMed when the Job failed
     d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], pods=lost, now="T1"), POLICY)
     assert d1.status["restarts"] == {"preemptions": 1, "failures": 0, "sliceRestarts": 1}
+
+
+def test_only_a_running_trainer_is_polled():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    running = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p")], now="T1"), POLICY)
+    assert (d0.active, running.active) == (False, True)  # Pending changes only through watched objects
+    done = decide(Observed(applied(obj, running), jobs=[{**job, "status": {"conditions": [
+        {"type": "Complete", "status": "True"}]}}], now="T2"), POLICY)
+    assert done.active is False

