@@ -222,3 +222,11 @@ def test_cli_render_prints_every_object_as_multi_document_yaml():
     assert {d["metadata"]["namespace"] for d in docs} == {"team-x"}
     bad = run_cli("render", "-f", "-", stdin=yaml.safe_dump(manifest(method="qlora", accelerator={"type": "cpu"})))
     assert bad.returncode == 2 and "spec.method" in bad.stderr and bad.stdout == ""
+
+
+@pytest.mark.parametrize("text", ["\U00013926", "emoji \U0001f600 and \\ud83d\\ude00 typed out", "tab\tand \x7f\x85"])
+def test_any_unicode_in_pod_metadata_renders_as_given(text):
+    """Values reach the objects unchanged, characters outside the BMP included (JSON writes those as UTF-16
+    surrogate escapes, which YAML refuses: the hardening fuzz found an annotation that crashed the render)."""
+    objs = render({"pod": {"annotations": {"note": text}, "labels": {"team": "ml"}}})
+    assert objs["Job"]["spec"]["template"]["metadata"]["annotations"]["note"] == text

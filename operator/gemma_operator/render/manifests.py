@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -55,6 +56,21 @@ def run_labels(name: str, run_id: str, attempt: int | None = None) -> dict[str, 
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: the same result, ~10x faster
+# JSON writes a character outside the BMP as a UTF-16 surrogate pair (\ud83d\ude00), which YAML refuses; YAML's own
+# escape for it is \U0001f600. An escaped backslash (\\) is matched first, so "\\ud83d" typed as text stays text.
+_SURROGATE_PAIR = re.compile(r"\\\\|\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
+
+
+def _yaml_escape(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(0)
+    high, low = int(match.group(1), 16), int(match.group(2), 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
+
+
+def as_yaml_value(value: Any) -> str:
+    """``value`` as a YAML flow scalar/collection: JSON (no injection), with YAML's escapes where JSON's differ."""
+    return _SURROGATE_PAIR.sub(_yaml_escape, json.dumps(value))
 
 
 @lru_cache(maxsize=1)
@@ -64,7 +80,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters["j"] = json.dumps  # every value is emitted as JSON: valid YAML, no injection
+    env.filters["j"] = as_yaml_value  # every value is emitted as JSON: valid YAML, no injection
     return env
 
 
