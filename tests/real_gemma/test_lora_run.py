@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,20 +45,18 @@ def _manifest(path: Path, train: Path, evals: Path, out: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def lora_run(gemma3_dir, gemma3_tokenizer, tmp_path_factory):
+def _train_and_measure(gemma3_dir, tokenizer, tmp: Path) -> dict:
     """Held-out loss of the base, ``gemmaft train`` (in this process), held-out loss with the adapter."""
     from gemma_trainer.cli import train_main
     from gemma_trainer.compare import heldout_loss, load_base, with_adapter
 
     from tests.trainer.conftest import run_folder, write_jsonl
 
-    tmp = tmp_path_factory.mktemp("real-gemma-run")
     train = write_jsonl(tmp / "train.jsonl", _rows("train.jsonl", TRAIN_ROWS))
     evals = _rows("eval.jsonl", EVAL_ROWS)
     manifest = _manifest(tmp / "ft.yaml", train, write_jsonl(tmp / "eval.jsonl", evals), tmp / "out")
     base = load_base(gemma3_dir)
-    before = heldout_loss(base, gemma3_tokenizer, evals, "prompt-completion", MAX_SEQ)
+    before = heldout_loss(base, tokenizer, evals, "prompt-completion", MAX_SEQ)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GEMMAFT_WORK_DIR", str(tmp / "work"))
         started = time.monotonic()
@@ -65,10 +64,28 @@ def lora_run(gemma3_dir, gemma3_tokenizer, tmp_path_factory):
         seconds = time.monotonic() - started
     assert code == EXIT_OK
     adapter = Path(run_folder(manifest)) / "adapter"
-    after = heldout_loss(with_adapter(base, adapter), gemma3_tokenizer, evals, "prompt-completion", MAX_SEQ)
+    after = heldout_loss(with_adapter(base, adapter), tokenizer, evals, "prompt-completion", MAX_SEQ)
     print(f"\n[real_gemma] LoRA r8 on {TRAIN_ROWS} rows, {STEPS} steps x {BATCH} rows: held-out loss "
           f"{before:.3f} -> {after:.3f} ({100 * (1 - after / before):.0f}% lower), train {seconds:.0f} s")
-    return {"adapter": adapter, "before": before, "after": after, "evals": evals}
+    return {"adapter": str(adapter), "before": before, "after": after, "evals": evals}
+
+
+@pytest.fixture(scope="session")
+def lora_run(gemma3_dir, gemma3_tokenizer, tmp_path_factory):
+    """One run per test session, shared by the xdist workers (a file lock; the first worker trains)."""
+    from gemma_trainer.packaged import locked
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # this session's folder, above the workers' own
+    result = shared / "real-gemma-lora-run.json"
+    with locked(shared / "real-gemma-lora-run.lock"):
+        if not result.is_file():
+            tmp = shared / "real-gemma-lora-run"
+            tmp.mkdir(exist_ok=True)
+            result.write_text(json.dumps(_train_and_measure(gemma3_dir, gemma3_tokenizer, tmp)))
+    run = json.loads(result.read_text())
+    return {**run, "adapter": Path(run["adapter"])}
 
 
 def test_heldout_loss_falls_by_at_least_a_quarter(lora_run):

@@ -261,7 +261,8 @@ def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
         state = {k: v.detach().to("cpu") for k, v in get_peft_model_state_dict(model).items()}
         for config in model.peft_config.values():  # not this machine's cache path
             config.base_model_name_or_path = base_model_reference(base_uri)
-        model.save_pretrained(str(local_dir), state_dict=state)
+        # save_embedding_layers=False: LoRA targets projections only, and "auto" would look the base up on the Hub.
+        model.save_pretrained(str(local_dir), state_dict=state, save_embedding_layers=False)
     elif spec.method == "freeze":
         from safetensors.torch import save_file
 
@@ -292,7 +293,7 @@ def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, plan) 
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(plan.precision, torch.float32)
         base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, attn_implementation="eager")
         adapter_dir = local_dir.parent / "_adapter_for_merge"
-        model.save_pretrained(str(adapter_dir))
+        model.save_pretrained(str(adapter_dir), save_embedding_layers=False)
         merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
         merged.save_pretrained(str(local_dir))
     else:

@@ -68,7 +68,8 @@ def prepared_dir(uri: str, cache: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """An exclusive lock on ``path`` (created) across processes, held for the ``with`` block."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -86,7 +87,7 @@ def prepare_packaged_model(uri: str, cache: Path) -> Path:
     reason = why_unavailable(uri)
     if reason:
         raise PackageMissing(reason)
-    with _locked(target.with_name(target.name + ".lock")):
+    with locked(target.with_name(target.name + ".lock")):
         if (target / COMPLETE_MARKER).is_file():  # another process built it while this one waited
             return target
         started = time.monotonic()
