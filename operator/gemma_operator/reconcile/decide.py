@@ -304,7 +304,8 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
         d.events.append(Event("Warning" if warn else "Normal", reason if phase == "Pending" else phase, message))
         if phase in TERMINAL and reason not in ("Reused", "Finished"):
             d.results.append(phase.lower())
-    d.active = phase == "Running"  # only a running trainer changes what no watch sees (its progress.json)
+    # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
+    d.active = phase == "Running" or reason == stages.AWAITING_TEACHER_COMMIT
     d.status = status
 
 

@@ -169,11 +169,16 @@ def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str |
     return plan.config.teacher_uri if plan.config is not None else None
 
 
+# A teacher Job that ended before its outputs show as committed: the commit lives in storage, which no watch sees,
+# so the run stays polled until it shows (or the user acts on the message).
+AWAITING_TEACHER_COMMIT = "TeacherJobDone"
+
+
 def stage_verdict(plan: StagePlan, verdict: Verdict) -> Verdict:
     """The run's verdict in ``plan``'s stage: a teacher Job that completed does not end the run (the student
     stage starts once the teacher's outputs are committed)."""
     if plan.stage == TEACHER and verdict.phase == "Succeeded":
-        return Verdict("Pending", "TeacherJobDone", f"teacher Job done ({verdict.message}); the student stage "
+        return Verdict("Pending", AWAITING_TEACHER_COMMIT, f"teacher Job done ({verdict.message}); the student stage "
                                                       "starts once its outputs are committed")
     if plan.stage == TEACHER:
         return Verdict(verdict.phase, verdict.reason, f"teacher stage: {verdict.message}", verdict.stalled,
