@@ -130,7 +130,7 @@ def test_defaults_are_filled_and_round_trip():
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gemma_operator.cli", *args], input=stdin,
-                          capture_output=True, text=True, cwd=REPO)
+                          capture_output=True, text=True, cwd=REPO, check=False)
 
 
 def test_cli_validate_prints_fields_not_tracebacks():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import sys
 import math
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 

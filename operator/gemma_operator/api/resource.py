@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from .base import ApiModel
 from .distillation import ResolvedTeacher, resolve_teacher, run_identity, teacher_key, teacher_uri
@@ -30,7 +30,7 @@ TRAINING_FIELDS = ("model", "model_uri", "dataset", "method", "lora", "freeze", 
 class ObjectMeta(ApiModel):
     """The part of metadata this project reads; the rest passes through untouched."""
 
-    model_config = {"extra": "allow"}
+    model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=253)
     namespace: str | None = None

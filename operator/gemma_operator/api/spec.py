@@ -34,7 +34,7 @@ EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern
 
 def _not_bool(value):
     if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
-        raise ValueError("expected an integer (1, 2 or 4), not a boolean")
+        raise ValueError("expected an integer (1, 2 or 4), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
     return value
 
 
