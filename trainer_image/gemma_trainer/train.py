@@ -178,19 +178,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     import torch
     from transformers import set_seed
 
-    from .batches import PackedCollator, PadCollator
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
     from .dataset import lengths_of
-    from .model import (
-        apply_method,
-        load_model,
-        load_tokenizer,
-        resolve_model_dir,
-        save_merged,
-        save_result,
-        trainable_summary,
-    )
+    from .model import load_tokenizer, resolve_model_dir, save_merged, save_result
     from .progress import ProgressWriter
     from .storage import open_store
 
@@ -223,17 +214,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             if spec.dataset.eval_uri else None
 
         set_seed(spec.training.seed)
-        model = load_model(model_dir, spec, plan, rank.local_rank)
-        model = apply_method(model, spec, plan)
-        if plan.device == "xla":
-            model = xla.prepare_model(model, spec)  # shard frozen weights over the slice's fsdp axis
-            collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)  # static shapes
-        else:
-            from .packed_attention import use_packed_attention
-
-            use_packed_attention(model)  # padding-free batches, attention row by row
-            collator = PackedCollator()
-        log.info("method %s: %s", spec.method, trainable_summary(model))
+        model, collator = _model_and_collator(model_dir, spec, plan, rank, tokenizer)
 
         scratch = work_dir(cfg.run_id)
         staging = scratch / "staging"
@@ -241,15 +222,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             shutil.rmtree(staging, ignore_errors=True)
         barrier()
 
-        resume_dir = None
-        newest = manager.newest_committed()
-        if newest is not None:
-            resume_dir = scratch / f"resume-rank{rank.rank}" / f"checkpoint-{newest.step}"
-            shutil.rmtree(resume_dir, ignore_errors=True)
-            manager.download(newest, resume_dir)
-            progress.load_metrics(newest.step)
-            progress.fields["last_checkpoint"] = manager.uri_of(newest)
-            log.info("resuming from committed checkpoint %s", manager.uri_of(newest))
+        resume_dir = _download_newest_commit(manager, progress, scratch, rank)
 
         steps = total_steps(spec, len(train_features))
         log.info("batch: %s; %d optimizer steps over %d rows", batch_plan(spec).describe(), steps,
@@ -271,12 +244,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
 
         if preemption.preempted:
-            if rank.is_writer:
-                progress.update(force=True, state="preempted", step=trainer.state.global_step,
-                                message=f"preempted at step {trainer.state.global_step}; "
-                                        f"resumes from {progress.fields.get('last_checkpoint')}")
-            log.warning("stopped after committing step %s: exit %d", commit.last_committed_step, EXIT_PREEMPTED)
-            return EXIT_PREEMPTED
+            return _stop_preempted(progress, trainer.state.global_step, commit.last_committed_step, rank)
 
         if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
             from .xla_hosts import replicate_trainable_in_place
@@ -289,6 +257,49 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         return EXIT_OK
     finally:
         preemption.uninstall()
+
+
+def _model_and_collator(model_dir, spec, plan: AcceleratorPlan, rank: Rank, tokenizer):
+    """The model with its training method applied, and the collator its device wants: static padded buckets on XLA
+    (frozen weights sharded over the slice), padding-free packed rows elsewhere."""
+    from .batches import PackedCollator, PadCollator
+    from .model import apply_method, load_model, trainable_summary
+
+    model = apply_method(load_model(model_dir, spec, plan, rank.local_rank), spec, plan)
+    if plan.device == "xla":
+        from . import xla
+
+        model = xla.prepare_model(model, spec)
+        collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
+    else:
+        from .packed_attention import use_packed_attention
+
+        use_packed_attention(model)  # attention row by row: no scores cross rows
+        collator = PackedCollator()
+    log.info("method %s: %s", spec.method, trainable_summary(model))
+    return model, collator
+
+
+def _download_newest_commit(manager, progress, scratch, rank: Rank):
+    """The newest committed checkpoint downloaded for this rank (its metrics restored), or None on a fresh run."""
+    newest = manager.newest_committed()
+    if newest is None:
+        return None
+    resume_dir = scratch / f"resume-rank{rank.rank}" / f"checkpoint-{newest.step}"
+    shutil.rmtree(resume_dir, ignore_errors=True)
+    manager.download(newest, resume_dir)
+    progress.load_metrics(newest.step)
+    progress.fields["last_checkpoint"] = manager.uri_of(newest)
+    log.info("resuming from committed checkpoint %s", manager.uri_of(newest))
+    return resume_dir
+
+
+def _stop_preempted(progress, step: int, committed_step, rank: Rank) -> int:
+    if rank.is_writer:
+        progress.update(force=True, state="preempted", step=step,
+                        message=f"preempted at step {step}; resumes from {progress.fields.get('last_checkpoint')}")
+    log.warning("stopped after committing step %s: exit %d", committed_step, EXIT_PREEMPTED)
+    return EXIT_PREEMPTED
 
 
 def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, save_result, save_merged):
