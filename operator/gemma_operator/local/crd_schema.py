@@ -10,6 +10,7 @@ validator checks it once the Kubernetes extensions are set aside; CEL rules run 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -21,8 +22,19 @@ import jsonschema
 from gemma_operator.api.crd import build_crd
 
 
+@functools.cache
 def openapi_schema() -> dict[str, Any]:
+    """The generated CRD's schema, built once (a pure function of the model); callers must not change it."""
     return build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def without_keys(value: Any, prefix: str) -> Any:
+    """``value`` with every mapping key that starts with ``prefix`` dropped, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_keys(v, prefix) for k, v in value.items() if not k.startswith(prefix)}
+    if isinstance(value, list):
+        return [without_keys(v, prefix) for v in value]
+    return value
 
 
 def apply_defaults(obj: Any, schema: dict[str, Any]) -> Any:
@@ -41,14 +53,6 @@ def apply_defaults(obj: Any, schema: dict[str, Any]) -> Any:
 def with_defaults(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest as the API server stores it: the CRD's defaults filled in."""
     return apply_defaults(copy.deepcopy(manifest), openapi_schema())
-
-
-def _strip_extensions(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _strip_extensions(v) for k, v in schema.items() if not k.startswith("x-kubernetes-")}
-    if isinstance(schema, list):
-        return [_strip_extensions(v) for v in schema]
-    return schema
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,16 @@ def _go_pattern(validator, pattern, instance, schema):
 _Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {"pattern": _go_pattern})
 
 
+@functools.cache
+def _crd_validator() -> jsonschema.protocols.Validator:
+    return _validator_for(openapi_schema())
+
+
+def _validator_for(schema: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """Draft 4 with Go's patterns, over the schema with the Kubernetes extensions set aside."""
+    return _Validator(without_keys(schema, "x-kubernetes-"))
+
+
 def _path(parts) -> str:
     """``spec.pod.env[0].name``, the way the API server names a field."""
     out = ""
@@ -131,7 +145,7 @@ def field_errors(manifest: dict[str, Any], schema: dict[str, Any] | None = None)
     schema = schema or openapi_schema()
     obj = apply_defaults(copy.deepcopy(manifest), schema)
     errors = _unknown_fields(obj.get("spec"), schema["properties"]["spec"], "spec")
-    validator = _Validator(_strip_extensions(schema))
+    validator = _crd_validator() if schema is openapi_schema() else _validator_for(schema)
     for err in validator.iter_errors(obj):
         field = _path(err.absolute_path) or "<root>"
         if err.validator == "required":

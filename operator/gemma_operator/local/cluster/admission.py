@@ -15,7 +15,6 @@ ResourceQuota, no Pod Security admission.
 from __future__ import annotations
 
 import copy
-import functools
 import uuid
 from typing import Any
 
@@ -49,11 +48,6 @@ class Invalid(Exception):
         return ApiError(self.code, str(self), details)
 
 
-@functools.cache
-def _finetune_schema() -> dict[str, Any]:
-    return crd_schema.openapi_schema()
-
-
 class Admission:
     """Mixin of :class:`~.server.HttpApi`: ``admit`` runs on every create and update."""
 
@@ -73,7 +67,7 @@ class Admission:
 
     @staticmethod
     def _admit_finetune(resource: Any, key: Key, obj: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
-        schema = _finetune_schema()
+        schema = crd_schema.openapi_schema()
         unknown = crd_schema.unknown_fields(obj, schema)
         if unknown and params.get("fieldValidation") == "Strict":
             raise Invalid(KIND, resource.group, key[2], unknown, code=400)

@@ -21,6 +21,8 @@ from typing import Any
 
 import kmock
 
+from ..crd_schema import without_keys
+
 Resource = kmock.resource
 Key = tuple[Any, str | None, str]  # (resource, namespace or None, name)
 
@@ -54,11 +56,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 def without_directives(patch: Any) -> Any:
     """A strategic merge patch read as a merge patch: its ``$patch``/``$setElementOrder`` directives dropped."""
-    if isinstance(patch, dict):
-        return {k: without_directives(v) for k, v in patch.items() if not k.startswith("$")}
-    if isinstance(patch, list):
-        return [without_directives(v) for v in patch]
-    return patch
+    return without_keys(patch, "$")
 
 
 @dataclass(frozen=True)
