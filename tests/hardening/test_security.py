@@ -136,4 +136,5 @@ def test_reserved_env_names_are_refused_with_the_field_and_the_fix(name):
 
 
 def test_plain_env_names_still_pass():
-    parse_finetune(manifest(pod={"env": [{"name": "WANDB_MODE", "value": "offline"}, {"name": "TOKENIZERS_X"}]}))
+    ft = parse_finetune(manifest(pod={"env": [{"name": "WANDB_MODE", "value": "offline"}, {"name": "TOKENIZERS_X"}]}))
+    assert [e.name for e in ft.spec.pod.env] == ["WANDB_MODE", "TOKENIZERS_X"]
