@@ -14,7 +14,7 @@ from gemma_operator.local.cluster import LocalCluster
 from gemma_operator.local.pods import ProcessRunner
 
 from tests.conftest import manifest
-from tests.operator.harness import KUBECTL, kubectl, wait_for
+from tests.operator.harness import KUBECTL, kubectl, kubectl_command, wait_for
 
 from .conftest import job, running_pods
 
@@ -82,6 +82,24 @@ def test_get_jobs_and_pods_with_their_standard_columns(cluster, kubeconfig):
     assert [r[1] for r in statuses[1:] if r[2] == "ImagePullBackOff"] == ["0/1"]
 
 
+def test_a_stale_discovery_cache_left_for_the_same_port_is_not_used(cluster, kubeconfig, tmp_path, monkeypatch):
+    """kubectl caches discovery per host:port for hours ($HOME/.kube/cache). Loopback ports are reused, so a
+    cache written for an earlier server on this port (here: core answered ``groupVersion: /v1``, as kmock once
+    did) made ``kubectl get pods`` list ``metrics.k8s.io`` PodMetrics instead of Pods: CI failed on it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    default_cache = home / ".kube" / "cache"
+    subprocess.run([KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(default_cache), "get", "pods"],
+                   check=True, capture_output=True)
+    port = cluster.url.rsplit(":", 1)[1]
+    (core,) = default_cache.glob(f"discovery/127.0.0.1_{port}/v1/serverresources.json")
+    core.write_text(json.dumps({**json.loads(core.read_text()), "groupVersion": "/v1"}))
+    cluster.create("Job", job())
+    wait_for(lambda: running_pods(cluster, "train"), what="a running pod")
+    listed = rows(kubectl(kubeconfig, "get", "pods").stdout)
+    assert listed[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], listed
+
+
 @pytest.mark.parametrize(("selector", "expected"), [
     ("team=ml", ["a", "b"]), ("team!=ml", ["c", "d"]), ("tier in (gold,silver)", ["a", "c"]),
     ("tier notin (gold)", ["b", "c", "d"]), ("tier", ["a", "b", "c"]), ("!tier", ["d"]),
@@ -106,7 +124,7 @@ def test_field_selector_on_list_and_watch(cluster, kubeconfig):
 
 def test_get_gft_watch_prints_each_change(cluster, kubeconfig):
     kubectl(kubeconfig, "apply", "-f", "-", input_obj=manifest())
-    watch = subprocess.Popen([KUBECTL, "--kubeconfig", str(kubeconfig), "get", "gft", "-w"],
+    watch = subprocess.Popen(kubectl_command(kubeconfig, "get", "gft", "-w"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gemma_operator.local.cluster import kubectl_cache_dir
 from gemma_operator.local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
 from gemma_operator.local.processes import free_port  # noqa: F401
 
@@ -31,8 +32,13 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
+def kubectl_command(kubeconfig: Path, *args: str) -> list[str]:
+    """kubectl against the server of ``kubeconfig``, with a discovery cache of that server's own."""
+    return [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(kubectl_cache_dir(kubeconfig)), *args]
+
+
 def kubectl(kubeconfig: Path, *args: str, input_obj: Any = None, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [KUBECTL, "--kubeconfig", str(kubeconfig), *args]
+    cmd = kubectl_command(kubeconfig, *args)
     text = yaml.safe_dump(input_obj) if input_obj is not None else None
     result = subprocess.run(cmd, check=False, input=text, capture_output=True, text=True, timeout=60)
     if check and result.returncode != 0:

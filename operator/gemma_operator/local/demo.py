@@ -28,7 +28,7 @@ import yaml
 
 from gemma_operator.render.settings import RenderSettings
 
-from .cluster import LocalCluster
+from .cluster import LocalCluster, kubectl_cache_dir
 from .gcs import local_gcs
 from .pods import ProcessRunner
 from .processes import OperatorProcess
@@ -110,7 +110,8 @@ def apply(cluster: LocalCluster, kubeconfig: Path, manifest: dict[str, Any]) -> 
     """``kubectl apply`` when kubectl is installed, else a plain create through the API."""
     kubectl = shutil.which("kubectl")
     if kubectl:
-        out = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "apply", "--validate=false", "-f", "-"], check=False,
+        out = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(kubectl_cache_dir(kubeconfig)),
+                              "apply", "--validate=false", "-f", "-"], check=False,
                              input=yaml.safe_dump(manifest), capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"kubectl apply failed: {out.stderr.strip()}")
@@ -241,7 +242,7 @@ def run_demo(args: argparse.Namespace) -> int:
         code = _report(ft, demo, manifest, model_dir, workdir, runner, operator, started)
         if code == 0 and args.keep:
             say(f"\nThe local API stays up (Ctrl-C to stop); the operator keeps running. Try:\n"
-                f"  export KUBECONFIG={kubeconfig}\n"
+                f"  export KUBECONFIG={kubeconfig} KUBECACHEDIR={kubectl_cache_dir(kubeconfig)}\n"
                 f"  kubectl get gft -w;  kubectl describe gft {name};  kubectl get jobs,pods;  "
                 f"kubectl logs job/{(ft.get('status') or {}).get('jobName') or name}")
             signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill`/`timeout` clean up like Ctrl-C

@@ -39,7 +39,7 @@ writes are serialised. Objects live in memory and vanish with the process.
 
 from .controllers import ClusterEmulator, PodRunner, SchedulingOnly
 from .jobs import INDEX_KEY
-from .local import LocalCluster
+from .local import LocalCluster, kubectl_cache_dir
 from .nodes import NodePool
 from .objects import RESOURCES
 from .server import Fault, method_of
@@ -49,4 +49,4 @@ _method = method_of  # the names the benchmark and older callers import
 _ts = timestamp
 
 __all__ = ["INDEX_KEY", "RESOURCES", "ClusterEmulator", "Fault", "LocalCluster", "NodePool", "PodRunner",
-           "SchedulingOnly", "merge_patch"]
+           "SchedulingOnly", "kubectl_cache_dir", "merge_patch"]

@@ -104,6 +104,8 @@ class LocalCluster:
         return str(self._server.url).rstrip("/")
 
     def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default") -> pathlib.Path:
+        """A kubeconfig for this server. Run kubectl with ``--cache-dir kubectl_cache_dir(path)`` (or
+        ``KUBECACHEDIR``): its default discovery cache is keyed by host:port, and loopback ports are reused."""
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "local",
             "clusters": [{"name": "local", "cluster": {"server": self.url}}],
@@ -179,3 +181,14 @@ class LocalCluster:
 
     def clear_faults(self) -> None:
         self._sync(lambda: self.emulator.faults.clear())
+
+
+def kubectl_cache_dir(kubeconfig: pathlib.Path) -> pathlib.Path:
+    """kubectl's discovery cache for the server of ``kubeconfig`` alone.
+
+    kubectl keeps discovery in ``$HOME/.kube/cache/discovery/<host>_<port>`` for hours. A local server's port
+    is an ephemeral one that an earlier server (of another project, or an older build) may have used, and
+    kubectl then maps names from that server's groups: ``get pods`` listed ``metrics.k8s.io`` PodMetrics.
+    """
+    return kubeconfig.with_name(f"{kubeconfig.name}.kubectl-cache")
+
