@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -156,3 +157,42 @@ def test_stop_and_resume_equals_uninterrupted_run(tmp_path, tiny_model_dir, monk
     straight_losses = [m["loss"] for m in read_metrics(Path(run_folder(straight))) if "loss" in m]
     resumed_losses = [m["loss"] for m in read_metrics(run) if "loss" in m]
     assert resumed_losses == pytest.approx(straight_losses, rel=1e-4)
+
+
+def _trainable(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(path / "adapter_model.safetensors")
+
+
+# 20 rows in batches of 4: 5 batches an epoch. Each run ends on a checkpoint step.
+@pytest.mark.slow
+@pytest.mark.parametrize(("training", "every", "total"), [
+    ({"maxSteps": 6}, 3, 6),  # 6 steps, 5 an epoch: the second epoch is left unfinished
+    ({"maxSteps": 4, "gradientAccumulationSteps": 2}, 2, 4),  # 3 steps an epoch
+    ({"maxSteps": None, "epochs": 1.5}, 4, 8),  # ceil(1.5 x 5)
+    ({"maxSteps": 10}, 5, 10),  # 2 whole epochs
+], ids=["max-steps", "grad-accum", "fractional-epochs", "whole-epochs"])
+def test_resume_from_a_checkpoint_at_the_last_step_trains_no_extra_step(tmp_path, tiny_model_dir, monkeypatch,
+                                                                         training, every, total):
+    train = write_jsonl(tmp_path / "train.jsonl", make_dataset_rows("text", 20, seed=5))
+    manifest = make_manifest(tmp_path / "ft.yaml", model_dir=tiny_model_dir, train_uri=train,
+                             output_uri=tmp_path / "out", training=training,
+                             output={"checkpointEverySteps": every, "keepCheckpoints": 2})
+    run = Path(run_folder(manifest))
+    assert train_in_process(manifest, tmp_path, monkeypatch=monkeypatch) == EXIT_OK
+    last = run / "checkpoints" / f"step-{total:08d}"
+    assert (last / COMMIT_MARKER).is_file()
+    # As when the preemption lands after the last commit, before the adapter upload: the rerun resumes there.
+    shutil.rmtree(run / "adapter")
+    assert train_in_process(manifest, tmp_path, monkeypatch=monkeypatch) == EXIT_OK
+
+    manager = CheckpointManager(open_store(str(run)))
+    assert [c.step for c in manager.scan()][-1] == total
+    progress = json.loads((run / "progress.json").read_text())
+    assert (progress["state"], progress["step"]) == ("completed", total)
+    assert max(m["step"] for m in read_metrics(run)) == total
+    adapter, checkpoint = _trainable(run / "adapter"), _trainable(last)
+    assert adapter.keys() == checkpoint.keys() and adapter
+    for key in adapter:  # no optimizer step after the checkpoint
+        assert torch.equal(adapter[key], checkpoint[key]), key

@@ -143,6 +143,16 @@ def _make_trainer_class():
                 loss = loss * self.accelerator.num_processes  # what Trainer does for a model's own loss
             return (loss, {"loss": loss}) if return_outputs else loss
 
+        def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs,
+                                 resume_from_checkpoint, trial):
+            """As HF's, but a checkpoint at (or past) the last step leaves no epoch to run: HF re-enters an
+            unfinished epoch and checks max_steps only after a step, so it would train one step too many."""
+            epochs_trained, batches_to_skip = super()._init_training_state(
+                max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial)
+            if self.state.global_step >= max_steps:
+                return num_train_epochs, 0
+            return epochs_trained, batches_to_skip
+
         def _get_train_sampler(self, train_dataset=None):
             if self._train_lengths is None:
                 return super()._get_train_sampler(train_dataset)
