@@ -157,3 +157,26 @@ def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
     assert selectors[0]["cloud.google.com/gke-tpu-accelerator"] == "tpu-v3-device"
     assert selectors[1]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
     assert "support-teacher-9b" in out.err  # the teacher the operator resolves
+
+
+def test_a_committed_teacher_is_not_read_again_and_its_counts_stay_in_status():
+    """In the student stage the teacher's outputs are committed and never change: its progress.json is not read
+    on each reconcile (one storage read per reconcile saved), and status keeps the teacher's shard counts."""
+    from gemma_operator.reconcile.stages import teacher_progress_matters
+
+    ft = parse_finetune(student({"model": "gemma-2-9b-it"}))
+    done = plan_stage(ft, "default", None, progress("completed", 8, 8))
+    run = done.config.run_id
+    assert teacher_progress_matters({}, run)  # first sight
+    assert teacher_progress_matters({"stage": TEACHER, "runId": run}, run)  # the teacher pass runs
+    assert teacher_progress_matters({"stage": STUDENT, "runId": "another"}, run)  # a new run's teacher
+    assert not teacher_progress_matters({"stage": STUDENT, "runId": run}, run)
+
+    status: dict = {"phase": "Running", "runId": run}
+    finish_stage(done, {}, status, [], progress("completed", 8, 8), progress("training", 3, 12),
+                 "2026-11-22T12:00:00Z", 1)
+    later = {"phase": "Running", "runId": run}
+    finish_stage(done, status, later, [], None, progress("training", 6, 12), "2026-11-22T12:01:00Z", 1)
+    teacher, student_stage = later["stages"]
+    assert (teacher["phase"], teacher["step"], teacher["totalSteps"], teacher["percent"]) == ("Succeeded", 8, 8, 100.0)
+    assert (student_stage["step"], student_stage["percent"]) == (6, 50.0)

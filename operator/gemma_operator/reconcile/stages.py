@@ -117,10 +117,20 @@ def _stage_entry(name: str, phase: str, progress: RunProgress | None, uri: str |
     return entry
 
 
+def _committed_teacher_counts(prev: dict[str, Any] | None) -> dict[str, Any]:
+    """The teacher's step / totalSteps / percent as the last status recorded them (its progress is not read again
+    once the student stage runs: :func:`teacher_progress_matters`)."""
+    entries = (prev or {}).get("stages") or []
+    teacher = next((e for e in entries if isinstance(e, dict) and e.get("name") == "teacher"), {})
+    return {k: teacher[k] for k in ("step", "totalSteps", "percent") if k in teacher}
+
+
 def stage_status(plan: StagePlan, teacher_progress: RunProgress | None, student_progress: RunProgress | None,
-                 job_names: dict[str, str] | None = None, student_phase: str | None = None) -> dict[str, Any]:
+                 job_names: dict[str, str] | None = None, student_phase: str | None = None,
+                 prev: dict[str, Any] | None = None) -> dict[str, Any]:
     """``status.stage`` and ``status.stages`` (camelCase) for the plan; ``student_phase`` is the run's phase
-    once the student stage runs (Running, Succeeded, Failed)."""
+    once the student stage runs (Running, Succeeded, Failed); ``prev``: the last status, whose teacher counts stand
+    in the student stage when the teacher's progress was not read."""
     jobs = job_names or {}
     cfg = plan.config
     if plan.stage == WAITING:
@@ -129,7 +139,10 @@ def stage_status(plan: StagePlan, teacher_progress: RunProgress | None, student_
     else:
         teacher_phase = "Succeeded" if plan.stage == STUDENT else "Running"
         student = student_phase if plan.stage == STUDENT else "Waiting"
-        stages = [_stage_entry("teacher", teacher_phase, teacher_progress, cfg.teacher_uri, jobs.get("teacher")),
+        teacher = _stage_entry("teacher", teacher_phase, teacher_progress, cfg.teacher_uri, jobs.get("teacher"))
+        if teacher_progress is None and plan.stage == STUDENT:
+            teacher.update(_committed_teacher_counts(prev))
+        stages = [teacher,
                   _stage_entry("student", student or "Running",
                                student_progress if plan.stage == STUDENT else None, cfg.run_uri,
                                jobs.get("student"))]
@@ -169,6 +182,12 @@ def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str |
     return plan.config.teacher_uri if plan.config is not None else None
 
 
+def teacher_progress_matters(status: dict[str, Any], run: str) -> bool:
+    """Whether the teacher's progress.json can change the decision: not once this run reached its student stage
+    (committed teacher outputs never change; status keeps the teacher's counts)."""
+    return not (status.get("stage") == STUDENT and status.get("runId") == run)
+
+
 # A teacher Job that ended before its outputs show as committed: the commit lives in storage, which no watch sees,
 # so the run stays polled until it shows (or the user acts on the message).
 AWAITING_TEACHER_COMMIT = "TeacherJobDone"
@@ -192,7 +211,7 @@ def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any], 
     """Add ``status.stage``, ``status.stages``, the TeacherReady condition and the stage's Events."""
     job = (status.get("job") or {}).get("name")
     jobs = {plan.config.stage: job} if plan.config is not None and job else {}
-    status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase")))
+    status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase"), prev))
     if plan.config is not None:  # the teacher of this run, kept while its fromFineTune source is retrained
         from_fine_tune = plan.config.spec.distillation.teacher.from_fine_tune
         status["teacher"] = {**plan.config.teacher.to_api(), **({"fromFineTune": from_fine_tune}

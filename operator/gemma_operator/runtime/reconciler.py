@@ -146,7 +146,8 @@ class Reconciler:
         if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
             if progress_matters(status, wanted[0], jobs + gone_jobs, self.cache.awaited(key)):
                 progress = await read_progress(wanted[1])
-            folder = stages.teacher_folder(body, source)
+            folder = stages.teacher_folder(body, source) if stages.teacher_progress_matters(status, wanted[0]) \
+                else None
             teacher_progress = await read_progress(folder) if folder else None
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
                         job_problems=self.cache.job_problems(namespace, jobs),
