@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from gemma_trainer.storage import GcsStore, LocalStore, NotFound, StorageError, open_store, split_uri
+from gemma_trainer.gcs_store import GcsStore
+from gemma_trainer.storage import LocalStore, NotFound, StorageError, open_store, split_uri
 
 
 @pytest.fixture(params=["local", "gcs"])
