@@ -185,25 +185,18 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
                  extension=None) -> int:
     """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code. ``extension`` (e.g. the
     distillation student's) may replace the features and collator (``prepare``) and the Trainer class."""
-    import torch
     from transformers import set_seed
 
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
     from .dataset import lengths_of
-    from .model import load_tokenizer, resolve_model_dir, save_merged, save_result
+    from .model import load_tokenizer, resolve_model_dir
     from .progress import ProgressWriter
     from .storage import open_store
 
-    rank = rank or Rank.from_env()
     spec = cfg.spec
     plan = plan or accelerator_plan(spec)
-    if plan.device == "xla":  # SPMD: one process per host; rank and world come from the TPU slice
-        from . import xla
-
-        rank = Rank(*xla.process_rank())
-    if plan.device == "cpu":
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    rank = _process_rank(plan, rank)
     log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, plan.describe())
 
     run_store = open_store(cfg.run_uri)
@@ -218,10 +211,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
         tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
-        data_dir = work_dir(cfg.run_id) / "data"
-        train_features = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)
-        eval_features = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank) \
-            if spec.dataset.eval_uri else None
+        train_features, eval_features = _features(cfg, tokenizer, rank)
 
         set_seed(spec.training.seed)
         model, collator = _model_and_collator(model_dir, spec, plan, rank, tokenizer)
@@ -240,13 +230,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         args = training_arguments(spec, plan, staging, steps, eval_features is not None)
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
         callbacks = [preemption, commit, ProgressCallback(progress, rank.is_writer)]
-        Trainer = _make_trainer_class()
-        if plan.device == "xla":
-            Trainer = xla.trainer_class(Trainer)  # adapter-only checkpoints from process 0
         if extension is not None:
             train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
-            Trainer = extension.trainer_class(Trainer)
-        trainer = Trainer(
+        trainer = _trainer_class(plan, extension)(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
             train_lengths=lengths_of(train_features), static_shapes=plan.device == "xla",
@@ -256,17 +242,59 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         if preemption.preempted:
             return _stop_preempted(progress, trainer.state.global_step, commit.last_committed_step, rank)
 
-        if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
-            from .xla_hosts import replicate_trainable_in_place
-
-            replicate_trainable_in_place(model)
-        if rank.is_writer:
-            _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch,
-                    save_result, save_merged)
-        barrier()
+        _complete(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, rank)
         return EXIT_OK
     finally:
         preemption.uninstall()
+
+
+def _complete(cfg, trainer, tokenizer, model_dir, plan: AcceleratorPlan, run_store, progress, scratch,
+              rank: Rank) -> None:
+    """After the last step: the writer saves and uploads the result; every host waits for it."""
+    from .callbacks import barrier
+    from .model import save_merged, save_result
+
+    if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
+        from .xla_hosts import replicate_trainable_in_place
+
+        replicate_trainable_in_place(trainer.model)
+    if rank.is_writer:
+        _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, save_result, save_merged)
+    barrier()
+
+
+def _process_rank(plan: AcceleratorPlan, rank: Rank | None) -> Rank:
+    """This process's rank (on XLA, SPMD: one process per host, rank and world from the TPU slice); on the CPU,
+    torch's threads capped at the cores this process may use."""
+    import torch
+
+    if plan.device == "xla":
+        from . import xla
+
+        return Rank(*xla.process_rank())
+    if plan.device == "cpu":
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    return rank or Rank.from_env()
+
+
+def _features(cfg, tokenizer, rank: Rank):
+    """The run's tokenized train and eval rows (eval None without ``dataset.evalUri``)."""
+    spec = cfg.spec
+    data_dir = work_dir(cfg.run_id) / "data"
+    train = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)
+    evaluation = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank) \
+        if spec.dataset.eval_uri else None
+    return train, evaluation
+
+
+def _trainer_class(plan: AcceleratorPlan, extension):
+    """GemmaTrainer, made XLA's (adapter-only checkpoints from process 0) on a TPU, and the extension's."""
+    trainer = _make_trainer_class()
+    if plan.device == "xla":
+        from . import xla
+
+        trainer = xla.trainer_class(trainer)
+    return extension.trainer_class(trainer) if extension is not None else trainer
 
 
 def _model_and_collator(model_dir, spec, plan: AcceleratorPlan, rank: Rank, tokenizer):
