@@ -138,3 +138,31 @@ def test_oom_killed_is_terminated_reason_oom_killed_exit_137(cluster):
     assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
     wait_for(lambda: cluster.get("Job", "train")["status"].get("failed") == 1, what="counted as a failure")
     assert not job_conditions(cluster, "train")
+
+
+def test_each_process_pod_has_its_own_tmp_as_its_scratch_empty_dir_gives_it(tmp_path):
+    """The trainer pod mounts an emptyDir at /tmp (its scratch: tokenized data, staging, resume downloads), fresh
+    for every pod. Pods run as local processes shared the machine's /tmp instead: two runs of one spec (one run
+    id) on two test workers wrote the same /tmp/gemmaft/<run id>, and a later session reused an earlier one's
+    tokenized rows."""
+    from gemma_operator.local.cluster import LocalCluster
+    from gemma_operator.local.pods import ProcessRunner
+
+    runner = ProcessRunner(tmp_path / "pods")
+    with LocalCluster(runner=runner, service_accounts=("trainer",)) as cluster:
+        for name in ("first", "second"):
+            body = job(name)
+            body["spec"]["template"]["spec"]["containers"][0]["command"] = [
+                "python3", "-c", "import os, tempfile; d = tempfile.gettempdir(); print(d, os.path.isdir(d))"]
+            cluster.create("Job", body)
+        for name in ("first", "second"):
+            wait_for(lambda n=name: [p for p in cluster.pods_of(n) if p["status"]["phase"] == "Succeeded"],
+                     what=f"{name} ran")
+        printed = {}
+        for name in ("first", "second"):
+            (pod,) = cluster.pods_of(name)
+            printed[name] = runner.read_log(pod).split()
+    (first, first_exists), (second, second_exists) = printed["first"], printed["second"]
+    assert first != second and first_exists == second_exists == "True"
+    for name, folder in (("first", first), ("second", second)):
+        assert folder.startswith(str(tmp_path / "pods")), (name, folder)

@@ -44,11 +44,14 @@ class ProcessRunner:
             command = [sys.executable, "-m", "gemma_operator.cli", *command[1:]]
         return [arg.replace(CONFIG_DIR, str(folder)) for arg in command]
 
-    def _environment(self, container: dict[str, Any]) -> dict[str, str]:
+    def _environment(self, container: dict[str, Any], scratch: Path) -> dict[str, str]:
+        """The container's plain env values, the runner's (the node's model cache), and ``scratch`` as the pod's
+        /tmp: the trainer pod mounts a fresh emptyDir there, so no two pods share their run's work folder."""
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV")}
         env.update({e["name"]: e.get("value", "") for e in container.get("env") or () if "value" in e})
         env.update(self.env)
-        env["HOME"] = env["HF_HOME"] = str(self.workdir)  # /tmp of the pod
+        env["HOME"] = env["HF_HOME"] = str(self.workdir)
+        env["TMPDIR"] = str(scratch)
         return env
 
     async def start(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
@@ -57,10 +60,12 @@ class ProcessRunner:
         folder = self.workdir / name
         folder.mkdir(parents=True, exist_ok=True)
         self._mount_config(cluster, pod, folder)
+        scratch = folder / "tmp"
+        scratch.mkdir(exist_ok=True)
         log = self.logs[name] = folder / "trainer.log"
         with log.open("wb") as out:
             proc = await asyncio.create_subprocess_exec(
-                *self._command(container, folder), env=self._environment(container), stdout=out,
+                *self._command(container, folder), env=self._environment(container, scratch), stdout=out,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         self.processes[name] = proc
         await cluster.pod_running(meta["namespace"], name)
