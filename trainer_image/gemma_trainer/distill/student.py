@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..loss_head import labelled_positions, output_softcap, shift_labels
-from .heads import labelled_hidden_states, student_terms
+from ..loss_head import labelled_hidden_states, labelled_positions, output_softcap, shift_labels
+from .heads import student_terms
 from .targets import SPLITS, TARGET_KEYS, StoredTargets, TeacherOutputError
 
 ROW_KEY = "teacher_row"  # columns added to the tokenized datasets: the row, and the split (SPLITS index)
@@ -84,7 +84,7 @@ def distill_trainer_class(base, distillation):
             targets = [inputs.pop(key) for key in TARGET_KEYS]
             unwrapped = self.accelerator.unwrap_model(model)
             lm_head = unwrapped.get_output_embeddings()
-            hidden, labels, mask = labelled_hidden_states(model, lm_head, inputs)
+            hidden, labels, mask = labelled_hidden_states(model, lm_head, inputs, use_cache=False)
             kl, ce = student_terms(hidden, lm_head.weight, output_softcap(unwrapped), temperature, labels,
                                    *(t.to(hidden.device) for t in targets))
             denominator = num_items_in_batch if num_items_in_batch is not None else max(int(mask.sum()), 1)
