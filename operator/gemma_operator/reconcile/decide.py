@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
 from gemma_operator.render import names, render_run
@@ -69,8 +69,15 @@ class Run:
         return bool(self.ft.spec.pod.queue_name)
 
 
-def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tuple[str, str] | None:
-    """(runId, runUri) the body asks for, or None when it is not a valid fine-tune (or a distillation whose
+class WantedRun(NamedTuple):
+    run_id: str
+    run_uri: str
+    teacher_uri: str | None = None
+    """Distillation: the teacher stage's folder (``<output.uri>/teacher-<key>``)."""
+
+
+def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> WantedRun | None:
+    """The run the body asks for, or None when it is not a valid fine-tune (or a distillation whose
     ``fromFineTune`` teacher, ``source``, is not resolved yet)."""
     try:
         ft = parse_finetune(body)
@@ -78,9 +85,9 @@ def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tu
         return None
     if ft.spec.distillation is not None:
         config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
-        return (config.run_id, config.run_uri) if config is not None else None
+        return WantedRun(config.run_id, config.run_uri, config.teacher_uri) if config is not None else None
     rid = run_id(ft.spec)
-    return rid, run_uri(ft.spec, rid)
+    return WantedRun(rid, run_uri(ft.spec, rid))
 
 
 def owner_reference(body: dict[str, Any]) -> dict[str, Any]:

@@ -138,12 +138,11 @@ class Reconciler:
         wanted = wanted_run(body, source)
         status = body.get("status") or {}
         jobs, gone_jobs, awaited = self.cache.jobs(key), self.cache.gone("Job", key), self.cache.awaited(key)
-        if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
-            if progress_matters(status, wanted[0], jobs + gone_jobs, awaited):
-                progress = await read_progress(wanted[1])
-            folder = stages.teacher_folder(body, source) if stages.teacher_progress_matters(status, wanted[0]) \
-                else None
-            teacher_progress = await read_progress(folder) if folder else None
+        if wanted and (status.get("runId") != wanted.run_id or status.get("phase") not in TERMINAL):
+            if progress_matters(status, wanted.run_id, jobs + gone_jobs, awaited):
+                progress = await read_progress(wanted.run_uri)
+            if wanted.teacher_uri and stages.teacher_progress_matters(status, wanted.run_id):
+                teacher_progress = await read_progress(wanted.teacher_uri)
         pods_key = label_key(key)
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(pods_key),
                         job_problems=self.cache.job_problems(namespace, jobs),
