@@ -166,8 +166,7 @@ def _vanished(run: Run, record: dict[str, Any]) -> Verdict:
                                                   f"run's progress.json says it completed")
     return Verdict("Failed", "JobVanished",
                    f"Job {job} was deleted before the operator saw it end (ttlSecondsAfterFinished shorter than an "
-                   f"operator outage, or a manual delete); nothing was re-created. Retry: kubectl annotate "
-                   f"gemmafinetune {run.name} {runs.RETRY_ANNOTATION}=$(date +%s) --overwrite")
+                   f"operator outage, or a manual delete); nothing was re-created. Retry: {runs.retry_command(run.name)}")
 
 
 def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
@@ -200,7 +199,7 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
                           "failures": counts.failures}
     suspended = _suspend(run, d, job)
     verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
-                             run.obs.job_problems.get(job.name))
+                             run.obs.job_problems.get(job.name), retry=runs.retry_command(run.name))
     if verdict.restart:
         d.slice_restarts = 1
         _start(run, d, status, job.attempt + 1, counts)

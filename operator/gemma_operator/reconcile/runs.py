@@ -38,6 +38,11 @@ def begin(prev: dict[str, Any], rid: str) -> tuple[dict[str, Any], list[Event], 
     return status, events, True
 
 
+def retry_command(name: str) -> str:
+    """The command that retries fine-tune ``name``'s current run as a new attempt."""
+    return f"kubectl annotate gemmafinetune {name} {RETRY_ANNOTATION}=$(date +%s) --overwrite"
+
+
 def earlier_success(prev: dict[str, Any], rid: str) -> dict[str, Any] | None:
     """The record of run ``rid`` if it already succeeded (the spec went back to it)."""
     return next((r for r in prev.get("runs") or [] if r.get("runId") == rid and r.get("phase") == "Succeeded"), None)
