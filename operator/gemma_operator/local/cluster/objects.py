@@ -178,15 +178,13 @@ class Objects:
                            component: str) -> None:
         """An Event about ``obj``; the same reason and message again bumps ``count`` (the client aggregates)."""
         meta = obj["metadata"]
-        if not hasattr(self, "_recorded"):
-            self._recorded: dict[tuple, tuple[str, str]] = {}  # (uid, reason, message) -> the Event's key
-        seen = self._recorded.get((meta.get("uid"), reason, message))
+        seen = self.recorded_events.get((meta.get("uid"), reason, message))
         event = self.get("Event", *seen) if seen else None
         if event is not None:
             await self.update("Event", *seen, {"count": int(event.get("count") or 1) + 1, "lastTimestamp": timestamp()})
             return
         name = f"{meta['name']}.{secrets.token_hex(8)}"
-        self._recorded[(meta.get("uid"), reason, message)] = (meta.get("namespace"), name)
+        self.recorded_events[(meta.get("uid"), reason, message)] = (meta.get("namespace"), name)
         await self.put("Event", {
             "metadata": {"name": name, "namespace": meta.get("namespace")},
             "involvedObject": {"kind": kind, "namespace": meta.get("namespace"), "name": meta["name"],
