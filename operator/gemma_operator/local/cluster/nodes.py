@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,11 +144,13 @@ class Kubelet:
 
     async def _schedule(self, pod: dict[str, Any]) -> None:
         nodes = sorted(self.find("Node"), key=lambda n: n["metadata"]["name"])
+        used: dict[str, Counter] = defaultdict(Counter)  # node name -> requests of the pods running there
+        for other in self.find("Pod"):
+            if other["spec"].get("nodeName") and phase(other) not in TERMINAL:
+                used[other["spec"]["nodeName"]] += requests_of(other)
         reasons: dict[str, list[str]] = {}
         for node in nodes:
-            used = sum((requests_of(p) for p in self.find("Pod") if p["spec"].get("nodeName") == node["metadata"][
-                "name"] and phase(p) not in TERMINAL), Counter())
-            found = misfit(pod, node, used)
+            found = misfit(pod, node, used[node["metadata"]["name"]])
             if not found:
                 await self._bind(pod, node["metadata"]["name"])
                 return

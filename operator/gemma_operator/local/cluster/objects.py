@@ -145,14 +145,14 @@ class Objects:
     async def collect_garbage(self) -> None:
         """Owner-reference garbage collection: background orphans, then foreground owners, until stable."""
         while True:
-            live = {obj["metadata"].get("uid"): key for key, obj in self.store.all_objects()}
-            orphans = [key for key, obj in self.store.all_objects()
-                       if owner_uids(obj) and not owner_uids(obj) & live.keys()]
-            waiting = {obj["metadata"]["uid"]: key for key, obj in self.store.all_objects()
+            owners = {key: owner_uids(obj) for key, obj in self.store.objects.items()}
+            live = {obj["metadata"].get("uid") for obj in self.store.objects.values()}
+            orphans = [key for key, uids in owners.items() if uids and not uids & live]
+            waiting = {obj["metadata"]["uid"]: key for key, obj in self.store.objects.items()
                        if FOREGROUND in (obj["metadata"].get("finalizers") or ())}
-            dependents = [key for key, obj in self.store.all_objects() if owner_uids(obj) & waiting.keys()]
-            released = [key for uid, key in waiting.items()
-                        if not any(uid in owner_uids(obj) for _, obj in self.store.all_objects())]
+            dependents = [key for key, uids in owners.items() if uids & waiting.keys()]
+            owning = set().union(*owners.values())
+            released = [key for uid, key in waiting.items() if uid not in owning]
             if not (orphans or dependents or released):
                 return
             for key in orphans + dependents:
