@@ -45,7 +45,7 @@ GEMMA2_2B = {
     "tie_word_embeddings": True, "attn_implementation": "eager",
 }
 GEMMA2_9B = {**GEMMA2_2B, "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 42,
-             "num_attention_heads": 16, "num_key_value_heads": 8, "query_pre_attn_scalar": 256}
+             "num_attention_heads": 16, "num_key_value_heads": 8}
 T4_USABLE_BYTES = int(14.7e9)
 
 
@@ -154,6 +154,7 @@ def predicted_bytes(spec) -> int:
 
 def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
     from gemma_trainer.batches import PackedCollator
+    from gemma_trainer.dataset import lengths_of
     from gemma_trainer.model import apply_method
     from gemma_trainer.packed_attention import use_packed_attention
     from gemma_trainer.train import _make_trainer_class, training_arguments
@@ -162,7 +163,7 @@ def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
     use_packed_attention(model)
     args = training_arguments(spec, plan, out, steps, has_eval=False, report_tqdm=False)
     return _make_trainer_class()(model=model, args=args, train_dataset=data, data_collator=PackedCollator(),
-                                 callbacks=callbacks, train_lengths=[len(f["input_ids"]) for f in data])
+                                 callbacks=callbacks, train_lengths=lengths_of(data))
 
 
 def trl_trainer(model, plan, args, data, out: Path, callbacks):

@@ -185,30 +185,37 @@ def trl_trainer(setting: str, model, tokenizer, features, spec, out: Path):
     return SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)
 
 
-def in_ours_order(features, tokenizer, spec, plan, out: Path) -> list[dict]:
+def in_ours_order(features, spec, plan, out: Path) -> list[dict]:
     """``features`` in the order ours trains them (its seeded length-grouped sampler, epoch 0). TRL gets them in
     this order with sequential sampling, so every setting sees the same batches and the held-out losses differ
     only by what the trainers compute, not by which rows met in a batch (TRL's own random order moved the
-    held-out loss 4% from ours' after 8 steps, and 0% between its own settings, which share one order)."""
-    from gemma_trainer.tiny import build_tiny_gemma2
+    held-out loss 4% from ours' after 8 steps, and 0% between its own settings, which share one order).
 
-    stand_in = build_tiny_gemma2(len(tokenizer), seed=0, **TINY_256K)  # the order needs no real weights
-    order = list(ours_trainer(stand_in, tokenizer, features, spec, plan, out)._get_train_sampler())
+    The order depends only on the rows' lengths, the batch group and the seed, so ``GemmaTrainer``'s own
+    ``_get_train_sampler`` is called on just those (no model, dataset or Trainer is built)."""
+    from types import SimpleNamespace
+
+    from gemma_trainer.dataset import lengths_of
+    from gemma_trainer.train import _make_trainer_class, total_steps, training_arguments
+
+    args = training_arguments(spec, plan, out, total_steps(spec, len(features)), has_eval=False, report_tqdm=False)
+    sampler_owner = SimpleNamespace(_train_lengths=lengths_of(features), args=args)
+    order = list(_make_trainer_class()._get_train_sampler(sampler_owner))
     assert sorted(order) == list(range(len(features))), "the sampler must visit every row once"
     return [features[i] for i in order]
 
 
 def make_trainer(setting, model_dir, tokenizer, features, spec, plan, out: Path):
+    """``features``: the rows as ours gets them; for a TRL setting, already :func:`in_ours_order`."""
     model = build_model(model_dir, spec, plan)
     if setting == "ours":
         return ours_trainer(model, tokenizer, features, spec, plan, out)
-    return trl_trainer(setting, model, tokenizer, in_ours_order(features, tokenizer, spec, plan, out / "order"),
-                       spec, out)
+    return trl_trainer(setting, model, tokenizer, features, spec, out)
 
 
 def peak_memory(setting, model_dir, tokenizer, features, spec, plan, out: Path) -> int:
     """Peak tensor memory of the setting's first optimizer step (a fresh run: the probe slows every operator down,
-    so it is not timed). Ours takes its longest rows first (length-grouped), TRL's default a random batch."""
+    so it is not timed). Every setting gets the same first batch: ours' order puts the longest rows first."""
     from gemma_trainer.memprobe import PeakTensorMemory
 
     trainer = make_trainer(setting, model_dir, tokenizer, features, spec, plan, out)
@@ -312,8 +319,10 @@ def main(argv=None) -> int:
             f"{labelled / real_tokens:.0%} labelled), batch {args.batch_size} x {args.accum}, one epoch")
         initial = held_out_loss(build_model(model_dir, spec, plan), eval_features)
         memory_settings = args.memory_settings.split(",")
-        results = {s: run_setting(s, model_dir, tokenizer, features, eval_features, spec, plan, tmp / s, real_tokens,
-                                  s in memory_settings) for s in args.settings.split(",")}
+        ordered = in_ours_order(features, spec, plan, tmp / "order")  # the rows as every TRL setting gets them
+        results = {s: run_setting(s, model_dir, tokenizer, features if s == "ours" else ordered, eval_features,
+                                  spec, plan, tmp / s, real_tokens, s in memory_settings)
+                   for s in args.settings.split(",")}
         say(f"  load average at the end {os.getloadavg()[0]:.1f}")
         summary = summarise(results, initial)
         final_json("trainer_throughput", {"model": described, "rows": len(features), "real_tokens": real_tokens,

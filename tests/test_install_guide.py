@@ -93,7 +93,7 @@ def test_gke_examples_carry_the_token_and_the_kueue_objects_exist():
         pod = doc["spec"].get("pod", {})
         if "queueName" in pod:
             assert ("LocalQueue", pod["queueName"]) in kinds
-            local = next(d for d in kueue if d["kind"] == "LocalQueue")
+            local = next(d for d in kueue if (d["kind"], d["metadata"]["name"]) == ("LocalQueue", pod["queueName"]))
             assert local["metadata"]["namespace"] == doc["metadata"]["namespace"]
         if "priorityClassName" in pod:
             assert ("PriorityClass", pod["priorityClassName"]) in kinds

@@ -38,7 +38,7 @@ import torch
 from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_ACCELERATOR
 
 IGNORE_INDEX = -100
-VOCAB_CHUNK = 16384  # vocabulary entries per chunk of iter_vocab_chunks / chunked_logsumexp
+VOCAB_CHUNK = 16384  # vocabulary entries per chunk of iter_vocab_chunks
 
 
 def shift_labels(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -118,20 +118,6 @@ def iter_vocab_chunks(hidden: torch.Tensor, weight: torch.Tensor, softcap: float
     No graph is kept between chunks by this function; wrap it in ``torch.no_grad()`` for teacher passes."""
     for start in range(0, weight.shape[0], vocab_chunk):
         yield start, softcapped_logits(hidden, weight[start:start + vocab_chunk], softcap)
-
-
-def chunked_logsumexp(hidden: torch.Tensor, weight: torch.Tensor, softcap: float | None,
-                      vocab_chunk: int = VOCAB_CHUNK) -> torch.Tensor:
-    """``logsumexp`` over the whole vocabulary of each token's soft-capped logits (fp32 ``[tokens]``), computed
-    online over vocabulary chunks."""
-    running_max = running_sum = None
-    for _, z in iter_vocab_chunks(hidden, weight, softcap, vocab_chunk):
-        chunk_max = z.amax(dim=1)
-        new_max = chunk_max if running_max is None else torch.maximum(running_max, chunk_max)
-        chunk_sum = z.sub_(new_max[:, None]).exp_().sum(dim=1)
-        running_sum = chunk_sum if running_sum is None else running_sum * torch.exp(running_max - new_max) + chunk_sum
-        running_max = new_max
-    return running_max + torch.log(running_sum)
 
 
 def block_tokens(vocab: int, device_type: str) -> int:
@@ -235,13 +221,13 @@ def summed_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tenso
     return token_losses(hidden, weight, targets, softcap).sum()
 
 
-def causal_lm_loss(model, lm_head: torch.nn.Module, softcap: float | None, inputs: dict, static: bool = False,
-                   num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(loss, labelled token count)`` of one batch through ``model`` (any wrapper: PEFT, DDP, FSDP), whose LM
-    head is ``lm_head`` with final soft-cap ``softcap`` (:func:`output_softcap` of the unwrapped model). ``inputs`` hold ``input_ids``, ``labels`` (unshifted) or
-    ``shift_labels`` (already per row), and optionally ``attention_mask`` / ``position_ids``. The loss is the sum
-    over labelled tokens divided by ``num_items_in_batch`` (the Trainer's count over the accumulated batch) or, when
-    None, by this batch's count: the same reduction as transformers' ``ForCausalLMLoss``."""
+def labelled_hidden_states(model, lm_head: torch.nn.Module, inputs: dict, static: bool = False,
+                           **forward_kwargs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(hidden [P, H], targets [P], keep [.., seq])``: the final hidden states of the labelled positions (every
+    position when ``static``: XLA's static shapes, unlabelled targets -100), their next-token targets, and the
+    labelled-position mask, through the model's own forward (PEFT, DDP and FSDP hooks run; the LM head projects
+    nothing). ``inputs``: a padded batch (``labels``, ``attention_mask``) or a packed one (``position_ids``,
+    ``shift_labels`` already per row); ``forward_kwargs`` go to the model's forward."""
     inputs = dict(inputs)
     labels = inputs.pop("labels", None)
     shifted = inputs.pop("shift_labels", None)
@@ -249,9 +235,19 @@ def causal_lm_loss(model, lm_head: torch.nn.Module, softcap: float | None, input
         shifted = shift_labels(labels, inputs.get("position_ids") if "attention_mask" not in inputs else None)
     keep = labelled_positions(shifted)
     with LabelledHiddenStates(lm_head) as taken:
-        model(**inputs, **LabelledHiddenStates.forward_kwargs(None if static else keep))
-    targets = shifted.reshape(-1) if static else shifted[keep]
-    total = summed_loss(taken.hidden, lm_head.weight, targets, softcap)
+        model(**inputs, **forward_kwargs, **LabelledHiddenStates.forward_kwargs(None if static else keep))
+    return taken.hidden, shifted.reshape(-1) if static else shifted[keep], keep
+
+
+def causal_lm_loss(model, lm_head: torch.nn.Module, softcap: float | None, inputs: dict, static: bool = False,
+                   num_items_in_batch=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, labelled token count)`` of one batch through ``model`` (any wrapper: PEFT, DDP, FSDP), whose LM
+    head is ``lm_head`` with final soft-cap ``softcap`` (:func:`output_softcap` of the unwrapped model). ``inputs`` hold ``input_ids``, ``labels`` (unshifted) or
+    ``shift_labels`` (already per row), and optionally ``attention_mask`` / ``position_ids``. The loss is the sum
+    over labelled tokens divided by ``num_items_in_batch`` (the Trainer's count over the accumulated batch) or, when
+    None, by this batch's count: the same reduction as transformers' ``ForCausalLMLoss``."""
+    hidden, targets, keep = labelled_hidden_states(model, lm_head, inputs, static)
+    total = summed_loss(hidden, lm_head.weight, targets, softcap)
     count = keep.sum()
     denominator = num_items_in_batch if num_items_in_batch is not None else count.clamp(min=1)
     if torch.is_tensor(denominator):

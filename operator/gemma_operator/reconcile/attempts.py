@@ -93,9 +93,9 @@ def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: C
 
 
 def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts, suspended: bool,
-          queued: bool, create_error: str | None = None) -> Verdict:
+          queued: bool, create_error: str | None = None, *, retry: str) -> Verdict:
     """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched; ``create_error``: why the
-    Job controller could not create a pod, from its last FailedCreate Event)."""
+    Job controller could not create a pod, from its last FailedCreate Event; ``retry``: how a person retries)."""
     mine = [p for p in pods if p.job == job.name]
     if job.complete:
         return Verdict("Succeeded", "JobComplete", f"Job {job.name} completed")
@@ -110,7 +110,7 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
         return _failed(job, mine)
     if job.gone:
         return Verdict("Failed", "JobDeleted", f"Job {job.name} was deleted before it finished; nothing is "
-                       "re-created. Retry with the gemmaft.dev/retry annotation", stalled=True)
+                       f"re-created. Retry: {retry}", stalled=True)
     if suspended:
         if queued:
             return Verdict("Pending", "WaitingForAdmission", f"Job {job.name} waits for Kueue to admit it")

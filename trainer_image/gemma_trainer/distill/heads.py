@@ -19,7 +19,7 @@ import torch
 from gemma_operator.api.distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK
 from torch.utils.checkpoint import checkpoint
 
-from ..loss_head import LabelledHiddenStates, labelled_positions, shift_labels, softcapped_logits
+from ..loss_head import iter_vocab_chunks
 
 STUDENT_VOCAB_CHUNK = 8192
 NEG_INF = float("-inf")
@@ -27,27 +27,11 @@ NEG_INF = float("-inf")
 
 def head_logits(hidden: torch.Tensor, weight: torch.Tensor, softcap: float | None) -> torch.Tensor:
     """fp32 soft-capped logits of ``hidden`` [P, H] against one block of LM-head rows ``weight`` [C, H], without
-    in-place steps so autograd can go through them (``loss_head.softcapped_logits`` serves no-grad passes)."""
+    in-place steps so autograd can go through them (``loss_head.iter_vocab_chunks`` serves no-grad passes)."""
     logits = (hidden @ weight.T).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     return logits
-
-
-def labelled_hidden_states(model, lm_head, inputs: dict, static: bool = False):
-    """(final hidden states [P, H] of the labelled positions, their next-token targets [P], the [.., seq] mask)
-    through the model's own forward (PEFT and DDP hooks run; the LM head projects nothing). ``inputs``: a padded
-    batch (``attention_mask``) or a packed one (``position_ids``, ``shift_labels``). ``static``: every position
-    goes through the model's head input (XLA's static shapes); the caller selects with the mask."""
-    inputs = dict(inputs)
-    labels = inputs.pop("labels")
-    shifted = inputs.pop("shift_labels", None)
-    if shifted is None:
-        shifted = shift_labels(labels, inputs.get("position_ids") if "attention_mask" not in inputs else None)
-    keep = labelled_positions(shifted)
-    with LabelledHiddenStates(lm_head) as taken:
-        model(**inputs, use_cache=False, **LabelledHiddenStates.forward_kwargs(None if static else keep))
-    return taken.hidden, shifted[keep], keep
 
 
 # ---------------------------------------------------------------- teacher (no gradient)
@@ -59,8 +43,8 @@ def _teacher_block(hidden, weight, softcap, temperature, k, vocab_chunk):
     top_v = hidden.new_empty((n, 0), dtype=torch.float32)
     top_i = torch.empty((n, 0), dtype=torch.long, device=hidden.device)
     rest = torch.full((n,), NEG_INF, device=hidden.device)
-    for start in range(0, weight.shape[0], vocab_chunk):
-        z = softcapped_logits(hidden, weight[start:start + vocab_chunk], softcap).div_(temperature)
+    for start, z in iter_vocab_chunks(hidden, weight, softcap, vocab_chunk):
+        z = z.div_(temperature)
         ids = torch.arange(start, start + z.shape[1], device=hidden.device).expand(n, -1)
         cand_v, cand_i = torch.cat([top_v, z], 1), torch.cat([top_i, ids], 1)
         sel_v, sel = cand_v.topk(min(k, cand_v.shape[1]), dim=1)

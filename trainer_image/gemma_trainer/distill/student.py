@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..loss_head import labelled_positions, output_softcap, shift_labels
-from .heads import labelled_hidden_states, student_terms
+from ..loss_head import labelled_hidden_states, labelled_positions, output_softcap, shift_labels
+from .heads import student_terms
 from .targets import SPLITS, TARGET_KEYS, StoredTargets, TeacherOutputError
 
 ROW_KEY = "teacher_row"  # columns added to the tokenized datasets: the row, and the split (SPLITS index)
@@ -55,19 +55,20 @@ class DistillCollator:
 
 
 class TermMeter:
-    """Running sums of the two loss terms between two log lines."""
+    """Running sums of the two loss terms between two log lines, kept on the device: read (one sync) only when a
+    log line pops them, not on every step."""
 
     def __init__(self):
-        self.kd = self.ce = 0.0
-        self.n = 0
+        self.kd = self.ce = self.n = 0
 
-    def add(self, kd: torch.Tensor, ce: torch.Tensor, n: int) -> None:
-        self.kd += float(kd)
-        self.ce += float(ce)
-        self.n += n
+    def add(self, kd: torch.Tensor, ce: torch.Tensor, n: torch.Tensor) -> None:
+        self.kd = self.kd + kd
+        self.ce = self.ce + ce
+        self.n = self.n + n
 
     def pop(self, prefix: str) -> dict[str, float]:
-        out = {f"{prefix}kd_loss": self.kd / self.n, f"{prefix}ce_loss": self.ce / self.n} if self.n else {}
+        n = int(self.n)
+        out = {f"{prefix}kd_loss": float(self.kd) / n, f"{prefix}ce_loss": float(self.ce) / n} if n else {}
         self.__init__()
         return out
 
@@ -84,15 +85,15 @@ def distill_trainer_class(base, distillation):
             targets = [inputs.pop(key) for key in TARGET_KEYS]
             unwrapped = self.accelerator.unwrap_model(model)
             lm_head = unwrapped.get_output_embeddings()
-            hidden, labels, mask = labelled_hidden_states(model, lm_head, inputs)
+            hidden, labels, mask = labelled_hidden_states(model, lm_head, inputs, use_cache=False)
             kl, ce = student_terms(hidden, lm_head.weight, output_softcap(unwrapped), temperature, labels,
                                    *(t.to(hidden.device) for t in targets))
-            denominator = num_items_in_batch if num_items_in_batch is not None else max(int(mask.sum()), 1)
+            count = mask.sum()
+            denominator = num_items_in_batch if num_items_in_batch is not None else count.clamp(min=1)
             loss = (weight_kd * kl.sum() + (1.0 - weight_kd) * ce.sum()) / denominator
             if self.args.average_tokens_across_devices and num_items_in_batch is not None:
                 loss = loss * self.accelerator.num_processes  # as Trainer.compute_loss does
-            self._meters["train" if model.training else "eval"].add(kl.detach().sum(), ce.detach().sum(),
-                                                                    int(mask.sum()))
+            self._meters["train" if model.training else "eval"].add(kl.detach().sum(), ce.detach().sum(), count)
             return (loss, (loss,)) if return_outputs else loss
 
         def log(self, logs, *args, **kwargs):

@@ -20,8 +20,8 @@ import torch
 from gemma_operator.api.facts import MODELS
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 
-from ..loss_head import output_softcap
-from .heads import labelled_hidden_states, teacher_topk
+from ..loss_head import labelled_hidden_states, output_softcap
+from .heads import teacher_topk
 from .targets import SPLITS, shard_count, shard_manager, write_shard
 
 log = logging.getLogger("gemma_trainer")
@@ -113,7 +113,7 @@ def shard_targets(model, rows: list[dict], batch_size: int, distillation, collat
             return None
         batch = collator(rows[start:start + batch_size])
         inputs = {k: v.to(lm_head.weight.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        hidden, _, keep = labelled_hidden_states(model, lm_head, inputs, static=static)
+        hidden, _, keep = labelled_hidden_states(model, lm_head, inputs, static, use_cache=False)
         top = teacher_topk(hidden, lm_head.weight, softcap, distillation.temperature, distillation.top_k)
         picked = keep.reshape(-1).cpu()
         out.append(tuple(t.cpu()[picked] if static else t.cpu() for t in top))
