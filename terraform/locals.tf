@@ -13,7 +13,7 @@ locals {
   tpu_v3_chips_per_host = 4
   tpu_v3_slice_hosts    = local.tpu_v3_slice_chips[var.tpu_v3_slice_topology] / local.tpu_v3_chips_per_host
 
-  # GKE facts (shared/reference/gke.md).
+  # GKE machine types of TPU v3 (single host, slice host; GKE docs "Plan TPUs in GKE") and the node image.
   tpu_v3_single_host_type = "ct3-hightpu-4t"
   tpu_v3_slice_type       = "ct3p-hightpu-4t"
   node_image_type         = "COS_CONTAINERD"

@@ -50,6 +50,11 @@ def apply(kubeconfig: Path, obj: dict[str, Any]) -> None:
     kubectl(kubeconfig, "apply", "--validate=false", "-f", "-", input_obj=obj)
 
 
+def active_pods(cluster, job: str) -> list[dict[str, Any]]:
+    """The Job's pods that are not finished (Pending or Running)."""
+    return [p for p in cluster.pods_of(job) if p["status"]["phase"] in ("Pending", "Running")]
+
+
 def write_progress(bucket, prefix: str, **fields: Any) -> None:
     body = {"state": "training", "step": 0, "updatedAt": "2025-01-01T00:00:00Z", **fields}
     bucket.blob(f"{prefix}/progress.json").upload_from_string(json.dumps(body), content_type="application/json")

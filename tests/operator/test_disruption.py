@@ -8,14 +8,10 @@ import pytest
 
 from tests.conftest import manifest
 
-from .harness import apply, wait_for
+from .harness import active_pods, apply, wait_for
 from .test_lifecycle import conditions, ft_status, phase_is
 
 pytestmark = pytest.mark.slow
-
-
-def active_pods(cluster, job):
-    return [p for p in cluster.pods_of(job) if p["status"]["phase"] in ("Pending", "Running")]
 
 
 def test_preempted_pod_is_counted_replaced_and_the_run_completes(cluster, kubeconfig, operator):

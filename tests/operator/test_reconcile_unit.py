@@ -261,6 +261,16 @@ def test_a_recorded_job_not_in_the_cache_waits_if_just_created_else_is_judged_va
     assert conds(vanished)["Failed"]["reason"] == "JobVanished" and "gemmaft.dev/retry" in vanished.status["message"]
 
 
+def test_a_watched_job_deleted_before_it_finished_is_stalled_and_says_the_retry_command():
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    d1 = decide(Observed(applied(obj, d0), gone_jobs=[job], gone_pods=[pod(job, "p")], now="T1"), POLICY)
+    assert d1.create == [] and d1.status["phase"] == "Failed" and conds(d1)["Failed"]["reason"] == "JobDeleted"
+    assert conds(d1)["Stalled"]["status"] == "True"
+    assert "kubectl annotate gemmafinetune demo gemmaft.dev/retry=$(date +%s) --overwrite" in d1.status["message"]
+
+
 def test_a_crashed_host_restarts_the_slice_and_counts_one_failure_until_the_backoff_limit():
     obj = body(accelerator={"type": "tpu-v3", "topology": "4x4"}, runPolicy={"backoffLimit": 1})
     d0 = decide(Observed(obj, now="T0"), POLICY)

@@ -12,14 +12,10 @@ import pytest
 
 from tests.conftest import manifest
 
-from .harness import apply, kubectl, wait_for
+from .harness import active_pods, apply, kubectl, wait_for
 from .test_lifecycle import conditions, ft_status, phase_is
 
 pytestmark = pytest.mark.slow
-
-
-def active_pods(cluster, job):
-    return [p for p in cluster.pods_of(job) if p["status"]["phase"] in ("Pending", "Running")]
 
 
 def test_ttl_zero_ends_failed_once_and_never_recreates_the_job(cluster, kubeconfig, operator):

@@ -81,21 +81,22 @@ def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: C
     if job.failed and job.failed_reason == "DeadlineExceeded":
         return _failed(job, pods)
     limit = spec.run_policy.backoff_limit
-    if slice_crashed(job, pods) and counts.failures > limit:
+    crashed = slice_crashed(job, pods)
+    if crashed and counts.failures > limit:
         verdict = _failed(job, pods)
         message = (f"{counts.failures} slice failures exceed runPolicy.backoffLimit {limit}: "
                    f"{verdict.message}")
         return Verdict("Failed", "OOMKilled" if verdict.reason == "OOMKilled" else "BackoffLimitExceeded", message)
     names = ", ".join(p.name for p in lost) or "a host"
-    cause = "crashed" if slice_crashed(job, pods) else "was preempted"
+    cause = "crashed" if crashed else "was preempted"
     return Verdict("Pending", "SliceRestart", f"host pod(s) {names} of the {job.indexed_hosts}-host slice {cause}: "
                    f"every host restarts from the last committed checkpoint", restart=True)
 
 
 def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts, suspended: bool,
-          queued: bool, create_error: str | None = None) -> Verdict:
+          queued: bool, create_error: str | None = None, *, retry: str) -> Verdict:
     """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched; ``create_error``: why the
-    Job controller could not create a pod, from its last FailedCreate Event)."""
+    Job controller could not create a pod, from its last FailedCreate Event; ``retry``: how a person retries)."""
     mine = [p for p in pods if p.job == job.name]
     if job.complete:
         return Verdict("Succeeded", "JobComplete", f"Job {job.name} completed")
@@ -110,7 +111,7 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
         return _failed(job, mine)
     if job.gone:
         return Verdict("Failed", "JobDeleted", f"Job {job.name} was deleted before it finished; nothing is "
-                       "re-created. Retry with the gemmaft.dev/retry annotation", stalled=True)
+                       f"re-created. Retry: {retry}", stalled=True)
     if suspended:
         if queued:
             return Verdict("Pending", "WaitingForAdmission", f"Job {job.name} waits for Kueue to admit it")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
 from gemma_operator.render import names, render_run
@@ -23,6 +23,11 @@ from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
 Policy = OperatorSettings
+
+
+def _name_key(rid: str, stage: str) -> str:
+    """What a Job's names are built from: the run id, plus the stage in a distillation."""
+    return rid if stage == "train" else f"{rid}-{stage}"
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,7 @@ class Run:
 
     @property
     def name_key(self) -> str:
-        """What the Job's names are built from: the run id, plus the stage in a distillation."""
-        return f"{self.rid}-{self.job_stage}" if self.config is not None else self.rid
+        return _name_key(self.rid, self.job_stage)
 
     @property
     def name(self) -> str:
@@ -69,8 +73,15 @@ class Run:
         return bool(self.ft.spec.pod.queue_name)
 
 
-def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tuple[str, str] | None:
-    """(runId, runUri) the body asks for, or None when it is not a valid fine-tune (or a distillation whose
+class WantedRun(NamedTuple):
+    run_id: str
+    run_uri: str
+    teacher_uri: str | None = None
+    """Distillation: the teacher stage's folder (``<output.uri>/teacher-<key>``)."""
+
+
+def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> WantedRun | None:
+    """The run the body asks for, or None when it is not a valid fine-tune (or a distillation whose
     ``fromFineTune`` teacher, ``source``, is not resolved yet)."""
     try:
         ft = parse_finetune(body)
@@ -78,9 +89,9 @@ def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> tu
         return None
     if ft.spec.distillation is not None:
         config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
-        return (config.run_id, config.run_uri) if config is not None else None
+        return WantedRun(config.run_id, config.run_uri, config.teacher_uri) if config is not None else None
     rid = run_id(ft.spec)
-    return rid, run_uri(ft.spec, rid)
+    return WantedRun(rid, run_uri(ft.spec, rid))
 
 
 def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +132,7 @@ def _template_hash(run: Run) -> str:
 def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     out = [("Job", job.name)]
     if job.indexed_hosts > 1 and job.run_id:
-        key = job.run_id if job.stage == "train" else f"{job.run_id}-{job.stage}"
-        out.append(("Service", names.service_name(run.name, key, job.attempt)))
+        out.append(("Service", names.service_name(run.name, _name_key(job.run_id, job.stage), job.attempt)))
     return out
 
 
@@ -132,10 +142,9 @@ def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: 
     d.create = _render(run, attempt, counts)
     job = names.job_name(run.name, run.name_key, attempt)
     status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": run.job_stage})
-    suspended = run.ft.spec.run_policy.suspend or run.queued
     if run.queued:
         return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
-    if suspended:
+    if run.ft.spec.run_policy.suspend:
         return Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
     if reason is None:
         return attempts.waiting(job, attempt)
@@ -159,8 +168,7 @@ def _vanished(run: Run, record: dict[str, Any]) -> Verdict:
                                                   f"run's progress.json says it completed")
     return Verdict("Failed", "JobVanished",
                    f"Job {job} was deleted before the operator saw it end (ttlSecondsAfterFinished shorter than an "
-                   f"operator outage, or a manual delete); nothing was re-created. Retry: kubectl annotate "
-                   f"gemmafinetune {run.name} {runs.RETRY_ANNOTATION}=$(date +%s) --overwrite")
+                   f"operator outage, or a manual delete); nothing was re-created. Retry: {runs.retry_command(run.name)}")
 
 
 def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
@@ -193,7 +201,7 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
                           "failures": counts.failures}
     suspended = _suspend(run, d, job)
     verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
-                             run.obs.job_problems.get(job.name))
+                             run.obs.job_problems.get(job.name), retry=runs.retry_command(run.name))
     if verdict.restart:
         d.slice_restarts = 1
         _start(run, d, status, job.attempt + 1, counts)

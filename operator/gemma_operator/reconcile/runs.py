@@ -38,6 +38,11 @@ def begin(prev: dict[str, Any], rid: str) -> tuple[dict[str, Any], list[Event], 
     return status, events, True
 
 
+def retry_command(name: str) -> str:
+    """The command that retries fine-tune ``name``'s current run as a new attempt."""
+    return f"kubectl annotate gemmafinetune {name} {RETRY_ANNOTATION}=$(date +%s) --overwrite"
+
+
 def earlier_success(prev: dict[str, Any], rid: str) -> dict[str, Any] | None:
     """The record of run ``rid`` if it already succeeded (the spec went back to it)."""
     return next((r for r in prev.get("runs") or [] if r.get("runId") == rid and r.get("phase") == "Succeeded"), None)
@@ -49,9 +54,13 @@ def retry_token(body: dict[str, Any], prev: dict[str, Any]) -> str | None:
     return token if token and token != prev.get("retry") else None
 
 
+def percent_done(p: RunProgress) -> float | None:
+    """``step`` of ``total_steps`` in percent (one decimal); None while the total is not known."""
+    return round(100.0 * p.step / p.total_steps, 1) if p.total_steps else None
+
+
 def progress_fields(p: RunProgress) -> dict[str, Any]:
-    percent = round(100.0 * p.step / p.total_steps, 1) if p.total_steps else None
-    fields = {"step": p.step, "totalSteps": p.total_steps, "percent": percent, "epoch": p.epoch, "loss": p.loss,
+    fields = {"step": p.step, "totalSteps": p.total_steps, "percent": percent_done(p), "epoch": p.epoch, "loss": p.loss,
               "evalLoss": p.eval_loss, "tokensPerSecond": p.tokens_per_second, "etaSeconds": p.eta_seconds,
               "updatedAt": p.updated_at}
     return {k: v for k, v in fields.items() if v is not None}

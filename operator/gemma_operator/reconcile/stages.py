@@ -19,6 +19,7 @@ from gemma_operator.api.run import RunProgress
 from .attempts import Verdict
 from .conditions import kstatus_conditions, set_condition
 from .model import Decision, Event, Observed
+from .runs import percent_done
 
 TEACHER_CONDITION = "TeacherReady"
 WAITING, TEACHER, STUDENT = "WaitingForTeacher", "Teacher", "Student"
@@ -111,8 +112,7 @@ def _stage_entry(name: str, phase: str, progress: RunProgress | None, uri: str |
                  message: str | None = None) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "phase": phase, "step": progress.step if progress else 0}
     if progress is not None and progress.total_steps:
-        entry.update(totalSteps=progress.total_steps,
-                     percent=round(100.0 * progress.step / progress.total_steps, 1))
+        entry.update(totalSteps=progress.total_steps, percent=percent_done(progress))
     entry.update({k: v for k, v in (("outputUri", uri), ("jobName", job), ("message", message)) if v})
     return entry
 
@@ -168,18 +168,6 @@ def source_name(body: dict[str, Any]) -> str | None:
     teacher = ((body.get("spec") or {}).get("distillation") or {}).get("teacher") or {}
     name = teacher.get("fromFineTune")
     return name if isinstance(name, str) else None
-
-
-def teacher_folder(body: dict[str, Any], source: dict[str, Any] | None) -> str | None:
-    """``<output.uri>/teacher-<key>`` of a valid distillation whose teacher is resolved, else None."""
-    try:
-        ft = parse_finetune(body)
-    except SpecError:
-        return None
-    if ft.spec.distillation is None:
-        return None
-    plan = plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status"))
-    return plan.config.teacher_uri if plan.config is not None else None
 
 
 def teacher_progress_matters(status: dict[str, Any], run: str) -> bool:

@@ -9,22 +9,17 @@ the status moves on, so it is retried with it. So an Event is never lost and pos
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import logging
 import os
 from typing import Any
 
-from .kube import Kube
+from .kube import Kube, now_rfc3339
 
 log = logging.getLogger("gemma_operator.events")
 
 COMPONENT = "gemma-finetune-operator"
 MAX_MESSAGE = 1024
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event_name(body: dict[str, Any], type_: str, reason: str, message: str, index: int = 0) -> str:
@@ -37,7 +32,7 @@ def event_name(body: dict[str, Any], type_: str, reason: str, message: str, inde
 def event_object(body: dict[str, Any], type_: str, reason: str, message: str, index: int = 0) -> dict[str, Any]:
     meta = body.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
-    now = _now()
+    now = now_rfc3339()
     return {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": event_name(body, type_, reason, message, index), "namespace": namespace},

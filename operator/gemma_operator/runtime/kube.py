@@ -6,6 +6,7 @@ Built on the official client's ``ApiClient`` (kubeconfig or in-cluster credentia
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import random
 from typing import Any
@@ -17,6 +18,11 @@ log = logging.getLogger("gemma_operator.kube")
 RETRIED = {429, 500, 502, 503, 504}
 MERGE_PATCH = "application/merge-patch+json"
 USER_AGENT = "gemmaft-operator/0.1"
+
+
+def now_rfc3339() -> str:
+    """Now, as the API server writes times (RFC 3339, UTC, whole seconds)."""
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeError(Exception):

@@ -11,7 +11,6 @@ idempotent (deterministic names, "exists"/"not found" count as done), so a crash
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import logging
 from typing import Any
@@ -25,16 +24,12 @@ from gemma_operator.settings import OperatorSettings
 from . import metrics
 from .cache import Cache
 from .events import EventPoster
-from .kube import Kube
+from .kube import Kube, now_rfc3339
 from .progress import read_progress
 
 log = logging.getLogger("gemma_operator.reconciler")
 
 Key = tuple[str, str]
-
-
-def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -142,17 +137,17 @@ class Reconciler:
         source = self.cache.finetune((namespace, ref)) if ref else None
         wanted = wanted_run(body, source)
         status = body.get("status") or {}
-        jobs, gone_jobs = self.cache.jobs(key), self.cache.gone("Job", key)
-        if wanted and (status.get("runId") != wanted[0] or status.get("phase") not in TERMINAL):
-            if progress_matters(status, wanted[0], jobs + gone_jobs, self.cache.awaited(key)):
-                progress = await read_progress(wanted[1])
-            folder = stages.teacher_folder(body, source) if stages.teacher_progress_matters(status, wanted[0]) \
-                else None
-            teacher_progress = await read_progress(folder) if folder else None
-        return Observed(body=body, jobs=jobs, pods=self.cache.pods(label_key(key)),
+        jobs, gone_jobs, awaited = self.cache.jobs(key), self.cache.gone("Job", key), self.cache.awaited(key)
+        if wanted and (status.get("runId") != wanted.run_id or status.get("phase") not in TERMINAL):
+            if progress_matters(status, wanted.run_id, jobs + gone_jobs, awaited):
+                progress = await read_progress(wanted.run_uri)
+            if wanted.teacher_uri and stages.teacher_progress_matters(status, wanted.run_id):
+                teacher_progress = await read_progress(wanted.teacher_uri)
+        pods_key = label_key(key)
+        return Observed(body=body, jobs=jobs, pods=self.cache.pods(pods_key),
                         job_problems=self.cache.job_problems(namespace, jobs),
-                        gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", label_key(key)),
-                        awaited=self.cache.awaited(key), progress=progress, source=source,
+                        gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", pods_key),
+                        awaited=awaited, progress=progress, source=source,
                         teacher_progress=teacher_progress, now=now_rfc3339())
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
