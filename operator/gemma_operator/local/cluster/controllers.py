@@ -41,6 +41,15 @@ class ClusterEmulator(JobController, Kubelet, HttpApi):
     runner: Any = attrs.field(factory=SchedulingOnly)
     owned_pods: dict[str, list[dict[str, Any]]] | None = None  # owner uid -> pods, during one controller pass
     next_wake: float = float("inf")  # time.time() of the next timed controller pass
+    # the Job controller's memory
+    counted: dict[str, dict[str, str]] = attrs.field(factory=dict)  # job uid -> pod uid -> succeeded/failed/ignored
+    finished_at: dict[str, float] = attrs.field(factory=dict)  # job uid -> time.time() of its terminal condition
+    next_create: dict[str, float] = attrs.field(factory=dict)  # job uid -> when a refused pod creation is retried
+    # the kubelet's memory
+    started: set[str] = attrs.field(factory=set)  # pod uids handed to the runner
+    pull_failed: dict[str, float] = attrs.field(factory=dict)  # pod uid -> when its image pull first failed
+    image_pull_failures: dict[str, str | None] = attrs.field(factory=dict)  # image prefix -> message (None: not found)
+    recorded_events: dict[tuple, tuple[str, str]] = attrs.field(factory=dict)  # (uid, reason, message) -> Event key
 
     async def control(self, longest_sleep: float = 5.0) -> None:
         """Run the controllers whenever something changed, or when a timer set in the last pass is due
@@ -67,7 +76,7 @@ class ClusterEmulator(JobController, Kubelet, HttpApi):
             await self._guarded(self.sync_job, job)
         self.owned_pods = None
         for pod in list(self.find("Pod")):
-            if pod["metadata"]["uid"] not in self._kubelet_state()[0] or not pod["spec"].get("nodeName"):
+            if pod["metadata"]["uid"] not in self.started or not pod["spec"].get("nodeName"):
                 await self._guarded(self.sync_pod, pod)
 
     @staticmethod

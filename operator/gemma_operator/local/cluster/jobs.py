@@ -90,12 +90,9 @@ def condition(kind: str, reason: str, message: str, status: str = "True") -> dic
 class JobController:
     """Mixin of :class:`~.controllers.ClusterEmulator`."""
 
-    def _job_state(self) -> tuple[dict, dict, dict]:
-        if not hasattr(self, "_counted"):
-            self._counted: dict[str, dict[str, str]] = {}  # job uid -> pod uid -> succeeded/failed/ignored
-            self._finished_at: dict[str, float] = {}  # job uid -> time.time() of its terminal condition
-            self._next_create: dict[str, float] = {}  # job uid -> when a refused pod creation is retried
-        return self._counted, self._finished_at, self._next_create
+    counted: dict[str, dict[str, str]]  # these three are fields of ClusterEmulator
+    finished_at: dict[str, float]
+    next_create: dict[str, float]
 
     def pods_of_job(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         uid = job["metadata"]["uid"]
@@ -140,7 +137,7 @@ class JobController:
         return [c for c in (job.get("status") or {}).get("conditions") or () if c["type"] == "Suspended"]
 
     def _count(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> dict[str, str]:
-        counted = self._job_state()[0].setdefault(job["metadata"]["uid"], {})
+        counted = self.counted.setdefault(job["metadata"]["uid"], {})
         for pod in pods:
             uid = pod["metadata"]["uid"]
             if uid in counted or phase(pod) not in TERMINAL:
@@ -195,7 +192,7 @@ class JobController:
                                   "active": 0, "ready": 0, "terminating": 0}
         if final == "Complete":
             change["completionTime"] = timestamp()
-        self._job_state()[1][job["metadata"]["uid"]] = time.time()
+        self.finished_at[job["metadata"]["uid"]] = time.time()
         await self._status(job, change)
         warning = final == "Failed"
         await self.record_event(job, "Job", "Warning" if warning else "Normal",
@@ -230,8 +227,8 @@ class JobController:
 
     async def _create_missing(self, job: dict, pods: list[dict], active: list[dict], counts: dict) -> int:
         spec, uid = job["spec"], job["metadata"]["uid"]
-        if self._job_state()[2].get(uid, 0) > time.time():
-            self.wake_at(self._job_state()[2][uid])
+        if self.next_create.get(uid, 0) > time.time():
+            self.wake_at(self.next_create[uid])
             return 0
         completions, parallelism = int(spec.get("completions") or 1), int(spec.get("parallelism") or 1)
         if spec.get("completionMode") == "Indexed":
@@ -244,7 +241,7 @@ class JobController:
         for index in missing:
             refusal = self.pod_refusal(job)
             if refusal:
-                self._job_state()[2][uid] = time.time() + CREATE_RETRY_SECONDS
+                self.next_create[uid] = time.time() + CREATE_RETRY_SECONDS
                 self.wake_at(time.time() + CREATE_RETRY_SECONDS)
                 await self.record_event(job, "Job", "Warning", "FailedCreate", refusal, "job-controller")
                 break
@@ -292,7 +289,7 @@ class JobController:
         ttl = job["spec"].get("ttlSecondsAfterFinished")
         if ttl is None:
             return
-        finished = self._job_state()[1].get(job["metadata"]["uid"])
+        finished = self.finished_at.get(job["metadata"]["uid"])
         if finished is None:
             stamp = (conds.get("Complete") or conds.get("Failed"))["lastTransitionTime"]
             finished = time.time() - self._since(stamp)

@@ -162,10 +162,10 @@ class LocalCluster:
 
     def fail_image_pull(self, image_prefix: str, message: str | None = None) -> None:
         """Images starting with ``image_prefix`` can't be pulled (ErrImagePull, then ImagePullBackOff)."""
-        self._sync(lambda: self.emulator._kubelet_state()[2].__setitem__(image_prefix, message))
+        self._sync(lambda: self.emulator.image_pull_failures.__setitem__(image_prefix, message))
 
     def allow_image_pull(self, image_prefix: str) -> None:
-        self._sync(lambda: self.emulator._kubelet_state()[2].pop(image_prefix, None))
+        self._sync(lambda: self.emulator.image_pull_failures.pop(image_prefix, None))
         self._sync(self.emulator.changed.set)
 
     def set_node_pools(self, pools: list[NodePool]) -> None:

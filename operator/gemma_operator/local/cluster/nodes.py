@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,12 +122,9 @@ def unschedulable_message(reasons: dict[str, list[str]]) -> str:
 class Kubelet:
     """Mixin of :class:`~.controllers.ClusterEmulator`: scheduling and starting pods, ending them."""
 
-    def _kubelet_state(self) -> tuple[set, dict, dict]:
-        if not hasattr(self, "_started"):
-            self._started: set[str] = set()  # pod uids handed to the runner
-            self._pull_failed: dict[str, float] = {}  # pod uid -> when its image pull first failed
-            self.image_pull_failures: dict[str, str | None] = {}  # image prefix -> message (None: not found)
-        return self._started, self._pull_failed, self.image_pull_failures
+    started: set[str]  # these three are fields of ClusterEmulator
+    pull_failed: dict[str, float]
+    image_pull_failures: dict[str, str | None]
 
     async def set_node_pools(self, pools: list[NodePool]) -> None:
         for node in list(self.find("Node")):
@@ -142,16 +139,18 @@ class Kubelet:
             return
         if not pod["spec"].get("nodeName"):
             await self._schedule(pod)
-        elif phase(pod) == "Pending" and pod["metadata"]["uid"] not in self._kubelet_state()[0]:
+        elif phase(pod) == "Pending" and pod["metadata"]["uid"] not in self.started:
             await self._start(pod)
 
     async def _schedule(self, pod: dict[str, Any]) -> None:
         nodes = sorted(self.find("Node"), key=lambda n: n["metadata"]["name"])
+        used: dict[str, Counter] = defaultdict(Counter)  # node name -> requests of the pods running there
+        for other in self.find("Pod"):
+            if other["spec"].get("nodeName") and phase(other) not in TERMINAL:
+                used[other["spec"]["nodeName"]] += requests_of(other)
         reasons: dict[str, list[str]] = {}
         for node in nodes:
-            used = sum((requests_of(p) for p in self.find("Pod") if p["spec"].get("nodeName") == node["metadata"][
-                "name"] and phase(p) not in TERMINAL), Counter())
-            found = misfit(pod, node, used)
+            found = misfit(pod, node, used[node["metadata"]["name"]])
             if not found:
                 await self._bind(pod, node["metadata"]["name"])
                 return
@@ -177,7 +176,7 @@ class Kubelet:
     async def _start(self, pod: dict[str, Any]) -> None:
         problem = self._mount_problem(pod) or self._pull_problem(pod) or self._config_problem(pod)
         if problem is None:
-            self._kubelet_state()[0].add(pod["metadata"]["uid"])
+            self.started.add(pod["metadata"]["uid"])
             await self.runner.start(self, pod)
             return
         reason, message, event = problem
@@ -204,7 +203,7 @@ class Kubelet:
         return None
 
     def _pull_problem(self, pod: dict[str, Any]) -> tuple | None:
-        _, failed_at, failures = self._kubelet_state()
+        failed_at, failures = self.pull_failed, self.image_pull_failures
         for container in pod["spec"].get("containers") or ():
             image = container.get("image", "")
             prefix = next((p for p in failures if image.startswith(p)), None)

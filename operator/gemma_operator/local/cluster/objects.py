@@ -145,14 +145,14 @@ class Objects:
     async def collect_garbage(self) -> None:
         """Owner-reference garbage collection: background orphans, then foreground owners, until stable."""
         while True:
-            live = {obj["metadata"].get("uid"): key for key, obj in self.store.all_objects()}
-            orphans = [key for key, obj in self.store.all_objects()
-                       if owner_uids(obj) and not owner_uids(obj) & live.keys()]
-            waiting = {obj["metadata"]["uid"]: key for key, obj in self.store.all_objects()
+            owners = {key: owner_uids(obj) for key, obj in self.store.objects.items()}
+            live = {obj["metadata"].get("uid") for obj in self.store.objects.values()}
+            orphans = [key for key, uids in owners.items() if uids and not uids & live]
+            waiting = {obj["metadata"]["uid"]: key for key, obj in self.store.objects.items()
                        if FOREGROUND in (obj["metadata"].get("finalizers") or ())}
-            dependents = [key for key, obj in self.store.all_objects() if owner_uids(obj) & waiting.keys()]
-            released = [key for uid, key in waiting.items()
-                        if not any(uid in owner_uids(obj) for _, obj in self.store.all_objects())]
+            dependents = [key for key, uids in owners.items() if uids & waiting.keys()]
+            owning = set().union(*owners.values())
+            released = [key for uid, key in waiting.items() if uid not in owning]
             if not (orphans or dependents or released):
                 return
             for key in orphans + dependents:
@@ -178,15 +178,13 @@ class Objects:
                            component: str) -> None:
         """An Event about ``obj``; the same reason and message again bumps ``count`` (the client aggregates)."""
         meta = obj["metadata"]
-        if not hasattr(self, "_recorded"):
-            self._recorded: dict[tuple, tuple[str, str]] = {}  # (uid, reason, message) -> the Event's key
-        seen = self._recorded.get((meta.get("uid"), reason, message))
+        seen = self.recorded_events.get((meta.get("uid"), reason, message))
         event = self.get("Event", *seen) if seen else None
         if event is not None:
             await self.update("Event", *seen, {"count": int(event.get("count") or 1) + 1, "lastTimestamp": timestamp()})
             return
         name = f"{meta['name']}.{secrets.token_hex(8)}"
-        self._recorded[(meta.get("uid"), reason, message)] = (meta.get("namespace"), name)
+        self.recorded_events[(meta.get("uid"), reason, message)] = (meta.get("namespace"), name)
         await self.put("Event", {
             "metadata": {"name": name, "namespace": meta.get("namespace")},
             "involvedObject": {"kind": kind, "namespace": meta.get("namespace"), "name": meta["name"],
