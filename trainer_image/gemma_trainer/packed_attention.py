@@ -33,7 +33,7 @@ PACKED_EAGER = "gemma_packed_eager"
 @functools.lru_cache(maxsize=16)
 def _row_mask(length: int, sliding_window: int | None, dtype: torch.dtype, device) -> torch.Tensor:
     """transformers' eager causal (or sliding-window causal) mask of one row: ``[1, 1, length, length]`` (cached:
-    every layer of a forward asks for the same few)."""
+    every layer of a forward asks for the same few). Call it through :func:`_row_mask_for`."""
     from transformers.masking_utils import (
         causal_mask_function,
         eager_mask,
@@ -45,6 +45,13 @@ def _row_mask(length: int, sliding_window: int | None, dtype: torch.dtype, devic
                       device=device)
 
 
+def _row_mask_for(length: int, sliding_window: int | None, dtype: torch.dtype, device) -> torch.Tensor:
+    """:func:`_row_mask`, with a window at least as long as the row dropped: that mask is the plain causal one, so
+    sliding and global layers share one cache entry per row length instead of filling the cache twice."""
+    window = sliding_window if sliding_window and sliding_window < length else None
+    return _row_mask(length, window, dtype, device)
+
+
 def packed_eager_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None,
                            softcap=None, sliding_window=None, row_bounds=None, **kwargs):
     """An ``AttentionInterface`` function: the model's own ``eager_attention_forward`` per packed row."""
@@ -52,7 +59,7 @@ def packed_eager_attention(module, query, key, value, attention_mask, dropout: f
     bounds = list(row_bounds) if row_bounds is not None else [0, query.shape[2]]
     outputs = []
     for start, end in itertools.pairwise(bounds):
-        mask = _row_mask(end - start, sliding_window, query.dtype, query.device)
+        mask = _row_mask_for(end - start, sliding_window, query.dtype, query.device)
         out, _ = eager(module, query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
                        mask, dropout=dropout, scaling=scaling, softcap=softcap, **kwargs)
         outputs.append(out)

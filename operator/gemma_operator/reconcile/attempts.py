@@ -81,13 +81,14 @@ def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: C
     if job.failed and job.failed_reason == "DeadlineExceeded":
         return _failed(job, pods)
     limit = spec.run_policy.backoff_limit
-    if slice_crashed(job, pods) and counts.failures > limit:
+    crashed = slice_crashed(job, pods)
+    if crashed and counts.failures > limit:
         verdict = _failed(job, pods)
         message = (f"{counts.failures} slice failures exceed runPolicy.backoffLimit {limit}: "
                    f"{verdict.message}")
         return Verdict("Failed", "OOMKilled" if verdict.reason == "OOMKilled" else "BackoffLimitExceeded", message)
     names = ", ".join(p.name for p in lost) or "a host"
-    cause = "crashed" if slice_crashed(job, pods) else "was preempted"
+    cause = "crashed" if crashed else "was preempted"
     return Verdict("Pending", "SliceRestart", f"host pod(s) {names} of the {job.indexed_hosts}-host slice {cause}: "
                    f"every host restarts from the last committed checkpoint", restart=True)
 

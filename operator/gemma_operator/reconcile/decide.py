@@ -25,6 +25,11 @@ from .pods import JobView, PodView, job_view, pod_view
 Policy = OperatorSettings
 
 
+def _name_key(rid: str, stage: str) -> str:
+    """What a Job's names are built from: the run id, plus the stage in a distillation."""
+    return rid if stage == "train" else f"{rid}-{stage}"
+
+
 @dataclass(frozen=True)
 class Run:
     """One decision's fixed inputs."""
@@ -49,8 +54,7 @@ class Run:
 
     @property
     def name_key(self) -> str:
-        """What the Job's names are built from: the run id, plus the stage in a distillation."""
-        return f"{self.rid}-{self.job_stage}" if self.config is not None else self.rid
+        return _name_key(self.rid, self.job_stage)
 
     @property
     def name(self) -> str:
@@ -128,8 +132,7 @@ def _template_hash(run: Run) -> str:
 def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     out = [("Job", job.name)]
     if job.indexed_hosts > 1 and job.run_id:
-        key = job.run_id if job.stage == "train" else f"{job.run_id}-{job.stage}"
-        out.append(("Service", names.service_name(run.name, key, job.attempt)))
+        out.append(("Service", names.service_name(run.name, _name_key(job.run_id, job.stage), job.attempt)))
     return out
 
 
@@ -139,10 +142,9 @@ def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: 
     d.create = _render(run, attempt, counts)
     job = names.job_name(run.name, run.name_key, attempt)
     status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": run.job_stage})
-    suspended = run.ft.spec.run_policy.suspend or run.queued
     if run.queued:
         return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
-    if suspended:
+    if run.ft.spec.run_policy.suspend:
         return Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
     if reason is None:
         return attempts.waiting(job, attempt)
