@@ -1,7 +1,7 @@
 # The TPU (torch-xla) lane, run on XLA's CPU backend. Included by the Makefile.
-# torch-xla 2.9.0 needs torch 2.9.0 exactly: its own venv (about 7.5 GB: the torch wheel pulls CUDA
-# libraries), installed from locks/xla-test.txt: the TPU image's versions (locks/trainer-tpu.txt) without libtpu,
-# which only real TPUs need.
+# torch-xla 2.9.0 needs torch 2.9.0 exactly: its own venv (7.7 GB, `du -sh` of one built from this file: the torch
+# wheel pulls CUDA libraries), installed from locks/xla-test.txt: the TPU image's versions (locks/trainer-tpu.txt)
+# without libtpu, which only real TPUs need.
 XLA_VENV ?= .venv-xla
 
 $(XLA_VENV)/.installed: pyproject.toml make/xla.mk locks/xla-test.txt

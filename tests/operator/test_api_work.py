@@ -93,8 +93,7 @@ def test_events_are_posted_outside_kopf_handlers_and_once_per_transition(cluster
     (pod,) = cluster.pods_of(job)
     cluster.succeed_pod(pod["metadata"]["name"])
     wait_for(phase_is(cluster, "Succeeded"), what="Succeeded")
-    reasons = wait_for(lambda: "Succeeded" in {e["reason"] for e in cluster.events_for("demo")} and [
-        e["reason"] for e in cluster.events_for("demo")], what="Succeeded Event")
+    wait_for(lambda: "Succeeded" in {e["reason"] for e in cluster.events_for("demo")}, what="Succeeded Event")
     time.sleep(1.0)
     events = cluster.events_for("demo")
     reasons = sorted(e["reason"] for e in events)
