@@ -34,6 +34,16 @@ def api_version(resource: Any) -> str:
     return f"{resource.group}/{resource.version}" if resource.group else resource.version
 
 
+def qualified_plural(resource: Any) -> str:
+    """``jobs.batch``, ``pods``: how the API server names a resource in its messages."""
+    return f"{resource.plural}.{resource.group}" if resource.group else resource.plural
+
+
+def status_details(resource: Any, name: str) -> dict[str, Any]:
+    """A Status answer's ``details`` naming one object."""
+    return {"name": name, "group": resource.group, "kind": resource.plural}
+
+
 def owner_uids(obj: dict[str, Any]) -> set[str]:
     return {o.get("uid") for o in (obj.get("metadata") or {}).get("ownerReferences") or ()}
 

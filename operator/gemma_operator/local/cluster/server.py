@@ -20,7 +20,7 @@ import kmock
 
 from . import discovery
 from .admission import Admission, Invalid
-from .objects import RESOURCES, Objects, api_version
+from .objects import RESOURCES, Objects, api_version, qualified_plural, status_details
 from .selectors import SelectorError, selector_from
 from .store import Gone, Key, Store, new_name
 from .tables import table, wants_table
@@ -166,9 +166,7 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
         return obj
 
     def not_found(self, resource: Any, name: str) -> ApiError:
-        qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
-        return ApiError(404, f'{qualified} "{name}" not found',
-                        {"name": name, "group": resource.group, "kind": resource.plural})
+        return ApiError(404, f'{qualified_plural(resource)} "{name}" not found', status_details(resource, name))
 
     @staticmethod
     def _propagation(resource: Any, body: Any, params: dict[str, str]) -> str:
@@ -182,9 +180,13 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
 
     def _answer(self, request: Any, resource: Any, obj: dict[str, Any], code: int = 200):
         if wants_table(request.headers.get("Accept")):
-            include = request.params.get("includeObject", "Metadata")
-            return aiohttp.web.json_response(table(self.kind_of(resource), [obj], str(self.store.version), include))
+            return self._table(request, resource, [obj], str(self.store.version))
         return aiohttp.web.json_response(obj, status=code)
+
+    def _table(self, request: Any, resource: Any, items: list[dict[str, Any]], version: str):
+        """The server-side Table ``kubectl get`` asks for (``Accept: ...;as=Table``)."""
+        include = request.params.get("includeObject", "Metadata")
+        return aiohttp.web.json_response(table(self.kind_of(resource), items, version, include))
 
     # ----- reading -----
     def serve_list(self, request: Any, resource: Any, namespace: str | None) -> aiohttp.web.StreamResponse:
@@ -193,8 +195,7 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
         items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
         version = str(self.store.version)
         if wants_table(request.headers.get("Accept")):
-            include = request.params.get("includeObject", "Metadata")
-            return aiohttp.web.json_response(table(self.kind_of(resource), items, version, include))
+            return self._table(request, resource, items, version)
         return aiohttp.web.json_response({"apiVersion": api_version(resource), "kind": f"{self.kind_of(resource)}List",
                                           "metadata": {"resourceVersion": version}, "items": items})
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .objects import qualified_plural, status_details
 from .store import Key, merge_patch, without_directives
 
 SERVER_SET = ("uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
@@ -43,9 +44,8 @@ class Writes:
         if key[1] is not None and self.get("Namespace", None, key[1]) is None:
             raise _error(404, f'namespaces "{key[1]}" not found', {"name": key[1], "kind": "namespaces"})
         if key in self.store.objects:
-            qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
-            raise _error(409, f'{qualified} "{key[2]}" already exists',
-                         {"name": key[2], "group": resource.group, "kind": resource.plural})
+            raise _error(409, f'{qualified_plural(resource)} "{key[2]}" already exists',
+                         status_details(resource, key[2]))
         meta = body["metadata"]
         for field in SERVER_SET[:-2]:
             meta.pop(field, None)
@@ -97,10 +97,9 @@ class Writes:
                       params: dict[str, str]) -> dict:
         wanted_version = (wanted.get("metadata") or {}).get("resourceVersion")
         if wanted_version and wanted_version != current["metadata"]["resourceVersion"]:
-            qualified = f"{resource.plural}.{resource.group}" if resource.group else resource.plural
-            raise _error(409, f'Operation cannot be fulfilled on {qualified} "{key[2]}": the object has been '
-                              "modified; please apply your changes to the latest version and try again",
-                         {"name": key[2], "group": resource.group, "kind": resource.plural})
+            raise _error(409, f'Operation cannot be fulfilled on {qualified_plural(resource)} "{key[2]}": the '
+                              "object has been modified; please apply your changes to the latest version and try "
+                              "again", status_details(resource, key[2]))
         if sub == "status":  # only status changes
             new = {**current, "status": wanted.get("status")} if "status" in wanted else dict(current)
             if new.get("status") is None:
