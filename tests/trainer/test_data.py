@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from gemma_trainer import tiny
-from gemma_trainer.batches import IGNORE_INDEX, PadCollator, default_buckets, lengths
+from gemma_trainer.batches import IGNORE_INDEX, PadCollator, default_buckets
 from gemma_trainer.data import format_and_tokenize
+from gemma_trainer.dataset import lengths_of
 from gemma_trainer.rows import DataError, detect_format, load_rows
 
 EOT = "<end_of_turn>"
@@ -275,7 +276,7 @@ def test_truncation_and_dropped_rows(tok):
     report: dict = {}
     features = format_and_tokenize(rows, "prompt-completion", tok, 32, report=report)
     assert report == {"dropped": 1, "dropped_rows": [1]}
-    assert len(features) == 2 and all(n <= 32 for n in lengths(features))
+    assert len(features) == 2 and all(n <= 32 for n in lengths_of(features))
     assert len(features[1]["input_ids"]) == 32  # cut, still has trained tokens
     assert any(label != IGNORE_INDEX for label in features[1]["labels"])
     with pytest.raises(DataError, match="^gs://b/train.jsonl: no row .* max_seq_length=32"):
@@ -287,7 +288,7 @@ def test_truncation_and_dropped_rows(tok):
 def test_pad_collator_longest_and_buckets():
     features = [{"input_ids": [2, 5, 6], "labels": [-100, 5, 6]}, {"input_ids": [2, 7, 8, 9, 10], "labels":
                                                                    [-100, -100, 8, 9, 10]}]
-    assert lengths(features) == [3, 5]
+    assert lengths_of(features) == [3, 5]
     batch = PadCollator(pad_token_id=0)(features)
     assert batch["input_ids"].tolist() == [[2, 5, 6, 0, 0], [2, 7, 8, 9, 10]]
     assert batch["labels"].tolist() == [[-100, 5, 6, -100, -100], [-100, -100, 8, 9, 10]]

@@ -1,4 +1,5 @@
-"""Batches: length lists for length-grouped sampling, XLA pad buckets, and the two collators.
+"""Batches: XLA pad buckets and the two collators (length lists for length-grouped sampling:
+:func:`gemma_trainer.dataset.lengths_of`).
 
 * :class:`PackedCollator` (padding-free, CPU and CUDA): the rows of a batch concatenated into ONE sequence with
   ``position_ids`` restarting at 0 for each row, ``row_bounds`` and no ``attention_mask``; the trainer's attention
@@ -17,11 +18,6 @@ import math
 from collections.abc import Sequence
 
 IGNORE_INDEX = -100  # label of a position that carries no loss
-
-
-def lengths(features: Sequence[dict]) -> list[int]:
-    """Token count of each feature (for length-grouped batching)."""
-    return [len(f["input_ids"]) for f in features]
 
 
 def default_buckets(max_seq_length: int, smallest: int = 64) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gemma_operator.api.facts import MODELS
-from gemma_operator.api.plan import batch_plan
+from gemma_operator.api.plan import PlanError, batch_plan
 from gemma_operator.api.run import (
     ADAPTER_DIR,
     EXIT_OK,
@@ -55,8 +55,6 @@ def work_dir(run_id: str) -> Path:
 def total_steps(spec, n_examples: int) -> int:
     """Optimizer steps of the run (maxSteps, else ceil(epochs x steps per epoch)), from the one batch plan
     (``gemma_operator.api.plan``) that ``gemmaft plan`` prints: right for any number of hosts."""
-    from gemma_operator.api.plan import PlanError, batch_plan
-
     from .data import DataError
 
     try:
@@ -113,6 +111,8 @@ def _make_trainer_class():
     from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
+    from .loss_head import causal_lm_loss, output_softcap
+
     class SeededLengthGroupedSampler(LengthGroupedSampler):
         """Length-grouped order that depends only on (seed, epoch): a resumed run sees the same batches."""
 
@@ -134,8 +134,6 @@ def _make_trainer_class():
             super().__init__(*a, **kw)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            from .loss_head import causal_lm_loss, output_softcap
-
             unwrapped = self.accelerator.unwrap_model(model)
             loss, _ = causal_lm_loss(model, unwrapped.get_output_embeddings(), output_softcap(unwrapped), inputs,
                                      static=self._static_shapes, num_items_in_batch=num_items_in_batch)
