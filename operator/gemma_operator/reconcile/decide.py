@@ -25,11 +25,6 @@ from .pods import JobView, PodView, job_view, pod_view
 Policy = OperatorSettings
 
 
-def _name_key(rid: str, stage: str) -> str:
-    """What a Job's names are built from: the run id, plus the stage in a distillation."""
-    return rid if stage == "train" else f"{rid}-{stage}"
-
-
 @dataclass(frozen=True)
 class Run:
     """One decision's fixed inputs."""
@@ -51,10 +46,6 @@ class Run:
     def job_stage(self) -> str:
         """The stage recorded with the Job: ``train`` for a plain run, ``teacher`` or ``student``."""
         return self.config.stage if self.config is not None else "train"
-
-    @property
-    def name_key(self) -> str:
-        return _name_key(self.rid, self.job_stage)
 
     @property
     def name(self) -> str:
@@ -132,7 +123,7 @@ def _template_hash(run: Run) -> str:
 def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     out = [("Job", job.name)]
     if job.indexed_hosts > 1 and job.run_id:
-        out.append(("Service", names.service_name(run.name, _name_key(job.run_id, job.stage), job.attempt)))
+        out.append(("Service", names.service_name(run.name, names.run_key(job.run_id, job.stage), job.attempt)))
     return out
 
 
@@ -140,7 +131,7 @@ def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: 
            reason: str | None = None, message: str = "") -> Verdict:
     """Create the objects of ``attempt`` and record its Job (the uid is filled in from the create answer)."""
     d.create = _render(run, attempt, counts)
-    job = names.job_name(run.name, run.name_key, attempt)
+    job = names.job_name(run.name, names.run_key(run.rid, run.job_stage), attempt)
     status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": run.job_stage})
     if run.queued:
         return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")

@@ -127,7 +127,7 @@ def render_run(
     config = config or RunConfig.for_finetune(ft, namespace=namespace)
     spec = stage_spec(ft.spec, config.stage)
     where = placement(spec)
-    names = run_names(name, f"{config.run_id}-{config.stage}" if config.stage else config.run_id, attempt)
+    names = run_names(name, naming.run_key(config.run_id, config.stage), attempt)
     labels = run_labels(name, config.run_id)
     attempt_labels = run_labels(name, config.run_id, attempt)
     if config.stage:

@@ -40,6 +40,12 @@ def label_value(name: str) -> str:
     return f"{name[:56].rstrip('-.')}-{digest}"
 
 
+def run_key(run_id: str, stage: str | None = None) -> str:
+    """What the names of a run's objects are built from: the run id, plus the stage of a distillation
+    (``teacher``, ``student``; a plain run has none, recorded as ``train``)."""
+    return run_id if stage in (None, "train") else f"{run_id}-{stage}"
+
+
 def _run_suffix(run_id: str, attempt: int) -> str:
     return run_id if attempt == 0 else f"{run_id}-a{attempt}"
 
