@@ -116,7 +116,7 @@ def apply(cluster: LocalCluster, kubeconfig: Path, manifest: dict[str, Any]) -> 
         if out.returncode != 0:
             raise RuntimeError(f"kubectl apply failed: {out.stderr.strip()}")
         return out.stdout.strip()
-    cluster.call(cluster.emulator.put("GemmaFineTune", manifest))
+    cluster.create("GemmaFineTune", manifest)
     return f"gemmafinetune.gemmaft.dev/{manifest['metadata']['name']} created (kubectl not found: API create)"
 
 

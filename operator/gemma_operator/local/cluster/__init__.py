@@ -42,11 +42,8 @@ from .jobs import INDEX_KEY
 from .local import LocalCluster, kubectl_cache_dir
 from .nodes import NodePool
 from .objects import RESOURCES
-from .server import Fault, method_of
-from .store import merge_patch, timestamp
-
-_method = method_of  # the names the benchmark and older callers import
-_ts = timestamp
+from .server import Fault
+from .store import merge_patch
 
 __all__ = ["INDEX_KEY", "RESOURCES", "ClusterEmulator", "Fault", "LocalCluster", "NodePool", "PodRunner",
            "SchedulingOnly", "kubectl_cache_dir", "merge_patch"]

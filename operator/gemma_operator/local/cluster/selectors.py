@@ -88,14 +88,6 @@ def selector_from(params: dict[str, str]) -> Matcher:
     return lambda obj: labels(obj) and fields(obj)
 
 
-def match_label_selector(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """A ``LabelSelector`` object (matchLabels, matchExpressions), as Jobs and affinities carry them."""
-    selector = selector or {}
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    return all(match_expression(e, labels) for e in selector.get("matchExpressions") or ())
-
-
 def match_expression(expr: dict[str, Any], labels: dict[str, str]) -> bool:
     key, op, values = expr.get("key"), expr.get("operator"), set(expr.get("values") or ())
     if op == "In":
