@@ -70,7 +70,7 @@ class StoredTargets:
         self.files = []
         self.index: list[tuple[int, int, int, int, int]] = []  # shard, token offset, length, target offset, count
         for info in manager.committed():
-            local = manager.download(info, local_dir / split / f"shard-{info.step:08d}")
+            local = manager.download(info, local_dir / info.rel)
             handle = safe_open(str(local / TARGETS_FILE), framework="pt")
             lengths = handle.get_tensor("row_lengths").tolist()
             counts = handle.get_tensor("target_counts").tolist()

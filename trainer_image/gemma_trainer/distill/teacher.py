@@ -137,14 +137,15 @@ def run_teacher_stage(cfg, features: dict, model, collator, store, progress, pre
     d, spec = cfg.spec.distillation, cfg.spec
     plan_shards = {split: shard_count(len(rows), per_shard) for split, rows in features.items()}
     total = sum(plan_shards.values())
-    done = sum(len(shard_manager(store, s).committed()) for s in plan_shards)
+    managers = {split: shard_manager(store, split) for split in plan_shards}
+    committed = {split: {info.step for info in manager.committed()} for split, manager in managers.items()}
+    done = sum(len(steps) for steps in committed.values())
     progress.update(force=True, state="training", step=done, total_steps=total,
                     message=f"teacher pass: {done} of {total} shards committed")
     for split, rows in features.items():
-        manager = shard_manager(store, split)
-        committed = {info.step for info in manager.committed()}
+        manager = managers[split]
         for shard in range(plan_shards[split]):
-            if shard in committed or shard % rank.world_size != rank.rank:
+            if shard in committed[split] or shard % rank.world_size != rank.rank:
                 continue
             chunk = [dict(r) for r in rows.select(range(shard * per_shard, min(len(rows), (shard + 1) * per_shard)))]
             result = shard_targets(model, chunk, spec.training.batch_size, d, collator, preemption)
@@ -152,7 +153,7 @@ def run_teacher_stage(cfg, features: dict, model, collator, store, progress, pre
                 progress.update(force=True, state="preempted", step=done,
                                 message=f"teacher pass preempted with {done} of {total} shards committed")
                 return EXIT_PREEMPTED
-            local = write_shard(scratch / split / f"shard-{shard:08d}", chunk, *result)
+            local = write_shard(scratch / manager.rel(shard), chunk, *result)
             manager.commit(local, shard)
             shutil.rmtree(local, ignore_errors=True)
             done += 1
