@@ -8,6 +8,7 @@ A single-host Job retries its own pod (``podFailurePolicy`` ignores preemptions)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gemma_operator.api import GemmaFineTuneSpec
 
@@ -36,6 +37,12 @@ class Counts:
     failures: int
     preempted_pods: tuple[str, ...] = ()
 
+    @classmethod
+    def recorded(cls, restarts: dict[str, Any] | None) -> Counts:
+        """The counts as ``status.restarts`` recorded them."""
+        r = restarts or {}
+        return cls(int(r.get("preemptions") or 0), int(r.get("failures") or 0))
+
 
 def _base(job: JobView, key: str) -> int:
     try:
@@ -50,7 +57,7 @@ def slice_crashed(job: JobView, pods: list[PodView]) -> bool:
     return any(p.failed for p in lost) or (job.failed and not lost and job.failed_reason != "DeadlineExceeded")
 
 
-def count(job: JobView, pods: list[PodView], recorded: dict[str, int]) -> Counts:
+def count(job: JobView, pods: list[PodView], recorded: dict[str, Any]) -> Counts:
     """Preemptions and failures of the run so far (``recorded``: the counts in status, which pods may outlive)."""
     mine = [p for p in pods if p.job == job.name]
     preempted = tuple(p.name for p in mine if p.preempted)
@@ -61,9 +68,8 @@ def count(job: JobView, pods: list[PodView], recorded: dict[str, int]) -> Counts
         failures, lost = sum(1 for p in mine if p.failed), len(preempted)
     preemptions = _base(job, ANN_PREEMPTIONS) + lost
     failures += _base(job, ANN_FAILURES)
-    preemptions = max(preemptions, int(recorded.get("preemptions") or 0))
-    failures = max(failures, int(recorded.get("failures") or 0))
-    return Counts(preemptions, failures, preempted)
+    before = Counts.recorded(recorded)
+    return Counts(max(preemptions, before.preemptions), max(failures, before.failures), preempted)
 
 
 def _failed(job: JobView, pods: list[PodView]) -> Verdict:

@@ -172,9 +172,7 @@ def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verd
         return Verdict("Succeeded", "Reused", f"run {run.rid} finished earlier; its outputs are reused")
     if run.obs.progress is not None and run.obs.progress.state == "completed":
         return Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)")
-    recorded = status.get("restarts") or {}
-    counts = Counts(int(recorded.get("preemptions") or 0), int(recorded.get("failures") or 0))
-    return _start(run, d, status, int(status.get("attempt") or 0), counts)
+    return _start(run, d, status, int(status.get("attempt") or 0), Counts.recorded(status.get("restarts")))
 
 
 def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Verdict:
@@ -182,7 +180,7 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
     status.update(jobName=job.name, attempt=job.attempt)
     status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": run.job_stage}
     counts = attempts.count(job, pods, status.get("restarts") or {})
-    before = int((status.get("restarts") or {}).get("preemptions") or 0)
+    before = Counts.recorded(status.get("restarts")).preemptions
     if counts.preemptions > before:
         d.new_preemptions = counts.preemptions - before
         lost = ", ".join(counts.preempted_pods) or "a trainer pod"
@@ -230,7 +228,7 @@ def _retry(run: Run, d: Decision, status: dict[str, Any], token: str) -> Verdict
         return None
     status.pop("completionTime", None)
     restarts = status.get("restarts") or {}
-    counts = Counts(int(restarts.get("preemptions") or 0), 0)
+    counts = Counts(Counts.recorded(restarts).preemptions, 0)
     status["restarts"] = {**restarts, "failures": 0}
     attempt = int(status.get("attempt") or 0) + 1
     return _start(run, d, status, attempt, counts, "Retry",
