@@ -64,21 +64,35 @@ def resolve_model_dir(uri: str) -> Path:
     return path
 
 
+COMPLETE_MARKER = ".gemmaft-complete"  # written last into a cached download: the download finished
+
+
+def cache_folder(uri: str, under: str = "") -> Path:
+    """The cache folder of a downloaded ``uri``: ``cache_root()/<under>/<hash of uri>``."""
+    return cache_root() / under / hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+
+def cached_download(uri: str, local: Path) -> Path:
+    """The storage folder ``uri`` downloaded once into ``local`` (marked complete last, so an interrupted download
+    is redone); later calls return ``local`` at once."""
+    from gemma_trainer.storage import open_store
+
+    done = local / COMPLETE_MARKER
+    if not done.exists():
+        log.info("downloading %s to %s", uri, local)
+        local.mkdir(parents=True, exist_ok=True)
+        open_store(uri).download_dir("", str(local))
+        done.write_text(uri)
+    return local
+
+
 def _from_gcs(uri: str) -> Path:
     from gemma_trainer.storage import open_store
 
-    local = cache_root() / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    done = local / ".gemmaft-complete"
-    if done.exists():
-        return local
-    store = open_store(uri)
-    if not store.exists("config.json"):
+    local = cache_folder(uri)
+    if not (local / COMPLETE_MARKER).exists() and not open_store(uri).exists("config.json"):
         raise ModelError(f"spec.modelUri: {uri}/config.json not found (expected a save_pretrained folder)")
-    log.info("downloading %s to %s", uri, local)
-    local.mkdir(parents=True, exist_ok=True)
-    store.download_dir("", str(local))
-    done.write_text(uri)
-    return local
+    return cached_download(uri, local)
 
 
 def _from_package(uri: str) -> Path:

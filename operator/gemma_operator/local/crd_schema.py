@@ -101,10 +101,13 @@ def prune(obj: Any, schema: dict[str, Any]) -> Any:
     return obj
 
 
+_cel_program = functools.cache(cel.compile)  # the CRD's few rules, parsed once instead of on every admission
+
+
 def _cel_errors(obj: Any, schema: dict[str, Any], path: str) -> list[FieldError]:
     errors: list[FieldError] = []
     for rule in schema.get("x-kubernetes-validations", ()):
-        if not cel.evaluate(rule["rule"], {"self": obj}):
+        if not _cel_program(rule["rule"]).execute({"self": obj}):
             errors.append(FieldError(f"{path}{rule.get('fieldPath', '')}", f'Invalid value: "object": {rule["message"]}'))
     if isinstance(obj, dict):
         for key, sub in schema.get("properties", {}).items():

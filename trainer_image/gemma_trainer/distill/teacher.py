@@ -35,21 +35,14 @@ def rows_per_shard() -> int:
 
 
 def _adapter_dir(uri: str) -> Path:
-    from ..model import ModelError, cache_root
-    from ..storage import open_store
+    from ..model import ModelError, cache_folder, cached_download
 
-    if not uri.startswith("gs://"):
-        path = Path(uri).expanduser()
-        if not path.is_dir():
-            raise ModelError(f"spec.distillation.teacher.adapterUri: adapter folder {uri} does not exist")
-        return path
-    import hashlib
-
-    local = cache_root() / "adapters" / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    if not (local / ".gemmaft-complete").exists():
-        open_store(uri).download_dir("", str(local))
-        (local / ".gemmaft-complete").write_text(uri)
-    return local
+    if uri.startswith("gs://"):
+        return cached_download(uri, cache_folder(uri, "adapters"))
+    path = Path(uri).expanduser()
+    if not path.is_dir():
+        raise ModelError(f"spec.distillation.teacher.adapterUri: adapter folder {uri} does not exist")
+    return path
 
 
 def load_teacher(teacher, plan):
