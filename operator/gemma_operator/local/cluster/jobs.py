@@ -22,7 +22,7 @@ import secrets
 import time
 from typing import Any
 
-from .store import timestamp
+from .store import seconds_since, timestamp
 
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 TERMINAL = ("Succeeded", "Failed")
@@ -160,18 +160,12 @@ class JobController:
             return "FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit"
         deadline = spec.get("activeDeadlineSeconds")
         if deadline is not None and status.get("startTime"):
-            if self._since(status["startTime"]) > deadline:
+            if seconds_since(status["startTime"]) > deadline:
                 return "FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline"
-            self.wake_at(time.time() + deadline - self._since(status["startTime"]))
+            self.wake_at(time.time() + deadline - seconds_since(status["startTime"]))
         if self._done_count(job, pods, counts) >= int(spec.get("completions") or 1):
             return "SuccessCriteriaMet", "CompletionsReached", "Reached expected number of succeeded pods"
         return None
-
-    @staticmethod
-    def _since(stamp: str) -> float:
-        from .store import now, parse_timestamp
-
-        return (now() - parse_timestamp(stamp)).total_seconds()
 
     def _done_indexes(self, pods: list[dict], counts: dict[str, str]) -> set[int]:
         return {index_of(p) for p in pods if counts.get(p["metadata"]["uid"]) == "succeeded"}
@@ -292,7 +286,7 @@ class JobController:
         finished = self.finished_at.get(job["metadata"]["uid"])
         if finished is None:
             stamp = (conds.get("Complete") or conds.get("Failed"))["lastTransitionTime"]
-            finished = time.time() - self._since(stamp)
+            finished = time.time() - seconds_since(stamp)
         if time.time() - finished >= ttl:
             await self.remove("Job", job["metadata"]["namespace"], job["metadata"]["name"], "Foreground")
         else:

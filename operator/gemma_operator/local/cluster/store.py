@@ -41,6 +41,11 @@ def parse_timestamp(text: str) -> datetime.datetime:
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
+def seconds_since(text: str) -> float:
+    """How long ago a metadata/status timestamp was."""
+    return (now() - parse_timestamp(text)).total_seconds()
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch (a new object; ``target`` is not changed)."""
     if not isinstance(patch, dict):

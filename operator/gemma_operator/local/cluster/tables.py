@@ -14,7 +14,7 @@ from typing import Any
 from gemma_operator.api import KIND
 from gemma_operator.api.crd import build_crd
 
-from .store import now, parse_timestamp
+from .store import now, parse_timestamp, seconds_since
 
 Row = list[Any]
 
@@ -45,7 +45,7 @@ def human_duration(seconds: float) -> str:
 def age(stamp: str | None) -> str:
     if not stamp:
         return "<unknown>"
-    return human_duration((now() - parse_timestamp(stamp)).total_seconds())
+    return human_duration(seconds_since(stamp))
 
 
 def column(name: str, kind: str = "string", priority: int = 0, description: str = "", fmt: str = "") -> dict:
