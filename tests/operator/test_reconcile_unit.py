@@ -238,6 +238,15 @@ def test_a_failed_run_is_not_ready_and_is_stalled():
     assert conds(running)["Ready"]["status"] == "True" and conds(running)["Stalled"]["status"] == "False"
 
 
+@pytest.mark.parametrize(("reason", "fix"), [("BackoffLimitExceeded", "kubectl logs job/"),
+                                              ("DeadlineExceeded", "spec.runPolicy.activeDeadlineSeconds")])
+def test_a_failed_job_says_the_fix(reason, fix):
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job_of(d0), reason)], now="T1"), POLICY)
+    assert conds(d1)["Failed"]["reason"] == reason and "Fix: " in d1.status["message"] and fix in d1.status["message"]
+
+
 def test_a_job_deleted_right_after_it_failed_is_judged_from_its_last_state_never_recreated():
     obj = body(runPolicy={"ttlSecondsAfterFinished": 0})
     d0 = decide(Observed(obj, now="T0"), POLICY)

@@ -77,7 +77,9 @@ def _failed(job: JobView, pods: list[PodView]) -> Verdict:
     if oom:
         return Verdict("Failed", "OOMKilled", f"Job {job.name} failed: {oom}")
     reason = job.failed_reason or "JobFailed"
-    return Verdict("Failed", reason, f"Job {job.name} failed: {job.failed_message or reason}")
+    fix = ("raise spec.runPolicy.activeDeadlineSeconds" if reason == "DeadlineExceeded"
+           else f"see the trainer's logs (kubectl logs job/{job.name})")
+    return Verdict("Failed", reason, f"Job {job.name} failed: {job.failed_message or reason}. Fix: {fix}")
 
 
 def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts) -> Verdict | None:
