@@ -32,6 +32,7 @@ test_loss_head.py).
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
@@ -191,15 +192,25 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         return d_h, d_w, None, None, None
 
 
-def _liger_loss(hidden, weight, targets, softcap):
-    """Liger's fused linear cross-entropy (sum over tokens), or None where it does not apply."""
-    if hidden.device.type != "cuda" or torch.cuda.get_device_capability(hidden.device) < (8, 0):
-        return None
+@functools.cache
+def _liger_loss_class():
+    """Liger's ``LigerFusedLinearCrossEntropyLoss``, or None without ``liger-kernel`` (looked up once: a failed
+    import is not cached by Python and would search ``sys.path`` again on every step)."""
     try:
         from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
     except ImportError:
         return None
-    loss = LigerFusedLinearCrossEntropyLoss(ignore_index=IGNORE_INDEX, reduction="sum", softcap=softcap)
+    return LigerFusedLinearCrossEntropyLoss
+
+
+def _liger_loss(hidden, weight, targets, softcap):
+    """Liger's fused linear cross-entropy (sum over tokens), or None where it does not apply."""
+    if hidden.device.type != "cuda" or torch.cuda.get_device_capability(hidden.device) < (8, 0):
+        return None
+    loss_class = _liger_loss_class()
+    if loss_class is None:
+        return None
+    loss = loss_class(ignore_index=IGNORE_INDEX, reduction="sum", softcap=softcap)
     return loss(weight, hidden, targets)
 
 

@@ -23,9 +23,14 @@ from gemma_operator.api.crd import build_crd
 
 
 @functools.cache
+def crd_version() -> dict[str, Any]:
+    """The generated CRD's one version, built once (a pure function of the model); callers must not change it."""
+    return build_crd()["spec"]["versions"][0]
+
+
 def openapi_schema() -> dict[str, Any]:
-    """The generated CRD's schema, built once (a pure function of the model); callers must not change it."""
-    return build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    """The generated CRD's schema (of :func:`crd_version`); callers must not change it."""
+    return crd_version()["schema"]["openAPIV3Schema"]
 
 
 def without_keys(value: Any, prefix: str) -> Any:

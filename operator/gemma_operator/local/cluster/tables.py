@@ -7,13 +7,12 @@ Events theirs, every other kind ``Name`` and ``Age``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 from gemma_operator.api import KIND
-from gemma_operator.api.crd import build_crd
 
+from .. import crd_schema
 from .store import now, parse_timestamp, seconds_since
 
 Row = list[Any]
@@ -63,13 +62,8 @@ def _path(obj: Any, json_path: str) -> Any:
     return obj
 
 
-@functools.cache
-def _finetune_columns() -> tuple[dict[str, Any], ...]:
-    return tuple(build_crd()["spec"]["versions"][0].get("additionalPrinterColumns") or ())
-
-
 def finetune_table() -> tuple[list[dict], Callable[[dict], Row]]:
-    printer = _finetune_columns()
+    printer = crd_schema.crd_version().get("additionalPrinterColumns") or ()
     columns = [NAME] + [column(c["name"], c["type"], c.get("priority", 0), c.get("description", ""))
                         for c in printer]
 
