@@ -10,6 +10,7 @@ set arithmetic on row ids.
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import pytest
 from gemma_operator.api import parse_spec
@@ -90,6 +91,9 @@ def test_two_epochs_see_every_row_twice():
     s = tpu("4x4", epochs=2, batchSize=1, gradientAccumulationSteps=1)
     plan = batch_plan(s)
     assert plan.total_steps(640, 2, None) == 2 * 640 // plan.global_batch_size
+    # Each epoch is its own seeded order (the sampler's set_epoch); the hosts' loaders over both see each row twice.
+    seen = Counter(row for epoch in (0, 1) for rows in _rows_each_host_trains(s, 640, seed=epoch) for row in rows)
+    assert set(seen) == set(range(640)) and set(seen.values()) == {2}
 
 
 def test_each_micro_step_is_one_global_batch_split_across_hosts():

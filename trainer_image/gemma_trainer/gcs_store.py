@@ -147,12 +147,11 @@ class GcsStore(Store):
         try:
             self._bucket.blob(key).reload(timeout=self.timeout, retry=self._retry(), projection="noAcl")
             return True
-        except gexc.NotFound:
-            if self._bucket_exists() is False:
-                url = f"gs://{self.bucket_name}/{key}"
-                raise StorageError(f"{url}: cannot check: bucket gs://{self.bucket_name} does not exist; "
-                                   f"{_hint()}", uri=url) from None
-            return False
+        except gexc.NotFound as e:
+            error = self._error(e, "check", key)  # NotFound, or the bucket itself is missing
+            if isinstance(error, NotFound):
+                return False
+            raise error from None
         except Exception as e:
             raise self._error(e, "check", key) from e
 

@@ -275,10 +275,11 @@ def _process_rank(plan: AcceleratorPlan, rank: Rank | None) -> Rank:
     return rank or Rank.from_env()
 
 
-def _features(cfg, tokenizer, rank: Rank):
-    """The run's tokenized train and eval rows (eval None without ``dataset.evalUri``)."""
+def _features(cfg, tokenizer, rank: Rank, folder: str = "data"):
+    """The run's train and eval rows tokenized by ``tokenizer`` into ``<run scratch>/<folder>`` (eval None
+    without ``dataset.evalUri``)."""
     spec = cfg.spec
-    data_dir = work_dir(cfg.run_id) / "data"
+    data_dir = work_dir(cfg.run_id) / folder
     train = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)
     evaluation = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank) \
         if spec.dataset.eval_uri else None

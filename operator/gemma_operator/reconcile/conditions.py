@@ -54,3 +54,12 @@ def kstatus_conditions(prev: list[dict[str, Any]], phase: str, reason: str, mess
     for type_ in PHASE_TYPES:
         conds = set_condition(conds, type_, *flag(phase == type_), now, generation)
     return conds
+
+
+def phase_status(prev: dict[str, Any], phase: str, reason: str, message: str, stalled: bool, now: str,
+                 generation: int | None) -> dict[str, Any]:
+    """``prev`` with phase, message, observedGeneration and every condition set (a decision that starts no run)."""
+    status = {**prev, "phase": phase, "message": message, "observedGeneration": generation}
+    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], phase, reason, message, stalled, now,
+                                              generation)
+    return status

@@ -18,7 +18,7 @@ from gemma_operator.settings import OperatorSettings
 from . import attempts, changes, runs, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
-from .conditions import kstatus_conditions
+from .conditions import kstatus_conditions, phase_status
 from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
@@ -308,9 +308,7 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
 
 def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> Decision:
     gen = (obs.body.get("metadata") or {}).get("generation")
-    status = {**prev, "phase": "Failed", "message": refusal.message, "observedGeneration": gen}
-    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], "Failed", refusal.reason,
-                                              refusal.message, True, now, gen)
+    status = phase_status(prev, "Failed", refusal.reason, refusal.message, True, now, gen)
     events = []
     if prev.get("phase") != "Failed" or prev.get("message") != refusal.message:
         events.append(Event("Warning", refusal.reason, refusal.message))

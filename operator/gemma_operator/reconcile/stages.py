@@ -17,7 +17,7 @@ from gemma_operator.api.distillation import ResolvedTeacher, resolve_teacher
 from gemma_operator.api.run import RunProgress
 
 from .attempts import Verdict
-from .conditions import kstatus_conditions, set_condition
+from .conditions import phase_status, set_condition
 from .model import Decision, Event, Observed
 from .runs import percent_done
 
@@ -212,9 +212,7 @@ def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
     """The decision while the teacher is not resolved: no run yet, no Job, nothing to poll (a change of the
     referenced fine-tune triggers this one)."""
     generation = (obs.body.get("metadata") or {}).get("generation")
-    status = {**prev, "phase": "Pending", "message": plan.message, "observedGeneration": generation}
-    status["conditions"] = kstatus_conditions(prev.get("conditions") or [], "Pending", plan.reason, plan.message,
-                                              plan.stalled, obs.now, generation)
+    status = phase_status(prev, "Pending", plan.reason, plan.message, plan.stalled, obs.now, generation)
     events: list[Event] = []
     finish_stage(plan, prev, status, events, None, None, obs.now, generation)
     return Decision(status=status, events=events)

@@ -48,7 +48,7 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     from ..callbacks import PreemptionCallback, barrier
     from ..progress import ProgressWriter
     from ..storage import open_store
-    from ..train import Rank, _tokenize, work_dir
+    from ..train import Rank, _features, work_dir
     from .targets import read_stage_marker
     from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_stage, teacher_collator
 
@@ -66,12 +66,10 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     preemption = preemption or PreemptionCallback()
     preemption.install()
     try:
-        spec, per_shard = cfg.spec, rows_per_shard()
+        per_shard = rows_per_shard()
         model, tokenizer = load_teacher(cfg.teacher, plan)
-        data_dir = work_dir(cfg.run_id) / "teacher-data"  # tokenized by the teacher's tokenizer
-        features = {"train": _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)}
-        if spec.dataset.eval_uri:
-            features["eval"] = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank)
+        train, evaluation = _features(cfg, tokenizer, rank, "teacher-data")  # by the teacher's tokenizer
+        features = {"train": train} if evaluation is None else {"train": train, "eval": evaluation}
         collator = teacher_collator(model, tokenizer, plan)
         log.info("teacher %s -> %s: %s", cfg.teacher.model, cfg.teacher_uri,
                  ", ".join(f"{len(rows)} {split} rows" for split, rows in features.items()))
