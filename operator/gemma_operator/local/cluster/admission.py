@@ -21,6 +21,7 @@ from typing import Any
 from gemma_operator.api import KIND
 
 from .. import crd_schema
+from .errors import ApiError
 from .objects import RESOURCES
 from .store import Key
 
@@ -40,9 +41,7 @@ class Invalid(Exception):
         else:
             super().__init__(f'{qualified} "{name}" is invalid: {detail}')
 
-    def error(self):
-        from .server import ApiError
-
+    def error(self) -> ApiError:
         details = {"name": self.name, "group": self.group, "kind": self.kind,
                    "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in self.causes]}
         return ApiError(self.code, str(self), details)

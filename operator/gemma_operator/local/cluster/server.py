@@ -20,33 +20,16 @@ import kmock
 
 from . import discovery
 from .admission import Admission, Invalid
+from .errors import ApiError
 from .objects import RESOURCES, Objects, api_version, qualified_plural, status_details
 from .selectors import SelectorError, selector_from
 from .store import Gone, Key, Store, new_name
 from .tables import table, wants_table
 from .writes import Writes
 
-REASONS = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 409: "Conflict", 410: "Expired",
-           415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-           503: "ServiceUnavailable"}
-
 
 def method_of(request: Any) -> str:
     return str(getattr(request.method, "value", request.method)).upper()
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str, details: dict[str, Any] | None = None, reason: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.details, self.reason = code, message, details, reason
-
-    def response(self) -> aiohttp.web.StreamResponse:
-        body = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "code": self.code,
-                "reason": self.reason or REASONS.get(self.code, "InternalError"), "message": self.message}
-        if self.details:
-            body["details"] = self.details
-        headers = {"Retry-After": "1"} if self.code == 429 else None
-        return aiohttp.web.json_response(body, status=self.code, headers=headers)
 
 
 @dataclass

@@ -13,17 +13,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .errors import ApiError
 from .objects import qualified_plural, status_details
 from .store import Key, merge_patch, without_directives
 
 SERVER_SET = ("uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
               "deletionGracePeriodSeconds", "name", "namespace")
-
-
-def _error(code: int, message: str, details: dict[str, Any] | None = None):
-    from .server import ApiError  # the HTTP layer's error type; imported late to keep the modules acyclic
-
-    return ApiError(code, message, details)
 
 
 def _content(obj: dict[str, Any]) -> dict[str, Any]:
@@ -38,14 +33,14 @@ class Writes:
 
     async def create(self, resource: Any, namespace: str | None, body: Any, params: dict[str, str]) -> dict:
         if not isinstance(body, dict):
-            raise _error(400, "the request body is not a JSON object")
+            raise ApiError(400, "the request body is not a JSON object")
         body = copy.deepcopy(body)
         key = self.new_key(resource, namespace, body)
         if key[1] is not None and self.get("Namespace", None, key[1]) is None:
-            raise _error(404, f'namespaces "{key[1]}" not found', {"name": key[1], "kind": "namespaces"})
+            raise ApiError(404, f'namespaces "{key[1]}" not found', {"name": key[1], "kind": "namespaces"})
         if key in self.store.objects:
-            raise _error(409, f'{qualified_plural(resource)} "{key[2]}" already exists',
-                         status_details(resource, key[2]))
+            raise ApiError(409, f'{qualified_plural(resource)} "{key[2]}" already exists',
+                            status_details(resource, key[2]))
         meta = body["metadata"]
         for field in SERVER_SET[:-2]:
             meta.pop(field, None)
@@ -61,11 +56,11 @@ class Writes:
     async def replace(self, resource: Any, key: Key, body: Any, sub: str | None, params: dict[str, str]) -> dict:
         current = self._existing(*key)
         if not isinstance(body, dict):
-            raise _error(400, "the request body is not a JSON object")
+            raise ApiError(400, "the request body is not a JSON object")
         wanted_version = (body.get("metadata") or {}).get("resourceVersion")
         if not wanted_version:
-            raise _error(422, f'{self.kind_of(resource)} "{key[2]}" is invalid: metadata.resourceVersion: '
-                              "Invalid value: 0x0: must be specified for an update")
+            raise ApiError(422, f'{self.kind_of(resource)} "{key[2]}" is invalid: metadata.resourceVersion: '
+                                 "Invalid value: 0x0: must be specified for an update")
         return await self._update(resource, key, current, body, sub, params)
 
     async def patch(self, resource: Any, key: Key, body: Any, content: str, sub: str | None,
@@ -74,8 +69,8 @@ class Writes:
         if "json-patch" in content:
             wanted = self._json_patch(current, body)
         elif "apply-patch" in content:
-            raise _error(415, "server-side apply is not supported by the local cluster: use kubectl apply "
-                              "without --server-side")
+            raise ApiError(415, "server-side apply is not supported by the local cluster: use kubectl apply "
+                                 "without --server-side")
         elif "strategic-merge-patch" in content:
             wanted = merge_patch(current, without_directives(body))
         else:
@@ -89,17 +84,17 @@ class Writes:
         try:
             return jsonpatch.apply_patch(current, ops)
         except jsonpatch.JsonPatchTestFailed as err:
-            raise _error(422, f"the server rejected our request due to an error in our request: {err}") from err
+            raise ApiError(422, f"the server rejected our request due to an error in our request: {err}") from err
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as err:
-            raise _error(400, f"the patch is not a valid JSON patch: {err}") from err
+            raise ApiError(400, f"the patch is not a valid JSON patch: {err}") from err
 
     async def _update(self, resource: Any, key: Key, current: dict, wanted: dict, sub: str | None,
                       params: dict[str, str]) -> dict:
         wanted_version = (wanted.get("metadata") or {}).get("resourceVersion")
         if wanted_version and wanted_version != current["metadata"]["resourceVersion"]:
-            raise _error(409, f'Operation cannot be fulfilled on {qualified_plural(resource)} "{key[2]}": the '
-                              "object has been modified; please apply your changes to the latest version and try "
-                              "again", status_details(resource, key[2]))
+            raise ApiError(409, f'Operation cannot be fulfilled on {qualified_plural(resource)} "{key[2]}": the '
+                                 "object has been modified; please apply your changes to the latest version and try "
+                                 "again", status_details(resource, key[2]))
         if sub == "status":  # only status changes
             new = {**current, "status": wanted.get("status")} if "status" in wanted else dict(current)
             if new.get("status") is None:
