@@ -23,7 +23,8 @@ def _dist():
 
 
 def barrier(tag: str = "gemmaft") -> None:
-    """Wait for every rank: torch.distributed (GPUs), or torch-xla's rendezvous under SPMD (TPU hosts)."""
+    """Wait for every rank: torch.distributed (GPUs), or the hosts' gloo group under SPMD (TPU hosts; see
+    :mod:`gemma_trainer.xla_hosts`)."""
     dist = _dist()
     if dist is not None:
         dist.barrier()
