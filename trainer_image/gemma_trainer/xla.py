@@ -382,7 +382,7 @@ def trainer_class(base):
                 return super().save_model(output_dir, _internal_call)
             output_dir = output_dir or self.args.output_dir
             cpu_state = xla_hosts.trainable_to_cpu(model)  # every host: the gather is a collective
-            if process_rank()[0] == 0:
+            if is_writer():
                 os.makedirs(output_dir, exist_ok=True)
                 model.save_pretrained(output_dir, state_dict=cpu_state, is_main_process=True)
                 if self.processing_class is not None:
@@ -393,7 +393,7 @@ def trainer_class(base):
             import torch
             from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
 
-            writer = process_rank()[0] == 0
+            writer = is_writer()
             xla_hosts.save_state(self.optimizer.state_dict(), os.path.join(output_dir, OPTIMIZER_NAME), writer)
             if writer:
                 torch.save(self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_NAME))
