@@ -254,8 +254,7 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
             if status.get("name") == container and waiting:
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
                                     f'{waiting.get("reason", "ContainerCreating")}')
-        reader = getattr(self.runner, "read_log", None)
-        text = reader(pod) if reader else None
+        text = self.runner.read_log(pod)
         if text is None:
             raise ApiError(400, f'logs of container "{container}" in pod "{name}" are not available: the local '
                                 f"cluster's pod runner ({type(self.runner).__name__}) runs no process")
@@ -263,12 +262,13 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
             text = "".join(text.splitlines(keepends=True)[-int(request.params["tailLines"]):])
         if request.params.get("follow") not in ("true", "1"):
             return aiohttp.web.Response(text=text, content_type="text/plain")
-        return await self._follow_log(request, pod, reader, text)
+        return await self._follow_log(request, pod, text)
 
-    async def _follow_log(self, request: Any, pod: dict[str, Any], reader, shown: str):
+    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: str):
         """``kubectl logs -f``: what the container writes, until it ends."""
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request._raw_request)
+        reader = self.runner.read_log
         offset = len(reader(pod) or "")
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await response.write(shown.encode())
