@@ -258,18 +258,19 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
         if text is None:
             raise ApiError(400, f'logs of container "{container}" in pod "{name}" are not available: the local '
                                 f"cluster's pod runner ({type(self.runner).__name__}) runs no process")
+        read = len(text)
         if request.params.get("tailLines"):
             text = "".join(text.splitlines(keepends=True)[-int(request.params["tailLines"]):])
         if request.params.get("follow") not in ("true", "1"):
             return aiohttp.web.Response(text=text, content_type="text/plain")
-        return await self._follow_log(request, pod, text)
+        return await self._follow_log(request, pod, text, read)
 
-    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: str):
-        """``kubectl logs -f``: what the container writes, until it ends."""
+    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: str, offset: int):
+        """``kubectl logs -f``: ``shown``, then what the container writes after the first ``offset`` characters,
+        until it ends."""
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request._raw_request)
         reader = self.runner.read_log
-        offset = len(reader(pod) or "")
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await response.write(shown.encode())
             while True:
