@@ -160,15 +160,16 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         valid = (targets != IGNORE_INDEX).float()
         safe = targets.clamp(min=0)
         dtype = _compute_dtype(hidden, weight)
+        w = weight.to(dtype)  # cast once, not twice per block (a no-op when the head is in the compute dtype)
         losses = torch.zeros(hidden.shape[0], dtype=torch.float32, device=hidden.device)
         d_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device) \
             if ctx.needs_input_grad[0] else None
         for i in range(0, hidden.shape[0], tokens_per_block):
             rows = slice(i, i + tokens_per_block)
-            loss, grads = _logit_gradients(hidden[rows], weight, safe[rows], valid[rows], softcap)
+            loss, grads = _logit_gradients(hidden[rows], w, safe[rows], valid[rows], softcap)
             losses[rows] = loss
             if d_hidden is not None:
-                d_hidden[rows] = torch.matmul(grads.to(dtype), weight.to(dtype)).float()
+                d_hidden[rows] = torch.matmul(grads.to(dtype), w).float()
             del grads
         ctx.save_for_backward(d_hidden, hidden, weight, safe, valid)
         ctx.settings = (softcap, tokens_per_block)
@@ -183,10 +184,11 @@ class ChunkedLinearCrossEntropy(torch.autograd.Function):
         d_w = None
         if ctx.needs_input_grad[1]:
             dtype = _compute_dtype(hidden, weight)
+            w = weight.to(dtype)
             d_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
             for i in range(0, hidden.shape[0], tokens_per_block):
                 rows = slice(i, i + tokens_per_block)
-                _, grads = _logit_gradients(hidden[rows], weight, targets[rows], valid[rows], softcap)
+                _, grads = _logit_gradients(hidden[rows], w, targets[rows], valid[rows], softcap)
                 d_w += torch.matmul(grads.mul_(g[rows, None]).t().to(dtype), hidden[rows].to(dtype)).float()
             d_w = d_w.to(weight.dtype)
         return d_h, d_w, None, None, None
