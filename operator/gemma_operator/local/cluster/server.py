@@ -21,6 +21,7 @@ import kmock
 from . import discovery
 from .admission import Admission, Invalid
 from .errors import ApiError
+from .jobs import TERMINAL, phase
 from .objects import RESOURCES, Objects, api_version, qualified_plural, status_details
 from .selectors import SelectorError, selector_from
 from .store import Gone, Key, Store, new_name
@@ -275,7 +276,7 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
             await response.write(shown.encode())
             while True:
                 current = self.get("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
-                done = current is None or (current.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                done = current is None or phase(current) in TERMINAL
                 text = reader(current or pod) or ""
                 if len(text) > offset:
                     await response.write(text[offset:].encode())
