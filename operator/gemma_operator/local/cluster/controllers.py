@@ -21,6 +21,9 @@ class PodRunner(Protocol):
 
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None: ...
 
+    def read_log(self, pod: dict[str, Any]) -> str | None:
+        """The container's output so far (``kubectl logs``); None where this runner keeps none."""
+
 
 class SchedulingOnly:
     """The default runner: pods start (phase Running, Ready) and wait for the test to end them; no output."""
@@ -34,6 +37,9 @@ class SchedulingOnly:
 
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
         return None
+
+    def read_log(self, pod: dict[str, Any]) -> str | None:
+        return None  # no process, no output
 
 
 @attrs.define(kw_only=True)

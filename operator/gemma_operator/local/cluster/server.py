@@ -21,6 +21,7 @@ import kmock
 from . import discovery
 from .admission import Admission, Invalid
 from .errors import ApiError
+from .jobs import TERMINAL, phase
 from .objects import RESOURCES, Objects, api_version, qualified_plural, status_details
 from .selectors import SelectorError, selector_from
 from .store import Gone, Key, Store, new_name
@@ -254,27 +255,28 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
             if status.get("name") == container and waiting:
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
                                     f'{waiting.get("reason", "ContainerCreating")}')
-        reader = getattr(self.runner, "read_log", None)
-        text = reader(pod) if reader else None
+        text = self.runner.read_log(pod)
         if text is None:
             raise ApiError(400, f'logs of container "{container}" in pod "{name}" are not available: the local '
                                 f"cluster's pod runner ({type(self.runner).__name__}) runs no process")
+        read = len(text)
         if request.params.get("tailLines"):
             text = "".join(text.splitlines(keepends=True)[-int(request.params["tailLines"]):])
         if request.params.get("follow") not in ("true", "1"):
             return aiohttp.web.Response(text=text, content_type="text/plain")
-        return await self._follow_log(request, pod, reader, text)
+        return await self._follow_log(request, pod, text, read)
 
-    async def _follow_log(self, request: Any, pod: dict[str, Any], reader, shown: str):
-        """``kubectl logs -f``: what the container writes, until it ends."""
+    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: str, offset: int):
+        """``kubectl logs -f``: ``shown``, then what the container writes after the first ``offset`` characters,
+        until it ends."""
         response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
         await response.prepare(request._raw_request)
-        offset = len(reader(pod) or "")
+        reader = self.runner.read_log
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await response.write(shown.encode())
             while True:
                 current = self.get("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
-                done = current is None or (current.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                done = current is None or phase(current) in TERMINAL
                 text = reader(current or pod) or ""
                 if len(text) > offset:
                     await response.write(text[offset:].encode())

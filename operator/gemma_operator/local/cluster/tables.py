@@ -13,6 +13,7 @@ from typing import Any
 from gemma_operator.api import KIND
 
 from .. import crd_schema
+from .jobs import conditions_of
 from .store import now, parse_timestamp, seconds_since
 
 Row = list[Any]
@@ -108,7 +109,7 @@ def pod_table() -> tuple[list[dict], Callable[[dict], Row]]:
 
 
 def _job_status(job: dict) -> str:
-    conditions = {c["type"] for c in (job.get("status") or {}).get("conditions") or () if c.get("status") == "True"}
+    conditions = conditions_of(job)
     if job["metadata"].get("deletionTimestamp"):
         return "Terminating"
     for kind in ("Complete", "Failed", "FailureTarget", "SuccessCriteriaMet", "Suspended"):
