@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..loss_head import labelled_hidden_states, labelled_positions, output_softcap, shift_labels
+from ..loss_head import labelled_hidden_states, labelled_positions, output_softcap
 from .heads import student_terms
 from .targets import SPLITS, TARGET_KEYS, StoredTargets, TeacherOutputError
 
@@ -44,10 +44,7 @@ class DistillCollator:
         batch = self.base(features)
         split = SPLITS[features[0][SPLIT_KEY]]
         batch.update(self.stored[split].targets([f[ROW_KEY] for f in features]))
-        shifted = batch.get("shift_labels")
-        if shifted is None:
-            shifted = shift_labels(batch["labels"])
-        expected = int(labelled_positions(shifted).sum())
+        expected = int(labelled_positions(batch["shift_labels"]).sum())  # both collators add shift_labels
         if batch["teacher_ids"].shape[0] != expected:
             raise TeacherOutputError(f"teacher targets for {batch['teacher_ids'].shape[0]} positions, the batch "
                                      f"has {expected} labelled positions")
