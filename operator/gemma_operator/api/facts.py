@@ -1,6 +1,6 @@
 """Facts about Gemma 2, Gemma 3 and GKE that may change, kept in one table each.
 
-Sources: ``shared/reference/gke.md`` and ``training.md``; model dimensions from each model's ``config.json`` on
+Sources: the GKE TPU and GPU docs and the Cloud TPU "regions and zones" page (named where each fact is used); model dimensions from each model's ``config.json`` on
 the Hugging Face Hub (``google/<model>``), parameter counts from those shapes (gemma-3-270m counted here on the
 real weights: 268,098,176; gemma-3-1b: 999,885,952, as keras-hub's Gemma 3 presets list it). Everything that names
 a node label, a machine type, a topology or a model dimension is read from here, never written inline elsewhere.
@@ -126,7 +126,7 @@ TPU_V3_TOPOLOGIES: dict[str, TpuTopology] = {
 }
 
 
-# Zones that offer TPU v3 (Cloud TPU "regions and zones" page, checked 2026-11-22; shared/reference/gke.md):
+# Zones that offer TPU v3 (Cloud TPU "regions and zones" page, checked 2026-11-22):
 # v3-8 in three zones, v3-32 and larger slices ONLY in europe-west4-a. terraform/variables.tf validates the
 # pool zones with the same lists (tests/test_terraform.py keeps them equal).
 TPU_V3_ZONES: dict[str, tuple[str, ...]] = {
@@ -182,7 +182,7 @@ ACCELERATORS: dict[str, AcceleratorProfile] = {
 
 # ----- Trainer pod sizing (issue #12): requests so trainer pods are never BestEffort -----
 # GKE node pool label: every node of a pool carries it; one TPU slice must stay on one pool (JobSet's
-# exclusive-topology uses the same key: shared/reference/gke.md).
+# ``alpha.jobset.sigs.k8s.io/exclusive-topology`` uses the same key: kubernetes-sigs/jobset docs).
 GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 
 
@@ -209,7 +209,7 @@ SCRATCH_HEADROOM_GIB = 8
 # Tokenizer of each model family (``ModelArch.family``): a distillation's teacher and student must share one (the
 # student learns the teacher's distribution over the same token ids). Gemma 2 (all sizes): SentencePiece,
 # 256,000 entries (transformers configuration_gemma2.py). Gemma 3 text models: 262,144 entries
-# (google/gemma-3-270m config, shared/reference/offline-stack.md), a different vocabulary.
+# (google/gemma-3-270m config.json; the same in the pkg:// GGUF's tokenizer), a different vocabulary.
 TOKENIZER_FAMILIES: dict[str, str] = {
     "gemma2": "Gemma 2 (256,000 tokens)",
     "gemma3": "Gemma 3 (262,144 tokens)",
