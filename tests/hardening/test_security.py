@@ -17,7 +17,6 @@ import kmock
 import pytest
 import yaml
 from gemma_operator.api import parse_finetune
-from gemma_operator.local import cluster as local_cluster
 from gemma_operator.render import RenderSettings, render_run
 
 from tests.conftest import manifest
@@ -66,12 +65,10 @@ def test_the_token_in_a_secret_never_reaches_logs_status_events_or_config_maps(
         cluster, kubeconfig, operator_factory, monkeypatch):
     for name in TOKEN_ENV_NAMES:  # the operator must not need, nor find, a token of its own
         monkeypatch.delenv(name, raising=False)
-    # kubectl cannot apply core/v1 kinds to kmock (its /api/v1 answers groupVersion "/v1"): the Secret goes in
-    # through the emulator's store, and the API serves it to anyone who asks, as a cluster would.
-    monkeypatch.setitem(local_cluster.RESOURCES, "Secret", SECRETS)
+    # The Secret as an admin creates it; the API serves it to anyone who asks, as a cluster would.
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf-token", "namespace": "default"},
               "type": "Opaque", "data": {"token": base64.b64encode(SENTINEL.encode()).decode()}}
-    cluster.call(cluster.emulator.put("Secret", secret))
+    cluster.create("Secret", secret)
     served = json.load(urllib.request.urlopen(f"{cluster.url}/api/v1/namespaces/default/secrets/hf-token", timeout=10))
     assert base64.b64decode(served["data"]["token"]).decode() == SENTINEL
     secret_calls = _secret_requests(cluster)
