@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-main test-xla venv xla-venv tools-venv crd lint demo bench clean
 
+include make/disk.mk
 include make/xla.mk
 include make/locks.mk
 
 $(STAMP): pyproject.toml locks/dev.txt
+	$(call require_free_disk,$(VENV),$(MAIN_VENV_PEAK_GB),the main lane's packages,VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q --require-hashes -r locks/dev.txt

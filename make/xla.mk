@@ -1,13 +1,15 @@
 # The TPU (torch-xla) lane, run on XLA's CPU backend. Included by the Makefile.
 # torch-xla 2.9.0 needs torch 2.9.0 exactly: its own venv (7.7 GB, `du -sh` of one built from this file: the torch
-# wheel pulls CUDA libraries), installed from locks/xla-test.txt: the TPU image's versions (locks/trainer-tpu.txt)
+# wheel pulls CUDA libraries; 11.6 GiB at the peak of the install, make/disk.mk; --no-cache-dir: no 3.5 GB of wheels
+# left in pip's cache), installed from locks/xla-test.txt: the TPU image's versions (locks/trainer-tpu.txt)
 # without libtpu, which only real TPUs need.
 XLA_VENV ?= .venv-xla
 
 $(XLA_VENV)/.installed: pyproject.toml make/xla.mk locks/xla-test.txt
+	$(call require_free_disk,$(XLA_VENV),$(XLA_VENV_PEAK_GB),torch-xla and torch 2.9.0 with its CUDA libraries,XLA_VENV)
 	$(PYTHON) -m venv $(XLA_VENV)
 	$(XLA_VENV)/bin/pip install -q --upgrade pip
-	$(XLA_VENV)/bin/pip install -q --require-hashes -r locks/xla-test.txt
+	$(XLA_VENV)/bin/pip install -q --no-cache-dir --require-hashes -r locks/xla-test.txt
 	$(XLA_VENV)/bin/pip install -q -e . --no-deps
 	touch $@
 
