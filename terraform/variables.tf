@@ -368,7 +368,7 @@ variable "tpu_v3_slice_topology" {
 
 variable "tpu_v3_single_host_zone" {
   type        = string
-  description = "Zone of the single-host TPU v3 pool: one that offers v3-8 (us-central1-a, us-central1-b, europe-west4-a: the Cloud TPU zone table, kept equal to TPU_V3_ZONES in operator/gemma_operator/api/facts.py by tests/test_terraform.py). Must lie in var.region."
+  description = "Zone of the single-host TPU v3 pool: one that offers v3-8 (us-central1-a, us-central1-b, europe-west4-a: the Cloud TPU zone table, kept equal to TPU_V3_ZONES in operator/gemma_operator/api/facts.py by tests/terraform/test_cluster_and_node_pools.py). Must lie in var.region."
   default     = "europe-west4-a"
 
   validation {

@@ -1,6 +1,6 @@
 """The Hugging Face token only ever travels as a Secret reference; images outside the allowed prefixes are refused.
 
-The chart's RBAC (no wildcards, no access to Secrets) is tested in tests/test_chart.py, and the basic
+The chart's RBAC (no wildcards, no access to Secrets) is tested in tests/chart/test_rbac.py, and the basic
 ImageNotAllowed refusal in tests/operator/test_lifecycle.py; this file adds the token-leak checks and the
 prefix-confusion case.
 """

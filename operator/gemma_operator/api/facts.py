@@ -128,7 +128,7 @@ TPU_V3_TOPOLOGIES: dict[str, TpuTopology] = {
 
 # Zones that offer TPU v3 (Cloud TPU "regions and zones" page, checked 2026-11-22):
 # v3-8 in three zones, v3-32 and larger slices ONLY in europe-west4-a. terraform/variables.tf validates the
-# pool zones with the same lists (tests/test_terraform.py keeps them equal).
+# pool zones with the same lists (tests/terraform/test_cluster_and_node_pools.py keeps them equal).
 TPU_V3_ZONES: dict[str, tuple[str, ...]] = {
     "single_host": ("us-central1-a", "us-central1-b", "europe-west4-a"),
     "slice": ("europe-west4-a",),
