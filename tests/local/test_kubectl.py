@@ -6,6 +6,7 @@ import json
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 from gemma_operator.local.cluster import LocalCluster
@@ -186,6 +187,38 @@ def test_logs_follow_a_running_pod_to_its_end(tmp_path):
         wait_for(lambda: running_pods(cluster, "slow"), what="running")
         out = kubectl(config, "logs", "-f", "job/slow")
         assert out.stdout.splitlines() == ["first", "second"]
+
+
+SPLIT_BAR = """import os, sys, time
+out = sys.stdout.buffer
+out.write("first \u2588".encode()[:-1]); out.flush()  # the bar character's last byte not written yet
+while not os.path.exists(sys.argv[1]):
+    time.sleep(0.05)
+out.write("\u2588".encode()[-1:] + b" done\\n"); out.flush()
+for i in range(40):
+    out.write(f"line {i}\\n".encode()); out.flush(); time.sleep(0.01)
+"""
+
+
+def test_logs_follow_sends_each_appended_byte_once_a_character_split_between_reads_included(tmp_path):
+    """``logs -f`` re-read the whole log as text every poll and sent the characters past the count already sent:
+    a character whose bytes were split between two reads (tqdm's bars, any non-ASCII output) went out as U+FFFD,
+    and its real value never did."""
+    runner, go = ProcessRunner(tmp_path / "pods"), tmp_path / "go"
+    with LocalCluster(runner=runner, service_accounts=("trainer",)) as cluster:
+        body = job("bar")
+        body["spec"]["template"]["spec"]["containers"][0]["command"] = ["python3", "-c", SPLIT_BAR, str(go)]
+        cluster.create("Job", body)
+        name = wait_for(lambda: running_pods(cluster, "bar"), what="running")[0]["metadata"]["name"]
+        half = len("first \u2588".encode()) - 1
+        wait_for(lambda: name in runner.logs and runner.logs[name].stat().st_size == half, what="half a character")
+        url = f"{cluster.url}/api/v1/namespaces/default/pods/{name}/log?follow=true"
+        with urllib.request.urlopen(url, timeout=30) as stream:
+            time.sleep(0.5)  # polls that find nothing new
+            go.touch()
+            text = stream.read().decode()  # to the end of the stream: the pod's end
+        assert text.splitlines() == ["first \u2588 done", *(f"line {i}" for i in range(40))]
+        assert cluster.get("Pod", name)["status"]["phase"] == "Succeeded"
 
 
 def test_logs_say_clearly_when_the_runner_records_none(cluster, kubeconfig):

@@ -161,7 +161,7 @@ def test_each_process_pod_has_its_own_tmp_as_its_scratch_empty_dir_gives_it(tmp_
         printed = {}
         for name in ("first", "second"):
             (pod,) = cluster.pods_of(name)
-            printed[name] = runner.read_log(pod).split()
+            printed[name] = runner.read_log(pod).decode().split()
     (first, first_exists), (second, second_exists) = printed["first"], printed["second"]
     assert first != second and first_exists == second_exists == "True"
     for name, folder in (("first", first), ("second", second)):

@@ -79,10 +79,14 @@ class ProcessRunner:
         with contextlib.suppress(KeyError):  # the pod may be gone already (Job deleted or suspended)
             await cluster.end_pod(namespace, name, code, disrupted=name in self.preempted)
 
-    def read_log(self, pod: dict[str, Any]) -> str | None:
-        """The container's output so far (``kubectl logs``); None for a pod this runner never ran."""
+    def read_log(self, pod: dict[str, Any], start: int = 0) -> bytes | None:
+        """The container's output from byte ``start`` on (``kubectl logs``); None for a pod this runner never ran."""
         log = self.logs.get(pod["metadata"]["name"])
-        return log.read_text(errors="replace") if log is not None and log.exists() else None
+        if log is None or not log.exists():
+            return None
+        with log.open("rb") as out:
+            out.seek(start)
+            return out.read()
 
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
         self.terminate(pod["metadata"]["name"])

@@ -21,8 +21,9 @@ class PodRunner(Protocol):
 
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None: ...
 
-    def read_log(self, pod: dict[str, Any]) -> str | None:
-        """The container's output so far (``kubectl logs``); None where this runner keeps none."""
+    def read_log(self, pod: dict[str, Any], start: int = 0) -> bytes | None:
+        """The container's output from byte ``start`` to what it has written so far (``kubectl logs``; ``-f``
+        reads on from where its last read ended); None where this runner keeps none."""
 
 
 class SchedulingOnly:
@@ -38,7 +39,7 @@ class SchedulingOnly:
     async def stop(self, cluster: ClusterEmulator, pod: dict[str, Any]) -> None:
         return None
 
-    def read_log(self, pod: dict[str, Any]) -> str | None:
+    def read_log(self, pod: dict[str, Any], start: int = 0) -> bytes | None:
         return None  # no process, no output
 
 

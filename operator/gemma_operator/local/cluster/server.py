@@ -255,33 +255,33 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
             if status.get("name") == container and waiting:
                 raise ApiError(400, f'container "{container}" in pod "{name}" is waiting to start: '
                                     f'{waiting.get("reason", "ContainerCreating")}')
-        text = self.runner.read_log(pod)
-        if text is None:
+        written = self.runner.read_log(pod)
+        if written is None:
             raise ApiError(400, f'logs of container "{container}" in pod "{name}" are not available: the local '
                                 f"cluster's pod runner ({type(self.runner).__name__}) runs no process")
-        read = len(text)
+        shown = written
         if request.params.get("tailLines"):
-            text = "".join(text.splitlines(keepends=True)[-int(request.params["tailLines"]):])
+            shown = b"".join(written.splitlines(keepends=True)[-int(request.params["tailLines"]):])
         if request.params.get("follow") not in ("true", "1"):
-            return aiohttp.web.Response(text=text, content_type="text/plain")
-        return await self._follow_log(request, pod, text, read)
+            return aiohttp.web.Response(body=shown, content_type="text/plain", charset="utf-8")
+        return await self._follow_log(request, pod, shown, len(written))
 
-    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: str, offset: int):
-        """``kubectl logs -f``: ``shown``, then what the container writes after the first ``offset`` characters,
-        until it ends."""
-        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain"})
+    async def _follow_log(self, request: Any, pod: dict[str, Any], shown: bytes, offset: int):
+        """``kubectl logs -f``: ``shown``, then the bytes the container writes after byte ``offset``, each poll
+        reading from where the last one ended, until the pod has ended and the rest of its log was sent."""
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "text/plain; charset=utf-8"})
         await response.prepare(request._raw_request)
-        reader = self.runner.read_log
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            await response.write(shown.encode())
+            await response.write(shown)
             while True:
-                current = self.get("Pod", pod["metadata"]["namespace"], pod["metadata"]["name"])
-                done = current is None or phase(current) in TERMINAL
-                text = reader(current or pod) or ""
-                if len(text) > offset:
-                    await response.write(text[offset:].encode())
-                    offset = len(text)
-                if done:
+                current = self.get("Pod", namespace, name)
+                ended = current is None or phase(current) in TERMINAL  # before the read: nothing comes after it
+                appended = self.runner.read_log(current or pod, offset) or b""
+                if appended:
+                    await response.write(appended)
+                    offset += len(appended)
+                if ended:
                     break
                 await asyncio.sleep(0.2)
         return response
