@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -31,6 +32,18 @@ def job(name: str = "train", image: str = "registry.example/trainer:1", **spec: 
             "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}}}
     body["spec"].update(copy.deepcopy(spec))
     return body
+
+
+def api(cluster, method: str, path: str, body=None, content_type: str = "application/merge-patch+json"):
+    """One raw API request: (HTTP status, the JSON answer)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{cluster.url}{path}", data=data, method=method,
+                                     headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as err:
+        return err.code, json.load(err)
 
 
 def running_pods(cluster, job_name: str) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""The Job and TTL controllers, and the watch event order a real API server delivers."""
+"""The Job and TTL controllers, garbage collection (ownerReferences, deletion propagation), and the watch event
+order a real API server delivers."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import pytest
 
 from tests.operator.harness import wait_for
 
-from .conftest import Watch, job, job_conditions, running_pods
+from .conftest import Watch, api, job, job_conditions, running_pods
 
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
 PODS = "/api/v1/namespaces/default/pods"
+CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
 
 
 def test_ttl_zero_deletes_the_failed_job_and_its_pods_after_the_failure_is_visible(cluster):
@@ -148,7 +150,59 @@ def test_job_deletion_propagation_background_and_orphan_by_default(cluster, poli
         assert cluster.list("Pod")[0]["metadata"]["ownerReferences"] == []
 
 
-CONFIGMAPS = "/api/v1/namespaces/default/configmaps"
+def owner_with_dependents(cluster, count: int) -> str:
+    """A ConfigMap ``owner`` named by ``count`` ConfigMaps' ownerReferences (created in one call on the cluster's
+    loop); answers the resourceVersion after the last, to watch the deletion from."""
+    owner = cluster.create("ConfigMap", {"metadata": {"name": "owner", "namespace": "default"}})
+    reference = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+
+    async def create_dependents() -> str:
+        for i in range(count):
+            await cluster.emulator.put("ConfigMap", {"metadata": {
+                "name": f"dependent-{i}", "namespace": "default", "ownerReferences": [reference]}})
+        return str(cluster.emulator.store.version)
+
+    return cluster.call(create_dependents())
+
+
+MANY = 2000  # the recursive collector raised RecursionError from about 500 dependents (450 passed, 500 did not)
+
+
+@pytest.mark.parametrize("policy", ["Foreground", "Background", "Orphan"])
+def test_deleting_an_owner_of_thousands_of_dependents_keeps_the_propagation_order(cluster, policy):
+    watch = Watch(cluster.url, CONFIGMAPS, resourceVersion=owner_with_dependents(cluster, MANY))
+    cluster.delete("ConfigMap", "owner", propagation=policy)
+    wait_for(lambda: cluster.get("ConfigMap", "owner") is None, what="owner gone")
+    left = {c["metadata"]["name"]: c["metadata"]["ownerReferences"] for c in cluster.list("ConfigMap")}
+    assert left == ({f"dependent-{i}": [] for i in range(MANY)} if policy == "Orphan" else {})
+    wait_for(lambda: ("DELETED", "owner") in watch.seen(), what="the owner's DELETED event")
+    seen = watch.seen()
+    owner_deleted = seen.index(("DELETED", "owner"))
+    dependents_deleted = [i for i, (kind, name) in enumerate(seen) if kind == "DELETED" and name != "owner"]
+    if policy == "Foreground":  # marked first; every dependent goes before the owner does
+        assert seen[0] == ("MODIFIED", "owner") and watch.events[0]["object"]["metadata"]["deletionTimestamp"]
+        assert len(dependents_deleted) == MANY and max(dependents_deleted) < owner_deleted
+    elif policy == "Background":  # the owner goes at once, its dependents are collected after
+        assert owner_deleted == 0
+        wait_for(lambda: len(watch.seen()) == MANY + 1, what="every dependent's DELETED event")
+        assert [kind for kind, _ in watch.seen()[1:]] == ["DELETED"] * MANY
+    else:
+        assert dependents_deleted == []
+
+
+@pytest.mark.parametrize("policy", ["Foreground", "Background"])
+def test_a_dependent_with_its_own_finalizer_is_collected_when_it_is_removed(cluster, policy):
+    owner_with_dependents(cluster, 2)
+    api(cluster, "PATCH", f"{CONFIGMAPS}/dependent-0", {"metadata": {"finalizers": ["example.com/keep"]}})
+    cluster.delete("ConfigMap", "owner", propagation=policy)  # the collector used to spin here, the loop frozen
+    kept = cluster.get("ConfigMap", "dependent-0")
+    assert kept["metadata"]["deletionTimestamp"] and cluster.get("ConfigMap", "dependent-1") is None
+    owner = cluster.get("ConfigMap", "owner")
+    assert (owner is not None and owner["metadata"]["finalizers"] == ["foregroundDeletion"]) == (
+        policy == "Foreground")  # a foreground owner waits for its last dependent
+    code, answer = api(cluster, "PATCH", f"{CONFIGMAPS}/dependent-0", {"metadata": {"finalizers": None}})
+    assert code == 200, answer
+    wait_for(lambda: cluster.list("ConfigMap") == [], what="the dependent, then a foreground owner, gone")
 
 
 def test_a_watch_resumes_from_a_resource_version_and_follows_its_selector(cluster, monkeypatch):

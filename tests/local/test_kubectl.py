@@ -6,8 +6,6 @@ import json
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from gemma_operator.local.cluster import LocalCluster
@@ -16,20 +14,9 @@ from gemma_operator.local.pods import ProcessRunner
 from tests.conftest import manifest
 from tests.operator.harness import KUBECTL, kubectl, kubectl_command, wait_for
 
-from .conftest import job, running_pods
+from .conftest import api, job, running_pods
 
 FT = "/apis/gemmaft.dev/v1alpha1/namespaces/default/gemmafinetunes"
-
-
-def api(cluster, method: str, path: str, body=None, content_type: str = "application/merge-patch+json"):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{cluster.url}{path}", data=data, method=method,
-                                     headers={"Content-Type": content_type})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as err:
-        return err.code, json.load(err)
 
 
 def set_status(cluster, name: str, **status) -> None:

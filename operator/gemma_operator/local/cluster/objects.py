@@ -114,7 +114,15 @@ class Objects:
         return await self.delete_key(key, propagation)
 
     async def delete_key(self, key: Key, propagation: str = "Background") -> dict | None:
-        """Delete as the API server does: finalizers first (deletionTimestamp), else gone; then dependents."""
+        """Delete as the API server does (:meth:`_delete_one`), then collect the garbage that leaves."""
+        current = await self._delete_one(key, propagation)
+        await self.collect_garbage()
+        self.changed.set()
+        return current
+
+    async def _delete_one(self, key: Key, propagation: str) -> dict | None:
+        """One object: its finalizers first (deletionTimestamp, ``foregroundDeletion`` added for Foreground),
+        else gone; Orphan takes it out of its dependents' ownerReferences first. Dependents are not touched."""
         current = self.store.get(key)
         if current is None:
             return None
@@ -124,18 +132,12 @@ class Objects:
         finalizers = list(meta.get("finalizers") or ())
         if propagation == "Foreground" and FOREGROUND not in finalizers:
             finalizers.append(FOREGROUND)
-        if finalizers:
-            if not meta.get("deletionTimestamp"):
-                current = self.store.replace(key, {**current, "metadata": {
-                    **meta, "finalizers": finalizers, "deletionTimestamp": timestamp(),
-                    "deletionGracePeriodSeconds": 0}})
-            self.changed.set()
-            await self.collect_garbage()
-            return current
-        last = await self._terminate(key, current)
-        await self.collect_garbage()
-        self.changed.set()
-        return last
+        if not finalizers:
+            return await self._terminate(key, current)
+        if not meta.get("deletionTimestamp"):
+            current = self.store.replace(key, {**current, "metadata": {
+                **meta, "finalizers": finalizers, "deletionTimestamp": timestamp(), "deletionGracePeriodSeconds": 0}})
+        return current
 
     def _orphan_dependents(self, uid: str) -> None:
         for key, obj in self.store.all_objects():
@@ -153,23 +155,32 @@ class Objects:
         return self.store.delete(key)
 
     async def collect_garbage(self) -> None:
-        """Owner-reference garbage collection: background orphans, then foreground owners, until stable."""
+        """Owner-reference garbage collection, pass after pass until a pass finds no work. Each pass deletes
+        (Background) every object whose owners are all gone or one of whose owners waits in foreground deletion,
+        then releases the foreground owners no object names any more. A work list, not recursion: any number
+        of dependents, any depth. Each pass deletes or marks what it found, so the passes end."""
         while True:
-            owners = {key: owner_uids(obj) for key, obj in self.store.objects.items()}
-            live = {obj["metadata"].get("uid") for obj in self.store.objects.values()}
-            orphans = [key for key, uids in owners.items() if uids and not uids & live]
-            waiting = {obj["metadata"]["uid"]: key for key, obj in self.store.objects.items()
-                       if FOREGROUND in (obj["metadata"].get("finalizers") or ())}
-            dependents = [key for key, uids in owners.items() if uids & waiting.keys()]
-            owning = set().union(*owners.values())
-            released = [key for uid, key in waiting.items() if uid not in owning]
-            if not (orphans or dependents or released):
+            doomed, released = self._garbage()
+            if not (doomed or released):
                 return
-            for key in orphans + dependents:
-                if key in self.store.objects and not self.store.objects[key]["metadata"].get("deletionTimestamp"):
-                    await self.delete_key(key)
+            for key in doomed:
+                await self._delete_one(key, "Background")
             for key in released:
                 await self.release(key, FOREGROUND)
+
+    def _garbage(self) -> tuple[list[Key], list[Key]]:
+        """One pass's work: the objects to delete and the foreground owners to release. An object already being
+        deleted is no work: it goes when its own finalizers are removed (its foreground owner waits for that)."""
+        objects = self.store.objects
+        owners = {key: owner_uids(obj) for key, obj in objects.items()}
+        live = {obj["metadata"].get("uid") for obj in objects.values()}
+        waiting = {obj["metadata"]["uid"]: key for key, obj in objects.items()
+                   if FOREGROUND in (obj["metadata"].get("finalizers") or ())}
+        doomed = [key for key, uids in owners.items() if uids and (not uids & live or uids & waiting.keys())
+                  and not objects[key]["metadata"].get("deletionTimestamp")]
+        owning = set().union(*owners.values())
+        released = [key for uid, key in waiting.items() if uid not in owning]
+        return doomed, released
 
     async def release(self, key: Key, finalizer: str) -> None:
         """Drop one finalizer; an object being deleted goes when none is left."""
