@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from gemma_trainer import xla, xla_hosts
+from gemma_trainer import xla, xla_hosts, xla_trainer
 
 from .conftest import N_DEVICES, lora_model
 
@@ -53,7 +53,7 @@ def _saving_trainer(tmp_path: Path, model, tokenizer):
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", per_device_train_batch_size=8,
                              max_steps=1, optim="adamw_torch", save_strategy="no", disable_tqdm=True,
                              remove_unused_columns=False, dataloader_num_workers=0)
-    trainer = xla.trainer_class(Trainer)(model=model, args=args, processing_class=tokenizer)
+    trainer = xla_trainer.trainer_class(Trainer)(model=model, args=args, processing_class=tokenizer)
     trainer.create_optimizer_and_scheduler(num_training_steps=1)
     return trainer
 
@@ -157,7 +157,7 @@ def test_trainer_reads_this_hosts_rows_on_a_four_host_slice(spmd, tokenizer, fea
                              gradient_accumulation_steps=2, max_steps=1, optim="adamw_torch", seed=3,
                              remove_unused_columns=False, dataloader_drop_last=True, dataloader_num_workers=0)
     lengths = [len(f["input_ids"]) for f in features]
-    trainer = xla.trainer_class(_make_trainer_class())(
+    trainer = xla_trainer.trainer_class(_make_trainer_class())(
         model=lora_model(len(tokenizer), seed=14), args=args, train_dataset=features, train_lengths=lengths)
     assert trainer.length_group_size == 4 * 4 * 2  # per-host batch x hosts x accumulation
     sampler = trainer._get_train_sampler()

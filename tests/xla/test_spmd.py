@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from gemma_trainer import xla
+from gemma_trainer import xla, xla_trainer
 from gemma_trainer.batches import PadCollator
 
 from .conftest import N_DEVICES, SEQ_BUCKETS, lora_model
@@ -64,7 +64,7 @@ def _train(tmp_path, tokenizer, features, steps, resume=None, name="run"):
         learning_rate=1e-2, lr_scheduler_type="linear", warmup_steps=0, logging_steps=1, report_to="none",
         save_strategy="steps", save_steps=4, seed=7, data_seed=7, remove_unused_columns=False,
         disable_tqdm=True, **overrides)
-    trainer = xla.trainer_class(Trainer)(
+    trainer = xla_trainer.trainer_class(Trainer)(
         model=model, args=args, train_dataset=features, data_collator=PadCollator(buckets=SEQ_BUCKETS),
         processing_class=tokenizer)
     trainer.train(resume_from_checkpoint=resume)
@@ -192,7 +192,7 @@ def test_bf16_plan_with_activation_checkpointing_trains(tmp_path, spmd, tokenize
     assert args.activation_checkpointing is False
     layers = model.get_base_model().model.layers
     assert all(layer.gradient_checkpointing for layer in layers)
-    trainer = xla.trainer_class(Trainer)(model=model, args=args, train_dataset=short,
+    trainer = xla_trainer.trainer_class(Trainer)(model=model, args=args, train_dataset=short,
                                          data_collator=PadCollator(buckets=(16,)))
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -154,7 +154,7 @@ def _make_trainer_class():
         def _get_train_sampler(self, train_dataset=None):
             if self._train_lengths is None:
                 return super()._get_train_sampler(train_dataset)
-            # Multi-host SPMD groups the slice's global order (xla.trainer_class sets length_group_size).
+            # Multi-host SPMD groups the slice's global order (xla_trainer sets length_group_size).
             group = getattr(self, "length_group_size", None) \
                 or self.args.train_batch_size * self.args.gradient_accumulation_steps
             return SeededLengthGroupedSampler(group, self._train_lengths, self.args.seed)
@@ -290,9 +290,9 @@ def _trainer_class(plan: AcceleratorPlan, extension):
     """GemmaTrainer, made XLA's (adapter-only checkpoints from process 0) on a TPU, and the extension's."""
     trainer = _make_trainer_class()
     if plan.device == "xla":
-        from . import xla
+        from . import xla_trainer
 
-        trainer = xla.trainer_class(trainer)
+        trainer = xla_trainer.trainer_class(trainer)
     return extension.trainer_class(trainer) if extension is not None else trainer
 
 

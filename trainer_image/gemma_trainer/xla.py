@@ -7,20 +7,20 @@ Importable everywhere (torch and torch_xla are imported lazily), so ``config.acc
 2. :func:`prepare_model`: a 1-D ``("fsdp",)`` mesh over every device of the slice; frozen base weights sharded
    along it (:func:`shard_model_fsdp_v2`), decoder outputs and logits sharded along the batch
    (:func:`shard_activations`, as transformers' ``xla_fsdp_v2`` does); LoRA weights stay replicated.
-3. :func:`trainer_class`: each host reads its own rows of every global batch (``api/plan.py`` defines the
-   batch: ``training.batchSize`` per TensorCore), checkpoints are adapter-only, gathered by every host and
-   written by global process 0 (``xla_hosts``: gloo host barrier, saves that cannot hang).
+3. :func:`gemma_trainer.xla_trainer.trainer_class`: each host reads its own rows of every global batch
+   (``api/plan.py`` defines the batch: ``training.batchSize`` per TensorCore), checkpoints are adapter-only,
+   gathered by every host and written by global process 0 (``xla_hosts``: gloo host barrier, saves that
+   cannot hang).
 
 Why not HF Trainer's own ``fsdp_config={"xla": True, "xla_fsdp_v2": True}``: in transformers 5.23 it never
 creates the optimizer, its checkpoints hold the whole model, and it shards the LoRA weights too.
-:func:`hf_fsdp_v2_overrides` keeps that recipe (and :func:`trainer_class` the optimizer fix) for methods that
-train every weight.
+:func:`hf_fsdp_v2_overrides` keeps that recipe (and ``xla_trainer.trainer_class`` the optimizer fix) for
+methods that train every weight.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
@@ -74,11 +74,12 @@ def training_args_overrides(spec) -> dict[str, Any]:
 
 
 def hf_fsdp_v2_overrides() -> dict[str, Any]:
-    """HF Trainer's own FSDPv2 recipe (huggingface gemma-peft blog), for a :func:`trainer_class` Trainer.
+    """HF Trainer's own FSDPv2 recipe (huggingface gemma-peft blog), for an ``xla_trainer.trainer_class``
+    Trainer.
 
     Not used by :func:`plan_for` (see the module docstring); kept for methods that train all weights, where
-    sharding the trainable weights and optimizer state is the point. Needs :func:`trainer_class` (optimizer
-    creation fix) and ``training_args_overrides``.
+    sharding the trainable weights and optimizer state is the point. Needs ``xla_trainer.trainer_class``
+    (optimizer creation fix) and ``training_args_overrides``.
     """
     return {
         "fsdp": True,
@@ -308,95 +309,3 @@ def barrier(tag: str) -> None:
     from .xla_hosts import host_barrier
 
     host_barrier(tag)
-
-
-# ---------------------------------------------------------------- Trainer mixin
-
-
-def trainer_class(base):
-    """A subclass of the HF ``Trainer`` subclass ``base`` for the SPMD path.
-
-    - each host reads its own rows of every global batch (``multihost.HostShardSampler``; the global order is
-      the same on every host), and the loader's ``minibatch`` input sharding assembles the hosts' rows into one
-      global batch sharded along ``fsdp``;
-    - checkpoints hold the adapter weights only; every host gathers the adapter and optimizer state (a collective
-      under SPMD), the writer (global process 0) alone writes (``xla_hosts``);
-    - with HF's own ``xla_fsdp_v2`` (:func:`hf_fsdp_v2_overrides`), the optimizer is created after wrapping
-      (transformers 5.23 skips it).
-    """
-    import torch_xla.distributed.spmd as xs
-
-    from . import multihost, xla_hosts
-
-    class XlaSpmdTrainer(base):
-        def __init__(self, *args, **kwargs):
-            ensure_spmd()
-            super().__init__(*args, **kwargs)
-            self._hosts = xla_hosts.host_count()
-            # The slice's global order is length-grouped by global optimizer step (train.GemmaTrainer reads it).
-            self.length_group_size = self.args.train_batch_size * self._hosts * self.args.gradient_accumulation_steps
-
-        def _host_sampler(self, sampler, per_host: int):
-            if self._hosts <= 1 or sampler is None:
-                return sampler
-            return multihost.HostShardSampler(sampler, per_host * self._hosts, per_host, process_rank()[0])
-
-        def _get_train_sampler(self, train_dataset=None):
-            return self._host_sampler(super()._get_train_sampler(train_dataset), self.args.train_batch_size)
-
-        def _get_eval_sampler(self, eval_dataset):
-            return self._host_sampler(super()._get_eval_sampler(eval_dataset), self.args.eval_batch_size)
-
-        def _shard_inputs(self, loader, batch_size: int):
-            import torch_xla.distributed.parallel_loader as pl
-
-            if getattr(self, "is_fsdp_xla_v2_enabled", False) or not isinstance(loader, pl.MpDeviceLoader):
-                return loader  # HF's own FSDPv2 sets the input sharding itself
-            mesh = xs.get_global_mesh() or spmd_mesh()
-            n = mesh.shape()[FSDP_AXIS]
-            if (batch_size * self._hosts) % n:
-                log.warning("xla: global batch %d is not a multiple of %d devices: batches are replicated, not "
-                            "sharded (training.batchSize is per device)", batch_size * self._hosts, n)
-                return loader
-            # minibatch: each host's batch is its part of the global batch (its own rows), not the whole.
-            loader._parallel_loader_kwargs["input_sharding"] = xs.ShardingSpec(mesh, (FSDP_AXIS, None),
-                                                                               minibatch=True)
-            return loader
-
-        def get_train_dataloader(self):
-            return self._shard_inputs(super().get_train_dataloader(), self.args.train_batch_size)
-
-        def get_eval_dataloader(self, eval_dataset=None):
-            return self._shard_inputs(super().get_eval_dataloader(eval_dataset), self.args.eval_batch_size)
-
-        def _wrap_model(self, model, training=True, dataloader=None):
-            wrapped = super()._wrap_model(model, training, dataloader)
-            if training and getattr(self, "is_fsdp_xla_enabled", False) and self.optimizer is None \
-                    and wrapped is not self.model:
-                self.create_optimizer(wrapped)
-            return wrapped
-
-        def save_model(self, output_dir=None, _internal_call=False):
-            model = self.accelerator.unwrap_model(self.model)
-            if not hasattr(model, "peft_config"):
-                return super().save_model(output_dir, _internal_call)
-            output_dir = output_dir or self.args.output_dir
-            cpu_state = xla_hosts.trainable_to_cpu(model)  # every host: the gather is a collective
-            if is_writer():
-                os.makedirs(output_dir, exist_ok=True)
-                model.save_pretrained(output_dir, state_dict=cpu_state, is_main_process=True)
-                if self.processing_class is not None:
-                    self.processing_class.save_pretrained(output_dir)
-            return None
-
-        def _save_optimizer_and_scheduler(self, output_dir):
-            import torch
-            from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME
-
-            writer = is_writer()
-            xla_hosts.save_state(self.optimizer.state_dict(), os.path.join(output_dir, OPTIMIZER_NAME), writer)
-            if writer:
-                torch.save(self.lr_scheduler.state_dict(), os.path.join(output_dir, SCHEDULER_NAME))
-
-    XlaSpmdTrainer.__name__ = XlaSpmdTrainer.__qualname__ = f"XlaSpmd{base.__name__}"
-    return XlaSpmdTrainer
