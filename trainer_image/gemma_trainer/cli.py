@@ -58,7 +58,14 @@ def _expected_errors():
 
 def train_main(args: argparse.Namespace) -> int:
     """Entry point of ``gemmaft train`` (args.file, args.output_uri, args.max_steps)."""
+    from .train import invocation_scratch
+
     setup_logging()
+    with invocation_scratch():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
     try:
         from .config import accelerator_plan, load_run_config
