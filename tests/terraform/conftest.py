@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.terraform.parse import TF, _load
+from tests.terraform.parse import TF, load_hcl
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def tf() -> dict[str, Any]:
     merged: dict[str, Any] = {"variable": {}, "output": {}, "locals": {}, "resource": {}, "data": {},
                               "module": {}, "terraform": [], "files": {}}
     for path in sorted(TF.glob("*.tf")):
-        doc = _load(path)
+        doc = load_hcl(path)
         merged["files"][path.name] = path.read_text()
         for block in doc.get("variable", []):
             merged["variable"].update(block)

@@ -17,41 +17,41 @@ CHART = REPO / "charts" / "gemma-finetune-operator"
 EXAMPLE_TFVARS = TF / "examples" / "terraform.tfvars.example"
 
 
-def _unquote(value: Any) -> Any:
+def unquote(value: Any) -> Any:
     """python-hcl2 8 keeps the quotes of string literals and marks blocks; return plain Python values."""
     if isinstance(value, dict):
-        return {_unquote(k): _unquote(v) for k, v in value.items() if not k.startswith("__")}
+        return {unquote(k): unquote(v) for k, v in value.items() if not k.startswith("__")}
     if isinstance(value, list):
-        return [_unquote(v) for v in value]
+        return [unquote(v) for v in value]
     if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
         return value[1:-1].replace('\\"', '"')
     return value
 
 
-def _load(path: Path) -> dict[str, Any]:
+def load_hcl(path: Path) -> dict[str, Any]:
     with path.open() as f:
-        return _unquote(hcl2.load(f))
+        return unquote(hcl2.load(f))
 
 
-def _res(tf: dict, rtype: str, name: str) -> dict:
+def tf_resource(tf: dict, rtype: str, name: str) -> dict:
     assert (rtype, name) in tf["resource"], f"missing resource {rtype}.{name}"
     return tf["resource"][(rtype, name)]
 
 
-def _one(body: dict, block: str) -> dict:
+def single_block(body: dict, block: str) -> dict:
     """The single nested block `block` of a resource body."""
     blocks = body.get(block)
     assert isinstance(blocks, list) and len(blocks) == 1, f"expected one {block} block, got {blocks!r}"
     return blocks[0]
 
 
-def _resolve(tf: dict, value: Any) -> Any:
+def resolve_local(tf: dict, value: Any) -> Any:
     """Follow a bare `${local.NAME}` reference to its literal value in locals.tf."""
     m = re.fullmatch(r"\$\{local\.(\w+)\}", value) if isinstance(value, str) else None
-    return _resolve(tf, tf["locals"][m.group(1)]) if m else value
+    return resolve_local(tf, tf["locals"][m.group(1)]) if m else value
 
 
-def _allowed(tf: dict, name: str) -> list:
+def allowed_values(tf: dict, name: str) -> list:
     """The list in a variable's `contains([...], var.NAME)` validation."""
     for v in tf["variable"][name].get("validation", []):
         m = re.search(r"contains\((\[[^\]]*\]),\s*var\." + name + r"\)", v["condition"])

@@ -11,24 +11,32 @@ import yaml
 from gemma_operator.api import facts
 
 from tests.conftest import REPO
-from tests.terraform.parse import EXAMPLE_TFVARS, TF, _allowed, _load, _one, _res, _resolve
+from tests.terraform.parse import (
+    EXAMPLE_TFVARS,
+    TF,
+    allowed_values,
+    load_hcl,
+    resolve_local,
+    single_block,
+    tf_resource,
+)
 
 
 def test_cluster_is_standard_with_workload_identity_and_private_nodes(tf):
-    c = _res(tf, "google_container_cluster", "this")
-    assert _one(c, "workload_identity_config")["workload_pool"] == "${var.project_id}.svc.id.goog"
+    c = tf_resource(tf, "google_container_cluster", "this")
+    assert single_block(c, "workload_identity_config")["workload_pool"] == "${var.project_id}.svc.id.goog"
     assert c["remove_default_node_pool"] is True
     assert "enable_autopilot" not in c
-    assert _one(c, "release_channel")["channel"] == "${var.release_channel}"
-    assert set(_allowed(tf, "release_channel")) == {"RAPID", "REGULAR", "STABLE"}
-    private = _one(c, "private_cluster_config")
+    assert single_block(c, "release_channel")["channel"] == "${var.release_channel}"
+    assert set(allowed_values(tf, "release_channel")) == {"RAPID", "REGULAR", "STABLE"}
+    private = single_block(c, "private_cluster_config")
     assert private["enable_private_nodes"] is True
-    assert c["networking_mode"] == "VPC_NATIVE" and _one(c, "ip_allocation_policy")
+    assert c["networking_mode"] == "VPC_NATIVE" and single_block(c, "ip_allocation_policy")
     assert c["enable_legacy_abac"] is False
-    assert _one(_one(c, "master_auth"), "client_certificate_config")["issue_client_certificate"] is False
-    addons = _one(c, "addons_config")
-    assert _one(addons, "gcs_fuse_csi_driver_config")["enabled"] == "${var.enable_gcs_fuse_csi_driver}"
-    assert _one(_one(c, "node_config"), "workload_metadata_config")["mode"] == "GKE_METADATA"
+    assert single_block(single_block(c, "master_auth"), "client_certificate_config")["issue_client_certificate"] is False
+    addons = single_block(c, "addons_config")
+    assert single_block(addons, "gcs_fuse_csi_driver_config")["enabled"] == "${var.enable_gcs_fuse_csi_driver}"
+    assert single_block(single_block(c, "node_config"), "workload_metadata_config")["mode"] == "GKE_METADATA"
 
 
 NODE_POOL_MODULE = TF / "modules" / "node-pool"
@@ -40,7 +48,7 @@ def pool_module() -> dict[str, Any]:
     """The node-pool module: its one google_container_node_pool and its variables."""
     merged: dict[str, Any] = {"resource": {}, "variable": {}}
     for path in sorted(NODE_POOL_MODULE.glob("*.tf")):
-        doc = _load(path)
+        doc = load_hcl(path)
         for block in doc.get("resource", []):
             for rtype, by_name in block.items():
                 merged["resource"].update({(rtype, n): b for n, b in by_name.items()})
@@ -64,7 +72,7 @@ def test_one_node_pool_module_no_copies(tf, pool_module):
     shared = tf["locals"]["node_pool_cluster"]
     assert shared["name"] == "${google_container_cluster.this.name}"
     assert shared["service_account"] == "${google_service_account.nodes.email}"
-    assert _resolve(tf, shared["image_type"]) == "COS_CONTAINERD"
+    assert resolve_local(tf, shared["image_type"]) == "COS_CONTAINERD"
     assert shared["region"] == "${var.region}" and shared["location"] == "${var.cluster_location}"
     for name in POOLS:
         call = _pool(tf, name)
@@ -75,21 +83,21 @@ def test_one_node_pool_module_no_copies(tf, pool_module):
 
 def test_the_module_hardens_every_pool(pool_module):
     p = pool_module["resource"][("google_container_node_pool", "this")]
-    nc = _one(p, "node_config")
-    assert _one(nc, "workload_metadata_config")["mode"] == "GKE_METADATA"
-    shielded = _one(nc, "shielded_instance_config")
+    nc = single_block(p, "node_config")
+    assert single_block(nc, "workload_metadata_config")["mode"] == "GKE_METADATA"
+    shielded = single_block(nc, "shielded_instance_config")
     assert shielded["enable_secure_boot"] is True and shielded["enable_integrity_monitoring"] is True
-    mgmt = _one(p, "management")
+    mgmt = single_block(p, "management")
     assert mgmt["auto_repair"] is True and mgmt["auto_upgrade"] is True
     [taint] = [d["taint"] for d in nc["dynamic"] if "taint" in d]
-    assert _one(taint, "content") == {"key": "${taint.value}", "value": "present", "effect": "NO_SCHEDULE"}
+    assert single_block(taint, "content") == {"key": "${taint.value}", "value": "present", "effect": "NO_SCHEDULE"}
     [placement] = [d["placement_policy"] for d in p["dynamic"] if "placement_policy" in d]
-    assert _one(placement, "content") == {"type": "COMPACT", "tpu_topology": "${placement_policy.value}"}
+    assert single_block(placement, "content") == {"type": "COMPACT", "tpu_topology": "${placement_policy.value}"}
     [gpu] = [d["guest_accelerator"] for d in nc["dynamic"] if "guest_accelerator" in d]
-    driver = _one(_one(gpu, "content"), "gpu_driver_installation_config")
+    driver = single_block(single_block(gpu, "content"), "gpu_driver_installation_config")
     assert driver["gpu_driver_version"] == "${guest_accelerator.value.driver_version}"
     # Every zone of a pool must lie in the cluster's region (a precondition: the plan fails with the reason).
-    rules = " ".join(r["condition"] for r in _one(p, "lifecycle")["precondition"])
+    rules = " ".join(r["condition"] for r in single_block(p, "lifecycle")["precondition"])
     assert "var.node_locations" in rules and "var.cluster.region" in rules
 
 
@@ -102,20 +110,20 @@ def test_t4_pool(tf):
     acc = p["gpu"]
     assert acc["type"] == "nvidia-tesla-t4" and acc["type"] in facts.ACCELERATORS
     assert acc["count"] == "${var.t4_gpus_per_node}"
-    assert sorted(_allowed(tf, "t4_gpus_per_node")) == sorted(facts.T4_COUNTS)
+    assert sorted(allowed_values(tf, "t4_gpus_per_node")) == sorted(facts.T4_COUNTS)
     assert acc["driver_version"] == "${var.t4_gpu_driver_version}"
-    assert sorted(_allowed(tf, "t4_gpu_driver_version")) == ["DEFAULT", "LATEST"]
+    assert sorted(allowed_values(tf, "t4_gpu_driver_version")) == ["DEFAULT", "LATEST"]
     assert p["autoscaling"] == {"min_nodes": 0, "max_nodes": "${var.t4_max_nodes}"}
     assert p["spot"] == "${var.t4_spot}"
     assert p["taint_key"] == facts.ACCELERATORS["nvidia-tesla-t4"].taint_key
-    check = _res(tf, "terraform_data", "t4_machine_fits_gpus")
-    assert "t4_gpus_per_node < 4" in _one(check, "lifecycle")["precondition"][0]["condition"]
+    check = tf_resource(tf, "terraform_data", "t4_machine_fits_gpus")
+    assert "t4_gpus_per_node < 4" in single_block(check, "lifecycle")["precondition"][0]["condition"]
 
 
 def test_tpu_v3_single_host_pool(tf):
     p = _pool(tf, "tpu_v3_single_host_pool")
     assert p["count"] == "${var.enable_tpu_v3_single_host ? 1 : 0}"
-    assert _resolve(tf, p["machine_type"]) == "ct3-hightpu-4t"
+    assert resolve_local(tf, p["machine_type"]) == "ct3-hightpu-4t"
     assert "tpu_topology" not in p, "a single-host v3-8 needs no slice placement"
     assert p["autoscaling"]["min_nodes"] == 0
     assert p["spot"] == "${var.tpu_spot}"
@@ -126,7 +134,7 @@ def test_tpu_v3_single_host_pool(tf):
 def test_tpu_v3_slice_pool_is_compact_with_one_node_per_host(tf):
     p = _pool(tf, "tpu_v3_slice_pool")
     assert p["count"] == "${var.enable_tpu_v3_slice ? 1 : 0}"
-    assert _resolve(tf, p["machine_type"]) == "ct3p-hightpu-4t"
+    assert resolve_local(tf, p["machine_type"]) == "ct3p-hightpu-4t"
     assert p["tpu_topology"] == "${var.tpu_v3_slice_topology}"
     assert p["node_count"] == "${local.tpu_v3_slice_hosts}"
     assert "autoscaling" not in p, "a slice is usable only whole: fixed node_count"
@@ -139,11 +147,11 @@ def test_each_tpu_pool_has_its_own_zone_from_the_v3_zone_table(tf):
     """v3-32+ slices exist only in europe-west4-a: one zone for both pools (defaulting to us-central1-b) made the
     slice pool impossible to create."""
     assert "tpu_zone" not in tf["variable"]
-    assert sorted(_allowed(tf, "tpu_v3_single_host_zone")) == sorted(facts.TPU_V3_ZONES["single_host"])
-    assert _allowed(tf, "tpu_v3_slice_zone") == list(facts.TPU_V3_ZONES["slice"]) == ["europe-west4-a"]
+    assert sorted(allowed_values(tf, "tpu_v3_single_host_zone")) == sorted(facts.TPU_V3_ZONES["single_host"])
+    assert allowed_values(tf, "tpu_v3_slice_zone") == list(facts.TPU_V3_ZONES["slice"]) == ["europe-west4-a"]
     for name in ("tpu_v3_single_host_zone", "tpu_v3_slice_zone"):
-        assert tf["variable"][name]["default"] in _allowed(tf, name)
-    example = _load(EXAMPLE_TFVARS)
+        assert tf["variable"][name]["default"] in allowed_values(tf, name)
+    example = load_hcl(EXAMPLE_TFVARS)
     assert example["tpu_v3_slice_zone"].startswith(example["region"] + "-")
     assert example["tpu_v3_single_host_zone"].startswith(example["region"] + "-")
 
@@ -170,19 +178,19 @@ def test_first_apply_installs_no_chart_and_namespaces_match_the_examples(tf):
     """The images do not exist before the first apply: installing the chart then fails. Workload Identity must
     bind the namespace the guide and the examples use."""
     assert tf["variable"]["install_operator"]["default"] is False
-    assert _load(EXAMPLE_TFVARS)["install_operator"] is False
+    assert load_hcl(EXAMPLE_TFVARS)["install_operator"] is False
     namespaces = set(tf["variable"]["trainer_namespaces"]["default"])
     gke_examples = [yaml.safe_load(p.read_text()) for p in (REPO / "examples").glob("*.yaml")]
     example_namespaces = {d["metadata"]["namespace"] for d in gke_examples if d["spec"]["accelerator"]["type"] != "cpu"}
     assert namespaces == example_namespaces == {"ml"}
-    assert _load(EXAMPLE_TFVARS)["trainer_namespaces"] == ["ml"]
+    assert load_hcl(EXAMPLE_TFVARS)["trainer_namespaces"] == ["ml"]
 
 
 def test_tpu_topologies_and_hosts_match_the_api_facts(tf):
     multi_host = {t: topo for t, topo in facts.TPU_V3_TOPOLOGIES.items() if topo.multi_host}
     chips = tf["locals"]["tpu_v3_slice_chips"]
     assert chips == {t: topo.chips for t, topo in multi_host.items()}
-    assert sorted(_allowed(tf, "tpu_v3_slice_topology")) == sorted(multi_host)
+    assert sorted(allowed_values(tf, "tpu_v3_slice_topology")) == sorted(multi_host)
     assert tf["locals"]["tpu_v3_chips_per_host"] == facts.CHIPS_PER_TPU_V3_HOST
     assert tf["locals"]["tpu_v3_slice_hosts"] == (
         "${local.tpu_v3_slice_chips[var.tpu_v3_slice_topology] / local.tpu_v3_chips_per_host}")

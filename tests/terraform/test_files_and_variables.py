@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.terraform.parse import EXAMPLE_TFVARS, TF, _allowed, _load
+from tests.terraform.parse import EXAMPLE_TFVARS, TF, allowed_values, load_hcl
 
 EXPECTED_FILES = {
     "versions.tf", "providers.tf", "variables.tf", "outputs.tf", "locals.tf", "apis.tf", "network.tf",
@@ -69,12 +69,12 @@ def test_outputs_have_descriptions(tf):
 
 
 def test_example_tfvars_sets_only_declared_variables_with_allowed_values(tf):
-    example = _load(EXAMPLE_TFVARS)
+    example = load_hcl(EXAMPLE_TFVARS)
     declared = set(tf["variable"])
     assert set(example) - declared == set(), "example sets undeclared variables"
     required = {n for n, v in tf["variable"].items() if "default" not in v}
     assert required <= set(example), f"example misses required variables {sorted(required - set(example))}"
     for name in ("t4_gpus_per_node", "t4_gpu_driver_version", "tpu_v3_slice_topology", "release_channel"):
         if name in example:
-            assert example[name] in _allowed(tf, name), name
+            assert example[name] in allowed_values(tf, name), name
     assert re.fullmatch(r"n1-[a-z]+-\d+", example["t4_machine_type"])

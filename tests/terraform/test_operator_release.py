@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.terraform.parse import CHART, TF, _res
+from tests.terraform.parse import CHART, TF, tf_resource
 
 # What each expression in local.operator_values stands for in a sample apply.
 SAMPLE = {
@@ -49,7 +49,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def test_helm_release_installs_the_local_chart_when_enabled(tf):
-    h = _res(tf, "helm_release", "operator")
+    h = tf_resource(tf, "helm_release", "operator")
     assert h["count"] == "${var.install_operator ? 1 : 0}"
     assert h["chart"] == "${path.module}/../charts/gemma-finetune-operator"
     assert (TF / ".." / "charts" / "gemma-finetune-operator" / "Chart.yaml").resolve().is_file()
