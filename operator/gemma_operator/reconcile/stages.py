@@ -89,6 +89,12 @@ def teacher_source(ft: GemmaFineTune, source: dict[str, Any] | None,
     return resolve_teacher(spec, source_ft.spec, adapter), "TeacherConfigured", f"teacher: adapter of {name}"
 
 
+def reached_student(status: dict[str, Any], run: str) -> bool:
+    """Whether ``status`` records run ``run`` in its student stage (it stays there: committed teacher outputs
+    never change)."""
+    return status.get("stage") == STUDENT and status.get("runId") == run
+
+
 def plan_stage(ft: GemmaFineTune, namespace: str, source: dict[str, Any] | None,
                teacher_progress: RunProgress | None, prev: dict[str, Any] | None = None) -> StagePlan:
     """The stage the fine-tune's current run is in, and the run config of that stage's Job. ``prev``: the last
@@ -98,8 +104,8 @@ def plan_stage(ft: GemmaFineTune, namespace: str, source: dict[str, Any] | None,
     if teacher is None:
         return StagePlan(WAITING, reason, message, stalled=reason == "TeacherMismatch")
     base = RunConfig.for_finetune(ft, teacher=teacher, namespace=namespace)
-    reached = bool(prev) and prev.get("stage") == STUDENT and prev.get("runId") == base.run_id
-    if reached or (teacher_progress is not None and teacher_progress.state == "completed"):
+    committed = teacher_progress is not None and teacher_progress.state == "completed"
+    if committed or reached_student(prev or {}, base.run_id):
         return StagePlan(STUDENT, "TeacherCommitted", f"teacher outputs committed at {base.teacher_uri}",
                          base.model_copy(update={"stage": "student"}))
     done = f"{teacher_progress.step} of {teacher_progress.total_steps} shards committed" \
@@ -173,7 +179,7 @@ def source_name(body: dict[str, Any]) -> str | None:
 def teacher_progress_matters(status: dict[str, Any], run: str) -> bool:
     """Whether the teacher's progress.json can change the decision: not once this run reached its student stage
     (committed teacher outputs never change; status keeps the teacher's counts)."""
-    return not (status.get("stage") == STUDENT and status.get("runId") == run)
+    return not reached_student(status, run)
 
 
 # A teacher Job that ended before its outputs show as committed: the commit lives in storage, which no watch sees,
