@@ -57,7 +57,7 @@ def slice_crashed(job: JobView, pods: list[PodView]) -> bool:
     return any(p.failed for p in lost) or (job.failed and not lost and job.failed_reason != "DeadlineExceeded")
 
 
-def count(job: JobView, pods: list[PodView], recorded: dict[str, Any]) -> Counts:
+def count(job: JobView, pods: list[PodView], recorded: Counts) -> Counts:
     """Preemptions and failures of the run so far (``recorded``: the counts in status, which pods may outlive)."""
     mine = [p for p in pods if p.job == job.name]
     preempted = tuple(p.name for p in mine if p.preempted)
@@ -68,8 +68,7 @@ def count(job: JobView, pods: list[PodView], recorded: dict[str, Any]) -> Counts
         failures, lost = sum(1 for p in mine if p.failed), len(preempted)
     preemptions = _base(job, ANN_PREEMPTIONS) + lost
     failures += _base(job, ANN_FAILURES)
-    before = Counts.recorded(recorded)
-    return Counts(max(preemptions, before.preemptions), max(failures, before.failures), preempted)
+    return Counts(max(preemptions, recorded.preemptions), max(failures, recorded.failures), preempted)
 
 
 def _failed(job: JobView, pods: list[PodView]) -> Verdict:

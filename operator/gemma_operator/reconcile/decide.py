@@ -179,8 +179,9 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
     """Judge the recorded Job; restart the slice, apply live edits."""
     status.update(jobName=job.name, attempt=job.attempt)
     status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": run.job_stage}
-    counts = attempts.count(job, pods, status.get("restarts") or {})
-    before = Counts.recorded(status.get("restarts")).preemptions
+    recorded = Counts.recorded(status.get("restarts"))
+    counts = attempts.count(job, pods, recorded)
+    before = recorded.preemptions
     if counts.preemptions > before:
         d.new_preemptions = counts.preemptions - before
         lost = ", ".join(counts.preempted_pods) or "a trainer pod"
