@@ -19,12 +19,12 @@ from .storage import (
     NotFound,
     StorageError,
     Store,
-    _check_rel,
-    _download_with,
-    _hint,
-    _join,
-    _local_files,
-    _under,
+    access_hint,
+    checked_key,
+    download_one_by_one,
+    files_below,
+    join_key,
+    key_is_under,
 )
 
 _clients: dict[tuple, object] = {}
@@ -51,7 +51,7 @@ def gcs_client():
             else:
                 client = storage.Client()
         except Exception as e:  # DefaultCredentialsError and friends
-            raise StorageError(f"cannot create a Cloud Storage client: {e}; {_hint()}") from e
+            raise StorageError(f"cannot create a Cloud Storage client: {e}; {access_hint()}") from e
         _clients[key] = client
         return client
 
@@ -82,7 +82,7 @@ class GcsStore(Store):
         return DEFAULT_RETRY.with_timeout(self.retry_timeout)
 
     def _key(self, rel: str) -> str:
-        return _join(self.prefix, _check_rel(rel))
+        return join_key(self.prefix, checked_key(rel))
 
     def _bucket_exists(self) -> bool | None:
         """Whether the bucket exists, judged by listing (needs only storage.objects.list); None if unknown."""
@@ -107,14 +107,14 @@ class GcsStore(Store):
         if isinstance(e, gexc.NotFound):
             if self._bucket_exists() is False:
                 return StorageError(f"{url}: cannot {what}: bucket gs://{self.bucket_name} does not exist; "
-                                    f"{_hint()}", uri=url)
+                                    f"{access_hint()}", uri=url)
             return NotFound(f"{url}: no such object", uri=url)
         if isinstance(e, gexc.PreconditionFailed):
             return StorageError(f"{url}: cannot {what}: the object already exists (precondition failed)", uri=url)
         if isinstance(e, gexc.Forbidden | gexc.Unauthorized):
-            return StorageError(f"{url}: cannot {what}: permission denied ({e.code} {e.message}); {_hint()}",
+            return StorageError(f"{url}: cannot {what}: permission denied ({e.code} {e.message}); {access_hint()}",
                                 uri=url)
-        return StorageError(f"{url}: cannot {what}: {type(e).__name__}: {e}; {_hint()}", uri=url)
+        return StorageError(f"{url}: cannot {what}: {type(e).__name__}: {e}; {access_hint()}", uri=url)
 
     # -- Store
 
@@ -130,7 +130,7 @@ class GcsStore(Store):
 
     def write_bytes(self, rel: str, data: bytes, *, if_absent: bool = False) -> None:
         key = self._key(rel)
-        if not _check_rel(rel) and not self.prefix:
+        if not checked_key(rel) and not self.prefix:
             raise StorageError(f"{self.uri}: cannot write an object at the bucket root")
         kwargs = {"if_generation_match": 0, "retry": self._retry(conditional=True)} if if_absent else {
             "retry": self._retry()}
@@ -163,7 +163,7 @@ class GcsStore(Store):
                 self.bucket_name, prefix=folder or None, timeout=self.timeout, retry=self._retry())]
         except Exception as e:
             raise self._error(e, "list", folder + "/") from e
-        return sorted(n for n in names if not n.endswith("/") and _under(n, folder))
+        return sorted(n for n in names if not n.endswith("/") and key_is_under(n, folder))
 
     def _rel(self, name: str) -> str:
         return name[len(self.prefix):].lstrip("/") if self.prefix else name
@@ -188,7 +188,7 @@ class GcsStore(Store):
     def upload_dir(self, local_dir: str | Path, rel_prefix: str = "", workers: int = 8) -> list[str]:
         from google.cloud.storage import transfer_manager
 
-        files = _local_files(local_dir)
+        files = files_below(local_dir)
         folder = self._key(rel_prefix)
         if not files:
             return []
@@ -202,7 +202,7 @@ class GcsStore(Store):
         except Exception as e:
             raise self._error(e, "upload", folder + "/") from e
         self._check_results(results, files, "upload", folder)
-        return [self._rel(_join(folder, f)) for f in files]
+        return [self._rel(join_key(folder, f)) for f in files]
 
     def download_dir(self, rel_prefix: str, local_dir: str | Path, workers: int = 8) -> list[str]:
         from google.cloud.storage import transfer_manager
@@ -214,7 +214,7 @@ class GcsStore(Store):
                            uri=f"gs://{self.bucket_name}/{folder}")
         rels = [n[len(folder):].lstrip("/") if folder else n for n in names]
         if "" in rels:  # the prefix is itself an object: download it by its base name
-            return _download_with(self, rel_prefix, local_dir)
+            return download_one_by_one(self, rel_prefix, local_dir)
         Path(local_dir).mkdir(parents=True, exist_ok=True)
         try:
             results = transfer_manager.download_many_to_path(
@@ -236,7 +236,7 @@ class GcsStore(Store):
                                f"{len(names)} files", uri=self.uri)
         failed = [(n, r) for n, r in zip(names, results, strict=True) if isinstance(r, BaseException)]
         if failed:
-            first = self._error(failed[0][1], what, _join(folder, failed[0][0]))
+            first = self._error(failed[0][1], what, join_key(folder, failed[0][0]))
             listed = ", ".join(n for n, _ in failed[:10]) + (" ..." if len(failed) > 10 else "")
             raise StorageError(f"gs://{self.bucket_name}/{folder}: {what} failed for {len(failed)} of "
                                f"{len(names)} files ({listed}); first error: {first}", uri=self.uri) from failed[0][1]

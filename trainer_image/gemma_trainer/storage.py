@@ -35,7 +35,8 @@ class NotFound(StorageError):
     """The key (or folder) does not exist."""
 
 
-def _hint() -> str:
+def access_hint() -> str:
+    """What to check when a bucket cannot be reached (the emulator, or Workload Identity and its role)."""
     if os.environ.get(EMULATOR_ENV):
         return (f"check that the bucket exists on the storage emulator at {EMULATOR_ENV}="
                 f"{os.environ[EMULATOR_ENV]} and that the emulator is running")
@@ -44,11 +45,13 @@ def _hint() -> str:
             f"GOOGLE_APPLICATION_CREDENTIALS; for a local emulator set {EMULATOR_ENV}")
 
 
-def _join(*parts: str) -> str:
+def join_key(*parts: str) -> str:
+    """``parts`` joined with single slashes, empty parts skipped."""
     return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
 
 
-def _check_rel(rel: str) -> str:
+def checked_key(rel: str) -> str:
+    """``rel`` as a storage key (forward slashes, no leading or trailing one); StorageError for '.' or '..'."""
     rel = rel.replace("\\", "/").strip("/")
     if any(part in ("..", ".") for part in rel.split("/")):
         raise StorageError(f"invalid key {rel!r}: '.' and '..' are not allowed in storage keys")
@@ -102,14 +105,15 @@ class Store(ABC):
 
     def url(self, rel: str = "") -> str:
         """The URI of a key below this store."""
-        rel = _check_rel(rel)
+        rel = checked_key(rel)
         return self.uri.rstrip("/") + ("/" + rel if rel else "")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
 
 
-def _under(key: str, prefix: str) -> bool:
+def key_is_under(key: str, prefix: str) -> bool:
+    """Whether ``key`` is ``prefix`` itself or below the folder ``prefix`` (every key is under an empty one)."""
     return not prefix or key == prefix or key.startswith(prefix + "/")
 
 
@@ -124,7 +128,7 @@ class LocalStore(Store):
         self.uri = str(self.root)
 
     def _path(self, rel: str) -> Path:
-        rel = _check_rel(rel)
+        rel = checked_key(rel)
         return self.root / rel if rel else self.root
 
     def child(self, rel: str) -> LocalStore:
@@ -141,7 +145,7 @@ class LocalStore(Store):
 
     def write_bytes(self, rel: str, data: bytes, *, if_absent: bool = False) -> None:
         path = self._path(rel)
-        if not _check_rel(rel):
+        if not checked_key(rel):
             raise StorageError(f"{path}: cannot write an object at the store root")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +178,7 @@ class LocalStore(Store):
         return self._path(rel).is_file()
 
     def list(self, prefix: str = "") -> list[str]:
-        prefix = _check_rel(prefix)
+        prefix = checked_key(prefix)
         base = self._path(prefix)
         if base.is_file():
             return [prefix]
@@ -189,7 +193,7 @@ class LocalStore(Store):
         return sorted(keys)
 
     def delete_prefix(self, prefix: str) -> int:
-        prefix = _check_rel(prefix)
+        prefix = checked_key(prefix)
         keys = self.list(prefix)
         base = self._path(prefix)
         try:
@@ -206,19 +210,20 @@ class LocalStore(Store):
         return len(keys)
 
     def upload_dir(self, local_dir: str | Path, rel_prefix: str = "", workers: int = 8) -> list[str]:
-        files = _local_files(local_dir)
+        files = files_below(local_dir)
         keys = []
         for rel in files:
-            key = _join(_check_rel(rel_prefix), rel)
+            key = join_key(checked_key(rel_prefix), rel)
             self.write_bytes(key, (Path(local_dir) / rel).read_bytes())
             keys.append(key)
         return keys
 
     def download_dir(self, rel_prefix: str, local_dir: str | Path, workers: int = 8) -> list[str]:
-        return _download_with(self, rel_prefix, local_dir)
+        return download_one_by_one(self, rel_prefix, local_dir)
 
 
-def _local_files(local_dir: str | Path) -> list[str]:
+def files_below(local_dir: str | Path) -> list[str]:
+    """Every file below ``local_dir``, as sorted relative POSIX paths (StorageError when it is no folder)."""
     root = Path(local_dir)
     if not root.is_dir():
         raise StorageError(f"{root}: not a directory, nothing to upload", uri=str(root))
@@ -229,8 +234,9 @@ def _local_files(local_dir: str | Path) -> list[str]:
     return sorted(out)
 
 
-def _download_with(store: Store, rel_prefix: str, local_dir: str | Path) -> list[str]:
-    rel_prefix = _check_rel(rel_prefix)
+def download_one_by_one(store: Store, rel_prefix: str, local_dir: str | Path) -> list[str]:
+    """Every object below ``rel_prefix`` of ``store`` read and written into ``local_dir``; their relative paths."""
+    rel_prefix = checked_key(rel_prefix)
     keys = store.list(rel_prefix)
     if not keys:
         raise NotFound(f"{store.url(rel_prefix)}: nothing to download (no objects under it)",
