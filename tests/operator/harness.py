@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from gemma_operator.local.cluster import kubectl_cache_dir
+from gemma_operator.local.cluster import kubectl_flags
 from gemma_operator.local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
 from gemma_operator.local.processes import free_port  # noqa: F401
 
@@ -34,7 +34,7 @@ def wait_for(check: Callable[[], Any], timeout: float = 20, what: str = "conditi
 
 def kubectl_command(kubeconfig: Path, *args: str) -> list[str]:
     """kubectl against the server of ``kubeconfig``, with a discovery cache of that server's own."""
-    return [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(kubectl_cache_dir(kubeconfig)), *args]
+    return [KUBECTL, *kubectl_flags(kubeconfig), *args]
 
 
 def kubectl(kubeconfig: Path, *args: str, input_obj: Any = None, check: bool = True) -> subprocess.CompletedProcess:

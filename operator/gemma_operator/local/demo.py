@@ -28,7 +28,7 @@ import yaml
 
 from gemma_operator.render.settings import RenderSettings
 
-from .cluster import LocalCluster, kubectl_cache_dir
+from .cluster import LocalCluster, kubectl_cache_dir, kubectl_flags
 from .gcs import local_gcs
 from .pods import ProcessRunner
 from .processes import OperatorProcess
@@ -110,8 +110,7 @@ def apply(cluster: LocalCluster, kubeconfig: Path, manifest: dict[str, Any]) -> 
     """``kubectl apply`` when kubectl is installed, else a plain create through the API."""
     kubectl = shutil.which("kubectl")
     if kubectl:
-        out = subprocess.run([kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(kubectl_cache_dir(kubeconfig)),
-                              "apply", "--validate=false", "-f", "-"], check=False,
+        out = subprocess.run([kubectl, *kubectl_flags(kubeconfig), "apply", "--validate=false", "-f", "-"], check=False,
                              input=yaml.safe_dump(manifest), capture_output=True, text=True, timeout=60)
         if out.returncode != 0:
             raise RuntimeError(f"kubectl apply failed: {out.stderr.strip()}")

@@ -39,11 +39,11 @@ writes are serialised. Objects live in memory and vanish with the process.
 
 from .controllers import ClusterEmulator, PodRunner, SchedulingOnly
 from .jobs import INDEX_KEY
-from .local import LocalCluster, kubectl_cache_dir
+from .local import LocalCluster, kubectl_cache_dir, kubectl_flags
 from .nodes import NodePool
 from .objects import RESOURCES
 from .server import Fault
 from .store import merge_patch
 
 __all__ = ["INDEX_KEY", "RESOURCES", "ClusterEmulator", "Fault", "LocalCluster", "NodePool", "PodRunner",
-           "SchedulingOnly", "kubectl_cache_dir", "merge_patch"]
+           "SchedulingOnly", "kubectl_cache_dir", "kubectl_flags", "merge_patch"]

@@ -104,8 +104,9 @@ class LocalCluster:
         return str(self._server.url).rstrip("/")
 
     def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default") -> pathlib.Path:
-        """A kubeconfig for this server. Run kubectl with ``--cache-dir kubectl_cache_dir(path)`` (or
-        ``KUBECACHEDIR``): its default discovery cache is keyed by host:port, and loopback ports are reused."""
+        """A kubeconfig for this server. Run kubectl with ``kubectl_flags(path)`` (or ``KUBECACHEDIR`` set to
+        ``kubectl_cache_dir(path)``): its default discovery cache is keyed by host:port, and loopback ports are
+        reused."""
         config = {
             "apiVersion": "v1", "kind": "Config", "current-context": "local",
             "clusters": [{"name": "local", "cluster": {"server": self.url}}],
@@ -192,3 +193,8 @@ def kubectl_cache_dir(kubeconfig: pathlib.Path) -> pathlib.Path:
     """
     return kubeconfig.with_name(f"{kubeconfig.name}.kubectl-cache")
 
+
+def kubectl_flags(kubeconfig: pathlib.Path) -> list[str]:
+    """kubectl's flags for the server of ``kubeconfig``: that kubeconfig, and its own discovery cache
+    (:func:`kubectl_cache_dir`)."""
+    return ["--kubeconfig", str(kubeconfig), "--cache-dir", str(kubectl_cache_dir(kubeconfig))]
