@@ -293,12 +293,11 @@ def main(argv=None) -> int:
 
     import torch
     from gemma_operator.api.facts import MODELS
-
-    torch.set_num_threads(args.threads)
     from gemma_trainer.config import accelerator_plan
     from gemma_trainer.data import format_and_tokenize
     from gemma_trainer.model import load_tokenizer
 
+    torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     try:
         model_dir, model_name, described = model_source(tmp)

@@ -12,8 +12,7 @@ MAIN_VENV_PEAK_GB := 3
 # GB GiB free.
 define require_free_disk
 @mkdir -p "$(dir $(abspath $(1)))"; \
-free=$$(df -Pk "$(dir $(abspath $(1)))" | awk 'NR == 2 {print int($$4 / 1048576)}'); \
-mount=$$(df -P "$(dir $(abspath $(1)))" | awk 'NR == 2 {print $$6}'); \
+set -- $$(df -Pk "$(dir $(abspath $(1)))" | awk 'NR == 2 {print int($$4 / 1048576), $$6}'); free=$$1; mount=$$2; \
 if [ "$${free:-$(2)}" -lt "$(2)" ]; then \
 	echo "make: installing $(3) into $(1) needs about $(2) GiB free while pip runs, and $$mount has $$free GiB free." >&2; \
 	echo "      Free space there (old clones and their .venv* folders, pip's cache: pip cache purge) or set" >&2; \

@@ -16,8 +16,8 @@ from tests.conftest import REPO
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
-    # 60 steps, not fewer: on an idle machine the tiny model ran 16 steps before the demo's preemption landed, and
-    # the replacement pod then resumed from the final step's checkpoint (and trained one step more: see the note).
+    # 60 steps, not fewer: on an idle machine the tiny model ran all of 16 steps before the demo's preemption
+    # landed, so the replacement pod had nothing left to resume.
     out = subprocess.run([sys.executable, "-m", "gemma_operator.cli", "demo", "--tiny", "--steps", "60",
                           "--timeout", "420"], capture_output=True, text=True, cwd=REPO, timeout=560, check=False)
     log = out.stdout + out.stderr

@@ -217,7 +217,8 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
 
     spec = cfg.spec
     plan = plan or accelerator_plan(spec)
-    rank = _process_rank(plan, rank)
+    rank = process_rank(plan, rank)
+    _cap_cpu_threads(plan)
     log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, plan.describe())
 
     run_store = open_store(cfg.run_uri)
@@ -232,7 +233,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
         tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
-        train_features, eval_features = _features(cfg, tokenizer, rank)
+        train_features, eval_features = tokenized_features(cfg, tokenizer, rank)
 
         set_seed(spec.training.seed)
         model, collator = _model_and_collator(model_dir, spec, plan, rank, tokenizer)
@@ -273,32 +274,35 @@ def _complete(cfg, trainer, tokenizer, model_dir, plan: AcceleratorPlan, run_sto
               rank: Rank) -> None:
     """After the last step: the writer saves and uploads the result; every host waits for it."""
     from .callbacks import barrier
-    from .model import save_merged, save_result
 
     if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
         from .xla_hosts import replicate_trainable_in_place
 
         replicate_trainable_in_place(trainer.model)
     if rank.is_writer:
-        _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, save_result, save_merged)
+        _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch)
     barrier()
 
 
-def _process_rank(plan: AcceleratorPlan, rank: Rank | None) -> Rank:
-    """This process's rank (on XLA, SPMD: one process per host, rank and world from the TPU slice); on the CPU,
-    torch's threads capped at the cores this process may use."""
-    import torch
-
+def process_rank(plan: AcceleratorPlan, rank: Rank | None) -> Rank:
+    """This process's rank: on XLA (SPMD: one process per host) the rank and world of the TPU slice, else
+    ``rank`` or torchrun's environment."""
     if plan.device == "xla":
         from . import xla
 
         return Rank(*xla.process_rank())
-    if plan.device == "cpu":
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
     return rank or Rank.from_env()
 
 
-def _features(cfg, tokenizer, rank: Rank, folder: str = "data"):
+def _cap_cpu_threads(plan: AcceleratorPlan) -> None:
+    """On the CPU, torch's threads capped at the cores this process may use."""
+    if plan.device == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+def tokenized_features(cfg, tokenizer, rank: Rank, folder: str = "data"):
     """The run's train and eval rows tokenized by ``tokenizer`` into ``<run scratch>/<folder>`` (eval None
     without ``dataset.evalUri``)."""
     spec = cfg.spec
@@ -362,7 +366,10 @@ def _stop_preempted(progress, step: int, committed_step, rank: Rank) -> int:
     return EXIT_PREEMPTED
 
 
-def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, save_result, save_merged):
+def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch):
+    """The writer's part of the end: the adapter (and merged model) saved and uploaded, the loss plot, and
+    progress.json marked completed."""
+    from .model import save_merged, save_result
     from .plot import plot_loss
 
     spec = cfg.spec

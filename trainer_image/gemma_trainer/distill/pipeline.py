@@ -48,7 +48,7 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     from ..callbacks import PreemptionCallback, barrier
     from ..progress import ProgressWriter
     from ..storage import open_store
-    from ..train import Rank, _features, work_dir
+    from ..train import process_rank, tokenized_features, work_dir
     from .targets import read_stage_marker
     from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_stage, teacher_collator
 
@@ -56,10 +56,7 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     if read_stage_marker(store) is not None:
         log.info("teacher outputs at %s are committed: teacher stage skipped", cfg.teacher_uri)
         return EXIT_OK
-    if plan.device == "xla":
-        from .. import xla
-
-        rank = Rank(*xla.process_rank())
+    rank = process_rank(plan, rank)
     progress = ProgressWriter(store, enabled=rank.is_writer)
     if rank.is_writer:
         progress.update(force=True, strict=True, state="starting", message="teacher pass starting")
@@ -68,7 +65,7 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     try:
         per_shard = rows_per_shard()
         model, tokenizer = load_teacher(cfg.teacher, plan)
-        train, evaluation = _features(cfg, tokenizer, rank, "teacher-data")  # by the teacher's tokenizer
+        train, evaluation = tokenized_features(cfg, tokenizer, rank, "teacher-data")  # by the teacher's tokenizer
         features = {"train": train} if evaluation is None else {"train": train, "eval": evaluation}
         collator = teacher_collator(model, tokenizer, plan)
         log.info("teacher %s -> %s: %s", cfg.teacher.model, cfg.teacher_uri,
