@@ -13,10 +13,10 @@ import re
 import time
 import urllib.request
 
-import kmock
 import pytest
 import yaml
 from gemma_operator.api import parse_finetune
+from gemma_operator.local.cluster import RESOURCES
 from gemma_operator.render import RenderSettings, render_run
 
 from tests.conftest import manifest
@@ -26,7 +26,6 @@ from tests.operator.test_lifecycle import conditions, ft_status, phase_is
 SENTINEL = "hf_SENTINELtokenDoNotLeak7QxZ3kP9wV2mR8"
 TOKEN_LIKE = re.compile(r"hf_[A-Za-z0-9]{20,}")
 TOKEN_ENV_NAMES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_TOKEN", "HF_API_TOKEN")
-SECRETS = kmock.resource("", "v1", "secrets")
 
 
 def _env_of(job: dict) -> list[dict]:
@@ -57,7 +56,7 @@ def _everything_the_operator_wrote(cluster) -> str:
 
 
 def _secret_requests(cluster) -> int:
-    return cluster._sync(lambda: sum(1 for r in cluster.emulator._requests if r.resource == SECRETS))
+    return cluster._sync(lambda: sum(1 for r in cluster.emulator._requests if r.resource == RESOURCES["Secret"]))
 
 
 @pytest.mark.slow

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from gemma_operator.local.cluster import NodePool
+from gemma_operator.local.cluster import LocalCluster, NodePool
+from gemma_operator.local.pods import ProcessRunner
 
 from tests.operator.harness import wait_for
 
@@ -145,9 +146,6 @@ def test_each_process_pod_has_its_own_tmp_as_its_scratch_empty_dir_gives_it(tmp_
     for every pod. Pods run as local processes shared the machine's /tmp instead: two runs of one spec (one run
     id) on two test workers wrote the same /tmp/gemmaft/<run id>, and a later session reused an earlier one's
     tokenized rows."""
-    from gemma_operator.local.cluster import LocalCluster
-    from gemma_operator.local.pods import ProcessRunner
-
     runner = ProcessRunner(tmp_path / "pods")
     with LocalCluster(runner=runner, service_accounts=("trainer",)) as cluster:
         for name in ("first", "second"):
