@@ -137,13 +137,11 @@ def test_suspend_deletes_pods_and_resume_recreates_them(cluster):
 
 @pytest.mark.parametrize(("policy", "pods_left"), [("Background", 0), ("Orphan", 1), (None, 1)])
 def test_job_deletion_propagation_background_and_orphan_by_default(cluster, policy, pods_left):
-    import urllib.request
-
     cluster.create("Job", job())
     wait_for(lambda: running_pods(cluster, "train"), what="pod")
     query = f"?propagationPolicy={policy}" if policy else ""
-    request = urllib.request.Request(f"{cluster.url}{JOBS}/train{query}", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).read()
+    code, answer = api(cluster, "DELETE", f"{JOBS}/train{query}")
+    assert code == 200, answer
     wait_for(lambda: cluster.get("Job", "train") is None, what="Job gone")
     wait_for(lambda: len(cluster.list("Pod")) == pods_left, what=f"{pods_left} pods left")
     if pods_left:
