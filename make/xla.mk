@@ -1,8 +1,8 @@
 # The TPU (torch-xla) lane, run on XLA's CPU backend. Included by the Makefile.
-# torch-xla 2.9.0 needs torch 2.9.0 exactly: its own venv (7.7 GB, `du -sh` of one built from this file: the torch
-# wheel pulls CUDA libraries; 11.6 GiB at the peak of the install, make/disk.mk; --no-cache-dir: no 3.5 GB of wheels
-# left in pip's cache), installed from locks/xla-test.txt: the TPU image's versions (locks/trainer-tpu.txt)
-# without libtpu, which only real TPUs need.
+# torch-xla 2.9.0 needs torch 2.9.0 exactly: its own venv (7.7 GiB installed, 11.6 GiB at the install's peak: the
+# torch wheel pulls CUDA libraries; make/disk.mk), installed from locks/xla-test.txt: the TPU image's versions
+# (locks/trainer-tpu.txt) without libtpu, which only real TPUs need. --no-cache-dir: pip's cache would keep a second
+# copy of the downloaded wheels (the 3.9 GiB between the peak and the installed size are those wheels, unpacking).
 XLA_VENV ?= .venv-xla
 
 $(XLA_VENV)/.installed: pyproject.toml make/xla.mk locks/xla-test.txt

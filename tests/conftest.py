@@ -31,16 +31,6 @@ def manifest(**spec_overrides) -> dict:
     return obj
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _session_work_dir(tmp_path_factory):
-    """The trainer's scratch folder (GEMMAFT_WORK_DIR) inside this session's temporary folder, for tests that do
-    not choose their own: its default, the machine's /tmp/gemmaft/<run id>, outlives the session, so a later
-    session (or CI on the same machine) would find an earlier one's tokenized rows under the same run id."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("GEMMAFT_WORK_DIR", str(tmp_path_factory.mktemp("gemmaft-work")))
-        yield
-
-
 @pytest.fixture(scope="session")
 def gcs():
     """A running fake-gcs-server for the whole session (STORAGE_EMULATOR_HOST set)."""
