@@ -1,8 +1,10 @@
 """Read the run config (a GemmaFineTune manifest or the mounted GemmaFineTuneRun) and choose, per accelerator,
 the precision, TrainingArguments extras and collator settings.
 
-``accelerator_plan`` is the seam for the TPU path: ``tpu-v3`` asks ``gemma_trainer.xla.plan_for(spec)`` (when
-that module exists) for the mesh / FSDP v2 arguments and the fixed pad bucket lengths.
+``accelerator_plan`` is the seam for the TPU path: ``tpu-v3`` asks ``gemma_trainer.xla.plan_for(spec)`` for the
+mesh / FSDP v2 arguments and the fixed pad bucket lengths. The precision policy of every plan comes from the one
+table in ``gemma_operator.api.precision`` (by model family and the accelerator's arithmetic);
+:func:`emulated_plan` runs an accelerator's arithmetic on the CPU.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from gemma_operator.api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
+from gemma_operator.api.facts import ACCELERATORS, MODELS
+from gemma_operator.api.precision import POLICIES, PrecisionPolicy, precision_policy
 from gemma_operator.api.rules import Problem, check_rules
 from gemma_operator.api.validation import problems_of
 
@@ -103,14 +107,25 @@ class AcceleratorPlan:
 
     accelerator: str  # spec.accelerator.type
     device: str  # "cpu", "cuda", "xla"
-    precision: str  # "fp32", "fp16" (autocast, fp32 master LoRA weights), "bf16"
-    model_dtype: str  # dtype the base weights are loaded in: float32, float16, bfloat16
+    policy: PrecisionPolicy  # which tensors live in which dtype (gemma_operator.api.precision)
     nproc: int = 1  # data-parallel processes on this host (torchrun), 1: no launcher
     pad_buckets: list[int] | None = None  # fixed pad lengths (XLA static shapes); None: pad to the batch max
     training_args: dict[str, Any] = field(default_factory=dict)  # extra TrainingArguments
+    emulated: bool = False  # the accelerator's arithmetic emulated on the CPU (gemma_trainer.precision)
+
+    @property
+    def precision(self) -> str:
+        """``fp16`` (loss-scaled), ``bf16`` or ``fp32``: the TrainingArguments mixed-precision switch."""
+        return self.policy.training_flag or "fp32"
+
+    @property
+    def model_dtype(self) -> str:
+        """The dtype the frozen base weights are loaded in."""
+        return self.policy.weights
 
     def describe(self) -> str:
-        return f"{self.accelerator} on {self.device}, {self.precision}, {self.nproc} process(es)"
+        where = "emulated on the cpu" if self.emulated else f"on {self.device}"
+        return f"{self.accelerator} {where}, precision {self.policy.name}, {self.nproc} process(es)"
 
 
 def cuda_capability() -> tuple[int, int] | None:
@@ -121,11 +136,12 @@ def cuda_capability() -> tuple[int, int] | None:
     return torch.cuda.get_device_capability(0)
 
 
-def precision_for_capability(capability: tuple[int, int] | None) -> str:
-    """fp16 below compute capability 8.0 (T4 is 7.5: no bf16), bf16 from Ampere on, fp32 without CUDA."""
+def arithmetic_for_capability(capability: tuple[int, int] | None) -> str:
+    """float16 below compute capability 8.0 (T4 is 7.5: no bf16; ``torch.cuda.is_bf16_supported()`` says True
+    there through slow emulation), bfloat16 from Ampere on, float32 without CUDA."""
     if capability is None:
-        return "fp32"
-    return "bf16" if capability >= (8, 0) else "fp16"
+        return "float32"
+    return "bfloat16" if capability >= (8, 0) else "float16"
 
 
 def tpu_visible() -> bool:
@@ -145,46 +161,60 @@ def _unavailable(acc: str, what: str):
     return AcceleratorUnavailable(
         f"spec.accelerator.type is {acc} but {what} is visible in this container: refusing to train on the CPU "
         "(days instead of hours); exiting 1 so the Job retries the pod (check the node's device plugin and the "
-        "pod's resource limits)")
+        "pod's resource limits), or pass --emulate-accelerator to run its arithmetic on the CPU on purpose")
+
+
+def policy_for(spec, arithmetic: str | None = None, override: str | None = None) -> PrecisionPolicy:
+    """The precision policy of ``spec`` on ``arithmetic`` (default: its accelerator's); ``override`` names a
+    policy of ``POLICIES`` instead (measurements: ``--precision``)."""
+    if override is not None:
+        if override not in POLICIES:
+            raise ConfigError("--precision", [f"unknown precision policy {override!r}: one of {sorted(POLICIES)}"])
+        return POLICIES[override]
+    arithmetic = arithmetic or ACCELERATORS[spec.accelerator.type].compute_dtype
+    return precision_policy(MODELS[spec.model].family, arithmetic)
+
+
+def emulated_plan(spec, override: str | None = None) -> AcceleratorPlan:
+    """The plan of ``spec``'s accelerator with its arithmetic emulated on the CPU (``--emulate-accelerator``)."""
+    policy = policy_for(spec, override=override)
+    if spec.method == "qlora":
+        raise ConfigError("--emulate-accelerator", [
+            "spec.method qlora needs bitsandbytes' 4-bit CUDA kernels, which have no CPU emulation: check the "
+            "arithmetic with method lora (the same fp16 projections around the same model)"])
+    args: dict[str, Any] = {"use_cpu": True}
+    if policy.training_flag:
+        args[policy.training_flag] = True
+    return AcceleratorPlan(spec.accelerator.type, "cpu", policy, training_args=args, emulated=True)
 
 
 def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect",
-                     tpu: bool | str = "detect") -> AcceleratorPlan:
+                     tpu: bool | str = "detect", precision: str | None = None) -> AcceleratorPlan:
     """Precision, device, launcher and TrainingArguments extras for ``spec.accelerator``.
 
     ``capability`` is the CUDA compute capability (``"detect"`` asks torch), ``tpu`` whether a TPU is visible
     (``"detect"``: :func:`tpu_visible`); passing them lets tests check the choice without the hardware. A T4 or
     TPU spec whose accelerator is not visible raises ``AcceleratorUnavailable`` (exit 1, retried by the Job):
-    only ``accelerator.type: cpu`` trains on the CPU.
+    only ``accelerator.type: cpu`` trains on the CPU. ``precision`` overrides the policy (measurements).
     """
     acc = spec.accelerator.type
     if acc == "tpu-v3":
         if not (tpu_visible() if tpu == "detect" else tpu):
             raise _unavailable(acc, "no TPU (or no torch_xla)")
-        try:
-            from gemma_trainer import xla  # type: ignore[attr-defined]
-        except ImportError:
-            xla = None
-        if xla is not None and hasattr(xla, "plan_for"):
-            return xla.plan_for(spec)
-        return AcceleratorPlan(acc, "xla", "bf16", "bfloat16",
-                               training_args={"bf16": True, "dataloader_drop_last": True})
+        from gemma_trainer import xla
+
+        return xla.plan_for(spec)
     if acc == "nvidia-tesla-t4":
         cap = cuda_capability() if capability == "detect" else capability
         if cap is None:
             raise _unavailable(acc, "no CUDA GPU")
-        precision = precision_for_capability(cap)
-        device, nproc = "cuda", spec.gpu_count
-        args: dict[str, Any] = {}
-        if precision == "fp16":
-            args["fp16"] = True
-        elif precision == "bf16":
-            args["bf16"] = True
+        policy = policy_for(spec, arithmetic_for_capability(cap), precision)
+        nproc = spec.gpu_count
+        args: dict[str, Any] = {policy.training_flag: True} if policy.training_flag else {}
         if nproc > 1:
             args["ddp_find_unused_parameters"] = False
-        model_dtype = {"fp16": "float16", "bf16": "bfloat16"}.get(precision, "float32")
-        return AcceleratorPlan(acc, device, precision, model_dtype, nproc=nproc, training_args=args)
-    return AcceleratorPlan(acc, "cpu", "fp32", "float32", training_args={"use_cpu": True})
+        return AcceleratorPlan(acc, "cuda", policy, nproc=nproc, training_args=args)
+    return AcceleratorPlan(acc, "cpu", policy_for(spec, override=precision), training_args={"use_cpu": True})
 
 
 def dump_json(obj: Any) -> str:

@@ -97,9 +97,14 @@ class LabelledHiddenStates(contextlib.AbstractContextManager):
 
 
 def _compute_dtype(hidden: torch.Tensor, weight: torch.Tensor) -> torch.dtype:
+    """The dtype the LM head multiplies in: autocast's, else the head weight's (fp16 on a T4: fp32 accumulation,
+    softmax and loss in fp32). An fp16 head on the CPU (the T4 emulation) multiplies the same fp16 values in fp32:
+    CPU fp16 matmuls are about 30x slower; the emulation does not round the head's inputs and logits to fp16."""
     device = hidden.device.type
     if torch.is_autocast_enabled(device):
         return torch.get_autocast_dtype(device)
+    if weight.dtype == torch.float16 and device == "cpu":
+        return torch.float32
     return weight.dtype
 
 

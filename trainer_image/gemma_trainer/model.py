@@ -139,12 +139,6 @@ def _from_hub(repo_id: str) -> Path:
 # ---------------------------------------------------------------- loading
 
 
-def _torch_dtype(name: str):
-    import torch
-
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[name]
-
-
 def load_tokenizer(model_dir: Path, family: str | None = None):
     """The tokenizer of ``model_dir``; with ``family``, also the chat template it trains and answers with."""
     from transformers import AutoTokenizer
@@ -163,41 +157,49 @@ def load_tokenizer(model_dir: Path, family: str | None = None):
 
 
 def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
-    """The base model for ``spec.method`` on ``plan``'s device and precision (eager attention)."""
-    import torch
+    """The base model for ``spec.method`` on ``plan``'s device, in the dtypes of ``plan.policy`` (eager
+    attention): frozen weights in ``policy.weights``, what the policy keeps in its stream dtype converted
+    (gemma_trainer.precision); method ``full`` loads fp32 master weights under a loss-scaled policy."""
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"attn_implementation": "eager"}
-    method = spec.method
-    if method == "qlora":
-        if plan.device != "cuda":
-            raise ModelError("spec.method: qlora needs a CUDA GPU (bitsandbytes 4-bit), and none is visible here: "
-                             "use method lora (cpu, tpu-v3) or run on nvidia-tesla-t4")
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise ModelError("spec.method: qlora needs the bitsandbytes package in the trainer image") from None
-        from transformers import BitsAndBytesConfig
+    from .precision import apply_precision, torch_dtype
 
-        compute = torch.float16 if plan.precision == "fp16" else torch.bfloat16
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute,
-        )
-        kwargs["dtype"] = compute
-        kwargs["device_map"] = {"": local_rank}
-    elif method == "lora":
-        kwargs["dtype"] = _torch_dtype(plan.model_dtype)
-    else:
-        # Trained weights stay fp32 (fp16 GradScaler cannot unscale fp16 gradients); autocast does the rest.
-        kwargs["dtype"] = torch.bfloat16 if plan.precision == "bf16" and plan.device == "xla" else torch.float32
+    policy = plan.policy
+    kwargs = {"attn_implementation": "eager", "dtype": torch_dtype(policy.weights)}
+    if spec.method == "qlora":
+        kwargs.update(_qlora_kwargs(plan, local_rank))
+    elif spec.method == "full" and policy.loss_scaling:
+        kwargs["dtype"] = torch_dtype("float32")  # every weight trains: fp32 masters, fp16 projections
+    elif spec.method in ("freeze", "full") and plan.device == "cuda" and not policy.loss_scaling:
+        kwargs["dtype"] = torch_dtype("float32")  # bf16 autocast on fp32 masters (a bf16 master loses updates)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"spec.modelUri: cannot load the model from {model_dir}: {str(err).splitlines()[0]}") \
             from None
     model.config.use_cache = False
-    return model
+    return apply_precision(model, policy, emulated=plan.emulated)
+
+
+def _qlora_kwargs(plan, local_rank: int) -> dict:
+    """4-bit NF4 base weights whose matmuls run in the policy's projection dtype (bitsandbytes hands back the
+    input's dtype, so the fp32 stream of a loss-scaled policy stays fp32)."""
+    if plan.device != "cuda":
+        raise ModelError("spec.method: qlora needs a CUDA GPU (bitsandbytes 4-bit), and none is visible here: "
+                         "use method lora (cpu, tpu-v3) or run on nvidia-tesla-t4")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ModelError("spec.method: qlora needs the bitsandbytes package in the trainer image") from None
+    from transformers import BitsAndBytesConfig
+
+    from .precision import torch_dtype
+
+    compute = torch_dtype(plan.policy.projections)
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                bnb_4bit_compute_dtype=compute)
+    return {"quantization_config": config, "dtype": torch_dtype(plan.policy.weights),
+            "device_map": {"": local_rank}}
 
 
 def decoder_layers(model):
@@ -212,6 +214,8 @@ def decoder_layers(model):
 def apply_method(model, spec, plan):
     """Make only what ``spec.method`` trains trainable; lora/qlora return a PEFT model."""
     import torch
+
+    from .precision import trainable_to_fp32
 
     method = spec.method
     if method in ("lora", "qlora"):
@@ -250,7 +254,7 @@ def apply_method(model, spec, plan):
         if norm is not None:
             for param in norm.parameters():
                 param.requires_grad_(True)
-        return model
+        return trainable_to_fp32(model, plan.policy)
     for param in model.parameters():  # full
         param.requires_grad_(True)
     return model

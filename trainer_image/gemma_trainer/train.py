@@ -18,6 +18,7 @@ from gemma_operator.api.facts import MODELS
 from gemma_operator.api.plan import PlanError, batch_plan
 from gemma_operator.api.run import (
     ADAPTER_DIR,
+    EXIT_NON_FINITE,
     EXIT_OK,
     EXIT_PREEMPTED,
     LOSS_PLOT_FILE,
@@ -120,6 +121,7 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
         include_num_input_tokens_seen="non_padding",
         prediction_loss_only=True,  # the loss head returns no logits
         report_to="none",
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run: gemma_trainer.guard)
         disable_tqdm=not report_tqdm,
         dataloader_num_workers=0,
         save_only_model=False,
@@ -134,7 +136,9 @@ def _make_trainer_class():
     from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
+    from .guard import check_loss
     from .loss_head import causal_lm_loss, output_softcap
+    from .precision import configure_accelerator
 
     class SeededLengthGroupedSampler(LengthGroupedSampler):
         """Length-grouped order that depends only on (seed, epoch): a resumed run sees the same batches."""
@@ -151,10 +155,23 @@ def _make_trainer_class():
         """The HF Trainer with a seeded length-grouped sampler and the chunked loss head
         (:mod:`gemma_trainer.loss_head`: logits only at labelled positions, never all of them at once)."""
 
-        def __init__(self, *a, train_lengths: list[int] | None = None, static_shapes: bool = False, **kw):
+        def __init__(self, *a, train_lengths: list[int] | None = None, plan: AcceleratorPlan | None = None,
+                     **kw):
             self._train_lengths = train_lengths
-            self._static_shapes = static_shapes
+            self._plan = plan
+            self._static_shapes = plan is not None and plan.device == "xla"
             super().__init__(*a, **kw)
+
+        def create_accelerator_and_postprocess(self):
+            super().create_accelerator_and_postprocess()
+            if self._plan is not None:
+                configure_accelerator(self.accelerator, self._plan.policy)
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if self._plan is not None and not self._static_shapes:  # XLA: checked at logging steps (no sync)
+                check_loss(loss, self.state.global_step + 1, self._plan.policy)
+            return loss
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             unwrapped = self.accelerator.unwrap_model(model)
@@ -211,6 +228,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
     from .checkpoints import CheckpointManager
     from .dataset import lengths_of
+    from .guard import NonFiniteGuard, NonFiniteLoss
     from .model import load_tokenizer, resolve_model_dir
     from .progress import ProgressWriter
     from .storage import open_store
@@ -251,15 +269,19 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
                  len(train_features))
         args = training_arguments(spec, plan, staging, steps, eval_features is not None)
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
-        callbacks = [preemption, commit, ProgressCallback(progress, rank.is_writer)]
+        guard = NonFiniteGuard(plan.policy, plan.device)
+        callbacks = [preemption, guard, commit, ProgressCallback(progress, rank.is_writer)]
         if extension is not None:
             train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
         trainer = _trainer_class(plan, extension)(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-            train_lengths=lengths_of(train_features), static_shapes=plan.device == "xla",
+            train_lengths=lengths_of(train_features), plan=plan,
         )
-        trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
+        except NonFiniteLoss as err:
+            return _stop_non_finite(progress, err, rank)
 
         if preemption.preempted:
             return _stop_preempted(progress, trainer.state.global_step, commit.last_committed_step, rank)
@@ -364,6 +386,14 @@ def _stop_preempted(progress, step: int, committed_step, rank: Rank) -> int:
                         message=f"preempted at step {step}; resumes from {progress.fields.get('last_checkpoint')}")
     log.warning("stopped after committing step %s: exit %d", committed_step, EXIT_PREEMPTED)
     return EXIT_PREEMPTED
+
+
+def _stop_non_finite(progress, err, rank: Rank) -> int:
+    """The run's arithmetic broke: nothing more is committed; progress.json says failed, and why."""
+    if rank.is_writer:
+        progress.update(force=True, state="failed", step=err.step, message=str(err))
+    log.error("non-finite training: %s (exit %d: not retried)", err, EXIT_NON_FINITE)
+    return EXIT_NON_FINITE
 
 
 def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch):

@@ -96,6 +96,8 @@ def hf_fsdp_v2_overrides() -> dict[str, Any]:
 
 def plan_for(spec):
     """The AcceleratorPlan of a tpu-v3 run (``config.accelerator_plan`` calls this)."""
+    from gemma_operator.api.precision import BF16
+
     from .config import AcceleratorPlan
 
     if not is_tpu_run(spec):
@@ -103,8 +105,7 @@ def plan_for(spec):
     return AcceleratorPlan(
         accelerator=spec.accelerator.type,
         device="xla",
-        precision="bf16",
-        model_dtype="bfloat16",
+        policy=BF16,
         nproc=1,  # one process per host; SPMD spreads it over the host's (and the slice's) devices
         pad_buckets=list(bucket_lengths(spec.training.max_seq_length)),
         training_args=training_args_overrides(spec),

