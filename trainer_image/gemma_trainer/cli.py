@@ -1,8 +1,8 @@
 """``gemmaft train``: read the run config, launch data-parallel workers when asked, map errors to exit codes.
 
 Exit codes (gemma_operator.api.run): 0 done; 2 invalid config, data or model (one line naming the file/field,
-no stack trace); 1 transient (storage, no accelerator visible) or unexpected; 143 preempted after a committed
-checkpoint.
+no stack trace); 3 the loss or gradients became non-finite (gemma_trainer.guard: not retried); 1 transient
+(storage, no accelerator visible) or unexpected; 143 preempted after a committed checkpoint.
 
 With ``accelerator.count > 1`` on CUDA, this process starts ``torch.distributed.run`` with one worker per GPU
 (``python -m gemma_trainer.cli --worker ...``), forwards SIGTERM to it and returns the exit code that rank 0
@@ -38,8 +38,8 @@ def setup_logging() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"gemmaft train: {message}", file=sys.stderr, flush=True)
+def _fail(code: int, message: str, command: str = "train") -> int:
+    print(f"gemmaft {command}: {message}", file=sys.stderr, flush=True)
     return code
 
 
@@ -68,18 +68,19 @@ def train_main(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
     try:
-        from .config import accelerator_plan, load_run_config
+        from .config import load_run_config
         from .distill.pipeline import run_config, stage_spec
 
         cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None))
-        plan = accelerator_plan(stage_spec(cfg))
+        make_plan = plan_maker(args)
+        plan = make_plan(stage_spec(cfg))
         nproc = int(os.environ.get(NPROC_ENV) or plan.nproc)
         if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
             return launch_workers(args, nproc)
         from .train import Rank
 
         rank = Rank.from_env()
-        code = run_config(cfg, rank=rank, plan=plan)
+        code = run_config(cfg, rank=rank, plan=plan, make_plan=make_plan)
         _leave_exit_code(rank.rank, code)
         return code
     except ConfigError as err:
@@ -93,6 +94,39 @@ def _train(args: argparse.Namespace) -> int:
     except Exception:
         log.exception("unexpected error")
         return EXIT_FAILED
+
+
+def plan_maker(args: argparse.Namespace):
+    """spec -> AcceleratorPlan as the command line asks: the accelerator's own plan, or (``--emulate-accelerator``)
+    its arithmetic on the CPU; ``--precision`` names a policy of the precision table instead of the default."""
+    from .config import accelerator_plan, emulated_plan
+
+    precision = getattr(args, "precision", None)
+    if getattr(args, "emulate_accelerator", False):
+        return lambda spec: emulated_plan(spec, override=precision)
+    return lambda spec: accelerator_plan(spec, precision=precision)
+
+
+def numerics_main(args: argparse.Namespace) -> int:
+    """``gemmaft check-numerics -f SPEC [--rows N] [-o json] [--precision NAME]``: 0 safe, 1 unsafe, 2 bad input."""
+    import json
+
+    setup_logging()
+    ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
+    try:
+        from .config import load_run_config
+        from .distill.pipeline import stage_spec
+        from .numerics import check, render_text
+
+        report = check(stage_spec(load_run_config(args.file)), rows=args.rows, precision=args.precision)
+    except ConfigError as err:
+        return _fail(EXIT_INVALID_INPUT, err.describe(), "check-numerics")
+    except (ModelError, DataError) as err:
+        return _fail(EXIT_INVALID_INPUT, str(err), "check-numerics")
+    except (StorageError, CheckpointError) as err:
+        return _fail(EXIT_FAILED, str(err), "check-numerics")
+    print(json.dumps(report.to_json(), indent=1) if args.output == "json" else render_text(report), flush=True)
+    return EXIT_OK if report.safe else EXIT_FAILED
 
 
 def _leave_exit_code(rank: int, code: int) -> None:
@@ -112,6 +146,8 @@ def launch_workers(args: argparse.Namespace, nproc: int) -> int:
         cmd += ["--output-uri", args.output_uri]
     if getattr(args, "max_steps", None) is not None:
         cmd += ["--max-steps", str(args.max_steps)]
+    if getattr(args, "precision", None):
+        cmd += ["--precision", args.precision]
     env = dict(os.environ, **{EXIT_FILE_ENV: exit_file})
     env.pop(NPROC_ENV, None)
     log.info("launching %d data-parallel workers", nproc)
@@ -141,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-f", "--file", required=True)
     parser.add_argument("--output-uri")
     parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--precision")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return train_main(parser.parse_args(argv))
 

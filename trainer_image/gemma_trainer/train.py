@@ -254,7 +254,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         train_features, eval_features = tokenized_features(cfg, tokenizer, rank)
 
         set_seed(spec.training.seed)
-        model, collator = _model_and_collator(model_dir, spec, plan, rank, tokenizer)
+        model, collator = model_and_collator(model_dir, spec, plan, rank, tokenizer)
 
         scratch = work_dir(cfg.run_id)
         staging = scratch / "staging"
@@ -345,7 +345,7 @@ def _trainer_class(plan: AcceleratorPlan, extension):
     return extension.trainer_class(trainer) if extension is not None else trainer
 
 
-def _model_and_collator(model_dir, spec, plan: AcceleratorPlan, rank: Rank, tokenizer):
+def model_and_collator(model_dir, spec, plan: AcceleratorPlan, rank: Rank, tokenizer):
     """The model with its training method applied, and the collator its device wants: static padded buckets on XLA
     (frozen weights sharded over the slice), padding-free packed rows elsewhere."""
     from .batches import PackedCollator, PadCollator

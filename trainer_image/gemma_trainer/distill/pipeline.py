@@ -24,8 +24,9 @@ def stage_spec(cfg, stage: str | None = None):
     return spec_for_stage(cfg.spec, stage or cfg.stage)
 
 
-def run_config(cfg, rank, plan, preemption=None) -> int:
-    """Run ``cfg``'s stages in order; the first exit code that is not OK ends the run."""
+def run_config(cfg, rank, plan, preemption=None, make_plan=accelerator_plan) -> int:
+    """Run ``cfg``'s stages in order; the first exit code that is not OK ends the run. ``make_plan`` gives each
+    further stage's plan from its spec (``--emulate-accelerator`` passes the emulated one)."""
     from ..train import run_training
 
     if cfg.spec.distillation is None:
@@ -36,7 +37,7 @@ def run_config(cfg, rank, plan, preemption=None) -> int:
                    "and <run>/adapter")
         raise ConfigError("spec.distillation.teacher.fromFineTune", [message])
     for stage in (cfg.stage,) if cfg.stage else STAGES:
-        stage_plan = plan if cfg.stage else accelerator_plan(stage_spec(cfg, stage))
+        stage_plan = plan if cfg.stage else make_plan(stage_spec(cfg, stage))
         run = run_teacher if stage == "teacher" else run_student
         code = run(cfg, rank, stage_plan, preemption)
         if code != EXIT_OK:
