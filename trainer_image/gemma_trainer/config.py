@@ -1,7 +1,7 @@
 """Read the run config (a GemmaFineTune manifest or the mounted GemmaFineTuneRun) and choose, per accelerator,
 the precision, TrainingArguments extras and collator settings.
 
-``accelerator_plan`` is the seam for the TPU path: ``tpu-v3`` asks ``gemma_trainer.xla.plan_for(spec)`` (when
+``accelerator_plan`` is the seam for the TPU path: a TPU type (``kind == "tpu"`` in the accelerator registry) asks ``gemma_trainer.xla.plan_for(spec)`` (when
 that module exists) for the mesh / FSDP v2 arguments and the fixed pad bucket lengths.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gemma_operator.api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
+from gemma_operator.api.accelerators import profile as accelerator_profile
 from gemma_operator.api.rules import Problem, check_rules
 from gemma_operator.api.validation import problems_of
 
@@ -158,7 +159,8 @@ def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect",
     only ``accelerator.type: cpu`` trains on the CPU.
     """
     acc = spec.accelerator.type
-    if acc == "tpu-v3":
+    kind = accelerator_profile(acc).kind
+    if kind == "tpu":
         if not (tpu_visible() if tpu == "detect" else tpu):
             raise _unavailable(acc, "no TPU (or no torch_xla)")
         try:
@@ -169,7 +171,7 @@ def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect",
             return xla.plan_for(spec)
         return AcceleratorPlan(acc, "xla", "bf16", "bfloat16",
                                training_args={"bf16": True, "dataloader_drop_last": True})
-    if acc == "nvidia-tesla-t4":
+    if kind == "gpu":
         cap = cuda_capability() if capability == "detect" else capability
         if cap is None:
             raise _unavailable(acc, "no CUDA GPU")

@@ -172,7 +172,7 @@ def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
     if method == "qlora":
         if plan.device != "cuda":
             raise ModelError("spec.method: qlora needs a CUDA GPU (bitsandbytes 4-bit), and none is visible here: "
-                             "use method lora (cpu, tpu-v3) or run on nvidia-tesla-t4")
+                             "use method lora (cpu, TPU) or run on a GPU accelerator type")
         try:
             import bitsandbytes  # noqa: F401
         except ImportError:
