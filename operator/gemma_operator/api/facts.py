@@ -3,7 +3,8 @@
 Sources: the GKE TPU and GPU docs and the Cloud TPU "regions and zones" page (named where each fact is used);
 model dimensions from each model's ``config.json`` on the Hugging Face Hub (``google/<model>``), parameter counts from those shapes (gemma-3-270m counted here on the
 real weights: 268,098,176; gemma-3-1b: 999,885,952, as keras-hub's Gemma 3 presets list it). Everything that names
-a node label, a machine type, a topology or a model dimension is read from here, never written inline elsewhere.
+a model dimension is read from here, and everything that names a node label, a machine type or a topology from the
+accelerator registry (``accelerators.py``), never written inline elsewhere.
 """
 
 from __future__ import annotations
