@@ -18,6 +18,43 @@ locals {
   tpu_v3_slice_type       = "ct3p-hightpu-4t"
   node_image_type         = "COS_CONTAINERD"
 
+  # GPUs each G2 (L4) and A3 High (H100) machine type carries (Compute Engine "GPU machine types"); the same
+  # tables are the machine_types of the nvidia-l4 / nvidia-h100-80gb records in api/accelerators.py.
+  l4_machine_gpus = {
+    "g2-standard-4"  = 1
+    "g2-standard-8"  = 1
+    "g2-standard-12" = 1
+    "g2-standard-16" = 1
+    "g2-standard-32" = 1
+    "g2-standard-24" = 2
+    "g2-standard-48" = 4
+    "g2-standard-96" = 8
+  }
+  h100_machine_gpus = {
+    "a3-highgpu-1g" = 1
+    "a3-highgpu-2g" = 2
+    "a3-highgpu-4g" = 4
+    "a3-highgpu-8g" = 8
+  }
+
+  # TPU v5e (tpu-v5-lite-podslice): single-host machine type per topology, and multi-host slices of
+  # ct5lp-hightpu-4t hosts with 4 chips each (Cloud TPU "TPU v5e"; the tpu-v5e record's topologies).
+  tpu_v5e_single_host_types = {
+    "1x1" = "ct5lp-hightpu-1t"
+    "2x2" = "ct5lp-hightpu-4t"
+    "2x4" = "ct5lp-hightpu-8t"
+  }
+  tpu_v5e_slice_chips = {
+    "4x4"   = 16
+    "4x8"   = 32
+    "8x8"   = 64
+    "8x16"  = 128
+    "16x16" = 256
+  }
+  tpu_v5e_chips_per_host = 4
+  tpu_v5e_slice_type     = "ct5lp-hightpu-4t"
+  tpu_v5e_slice_hosts    = local.tpu_v5e_slice_chips[var.tpu_v5e_slice_topology] / local.tpu_v5e_chips_per_host
+
   workload_pool = "${var.project_id}.svc.id.goog"
 
   network_name    = var.network_name != "" ? var.network_name : "${var.cluster_name}-vpc"

@@ -75,6 +75,10 @@ output "node_pools" {
     module.t4_pool[*].name,
     module.tpu_v3_single_host_pool[*].name,
     module.tpu_v3_slice_pool[*].name,
+    module.l4_pool[*].name,
+    module.h100_pool[*].name,
+    module.tpu_v5e_single_host_pool[*].name,
+    module.tpu_v5e_slice_pool[*].name,
   ))
 }
 

@@ -329,7 +329,123 @@ variable "t4_disk_size_gb" {
 }
 
 # ---------------------------------------------------------------------------------------------------------------
-# Cloud TPU v3 node pools
+# NVIDIA L4 and H100 node pools
+# ---------------------------------------------------------------------------------------------------------------
+
+variable "enable_l4_pool" {
+  type        = bool
+  description = "Create the NVIDIA L4 node pool (G2 machines, autoscaled from 0)."
+  default     = false
+}
+
+variable "l4_machine_type" {
+  type        = string
+  description = "G2 machine type of the L4 nodes; it fixes the GPUs per node: g2-standard-4, -8, -12, -16, -32 (1 L4), -24 (2), -48 (4), -96 (8)."
+  default     = "g2-standard-8"
+
+  validation {
+    condition     = contains(["g2-standard-4", "g2-standard-8", "g2-standard-12", "g2-standard-16", "g2-standard-32", "g2-standard-24", "g2-standard-48", "g2-standard-96"], var.l4_machine_type)
+    error_message = "l4_machine_type must be a G2 machine type (L4 GPUs come only with G2): g2-standard-4, -8, -12, -16, -24, -32, -48 or -96."
+  }
+}
+
+variable "l4_max_nodes" {
+  type        = number
+  description = "Upper bound of the L4 pool's autoscaler (per zone); the lower bound is 0."
+  default     = 2
+
+  validation {
+    condition     = var.l4_max_nodes >= 1 && var.l4_max_nodes <= 100 && floor(var.l4_max_nodes) == var.l4_max_nodes
+    error_message = "l4_max_nodes must be a whole number from 1 to 100."
+  }
+}
+
+variable "l4_spot" {
+  type        = bool
+  description = "Run the L4 pool on Spot VMs."
+  default     = true
+}
+
+variable "l4_zones" {
+  type        = list(string)
+  description = "Zones of the L4 pool (L4 is not offered in every zone: gcloud compute accelerator-types list --filter=name=nvidia-l4). Empty: the cluster's zones."
+  default     = []
+
+  validation {
+    condition     = alltrue([for z in var.l4_zones : can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", z))])
+    error_message = "l4_zones must be zone names such as us-central1-a."
+  }
+}
+
+variable "enable_h100_pool" {
+  type        = bool
+  description = "Create the NVIDIA H100 80GB node pool (A3 High machines, autoscaled from 0)."
+  default     = false
+}
+
+variable "h100_machine_type" {
+  type        = string
+  description = "A3 High machine type of the H100 nodes; it fixes the GPUs per node: a3-highgpu-1g, -2g, -4g, -8g (1, 2, 4, 8 H100). The smaller ones may be offered only as Spot or flex-start capacity."
+  default     = "a3-highgpu-8g"
+
+  validation {
+    condition     = contains(["a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g", "a3-highgpu-8g"], var.h100_machine_type)
+    error_message = "h100_machine_type must be a3-highgpu-1g, a3-highgpu-2g, a3-highgpu-4g or a3-highgpu-8g."
+  }
+}
+
+variable "h100_max_nodes" {
+  type        = number
+  description = "Upper bound of the H100 pool's autoscaler (per zone); the lower bound is 0."
+  default     = 1
+
+  validation {
+    condition     = var.h100_max_nodes >= 1 && var.h100_max_nodes <= 100 && floor(var.h100_max_nodes) == var.h100_max_nodes
+    error_message = "h100_max_nodes must be a whole number from 1 to 100."
+  }
+}
+
+variable "h100_spot" {
+  type        = bool
+  description = "Run the H100 pool on Spot VMs."
+  default     = true
+}
+
+variable "h100_zones" {
+  type        = list(string)
+  description = "Zones of the H100 pool (gcloud compute accelerator-types list --filter=name=nvidia-h100-80gb). Empty: the cluster's zones."
+  default     = []
+
+  validation {
+    condition     = alltrue([for z in var.h100_zones : can(regex("^[a-z]+-[a-z]+[0-9]+-[a-z]$", z))])
+    error_message = "h100_zones must be zone names such as us-central1-a."
+  }
+}
+
+variable "gpu_driver_version" {
+  type        = string
+  description = "NVIDIA driver GKE installs on L4 and H100 nodes: DEFAULT or LATEST (the GPU image's CUDA 13 libraries need R580 or newer: LATEST)."
+  default     = "LATEST"
+
+  validation {
+    condition     = contains(["DEFAULT", "LATEST"], var.gpu_driver_version)
+    error_message = "gpu_driver_version must be DEFAULT or LATEST."
+  }
+}
+
+variable "gpu_disk_size_gb" {
+  type        = number
+  description = "Boot disk size of L4 and H100 nodes in GB: the CUDA image, the model download (gemma-2-27b is about 55 GB in bf16) and its merged copy."
+  default     = 200
+
+  validation {
+    condition     = var.gpu_disk_size_gb >= 150 && var.gpu_disk_size_gb <= 65536
+    error_message = "gpu_disk_size_gb must be from 150 (gemma-2-27b download + merged copy + image) to 65536."
+  }
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cloud TPU v3 and v5e node pools
 # ---------------------------------------------------------------------------------------------------------------
 
 variable "enable_tpu_v3_single_host" {
@@ -388,9 +504,76 @@ variable "tpu_v3_slice_zone" {
   }
 }
 
+variable "enable_tpu_v5e_single_host" {
+  type        = bool
+  description = "Create a single-host TPU v5e pool (tpu_v5e_single_host_topology on ct5lp-hightpu-1t/4t/8t, autoscaled from 0)."
+  default     = false
+}
+
+variable "tpu_v5e_single_host_topology" {
+  type        = string
+  description = "Topology of the single-host TPU v5e pool: 1x1 (ct5lp-hightpu-1t), 2x2 (ct5lp-hightpu-4t) or 2x4 (ct5lp-hightpu-8t)."
+  default     = "2x2"
+
+  validation {
+    condition     = contains(["1x1", "2x2", "2x4"], var.tpu_v5e_single_host_topology)
+    error_message = "tpu_v5e_single_host_topology must be 1x1, 2x2 or 2x4 (4x4 and larger are the slice pool)."
+  }
+}
+
+variable "tpu_v5e_single_host_max_nodes" {
+  type        = number
+  description = "Upper bound of the single-host TPU v5e pool's autoscaler; the lower bound is 0."
+  default     = 1
+
+  validation {
+    condition     = var.tpu_v5e_single_host_max_nodes >= 1 && var.tpu_v5e_single_host_max_nodes <= 16 && floor(var.tpu_v5e_single_host_max_nodes) == var.tpu_v5e_single_host_max_nodes
+    error_message = "tpu_v5e_single_host_max_nodes must be a whole number from 1 to 16."
+  }
+}
+
+variable "tpu_v5e_single_host_zone" {
+  type        = string
+  description = "Zone of the single-host TPU v5e pool: one of the Cloud TPU v5e zones (kept equal to the tpu-v5e record of operator/gemma_operator/api/accelerators.py by tests/terraform). Must lie in var.region."
+  default     = "us-west4-a"
+
+  validation {
+    condition     = contains(["us-central1-a", "us-south1-a", "us-west1-c", "us-west4-a", "us-west4-b", "us-east5-a", "us-east5-b", "us-east5-c", "europe-west4-b"], var.tpu_v5e_single_host_zone)
+    error_message = "tpu_v5e_single_host_zone must be a zone that offers TPU v5e: us-central1-a, us-south1-a, us-west1-c, us-west4-a, us-west4-b, us-east5-a, us-east5-b, us-east5-c or europe-west4-b."
+  }
+}
+
+variable "enable_tpu_v5e_slice" {
+  type        = bool
+  description = "Create a multi-host TPU v5e slice pool (ct5lp-hightpu-4t, COMPACT placement, tpu_v5e_slice_topology). Its node count is fixed at the slice's host count."
+  default     = false
+}
+
+variable "tpu_v5e_slice_topology" {
+  type        = string
+  description = "Topology of the multi-host TPU v5e slice: 4x4 (4 hosts), 4x8, 8x8, 8x16 or 16x16; hosts = chips / 4."
+  default     = "4x4"
+
+  validation {
+    condition     = contains(["4x4", "4x8", "8x8", "8x16", "16x16"], var.tpu_v5e_slice_topology)
+    error_message = "tpu_v5e_slice_topology must be one of 4x4, 4x8, 8x8, 8x16, 16x16 (1x1, 2x2, 2x4 are the single-host pool)."
+  }
+}
+
+variable "tpu_v5e_slice_zone" {
+  type        = string
+  description = "Zone of the multi-host TPU v5e slice pool: one of the Cloud TPU v5e zones. Must lie in var.region."
+  default     = "us-west4-a"
+
+  validation {
+    condition     = contains(["us-central1-a", "us-south1-a", "us-west1-c", "us-west4-a", "us-west4-b", "us-east5-a", "us-east5-b", "us-east5-c", "europe-west4-b"], var.tpu_v5e_slice_zone)
+    error_message = "tpu_v5e_slice_zone must be a zone that offers TPU v5e: us-central1-a, us-south1-a, us-west1-c, us-west4-a, us-west4-b, us-east5-a, us-east5-b, us-east5-c or europe-west4-b."
+  }
+}
+
 variable "tpu_disk_size_gb" {
   type        = number
-  description = "Boot disk size of TPU v3 nodes in GB: the trainer image, the model download (gemma-2-27b is about 55 GB in bf16) and the merged copy of it when output.mergeAdapter is set."
+  description = "Boot disk size of TPU v3 and v5e nodes in GB: the trainer image, the model download (gemma-2-27b is about 55 GB in bf16) and the merged copy of it when output.mergeAdapter is set."
   default     = 200
 
   validation {
@@ -401,7 +584,7 @@ variable "tpu_disk_size_gb" {
 
 variable "tpu_spot" {
   type        = bool
-  description = "Run the TPU v3 pools on Spot VMs."
+  description = "Run the TPU v3 and v5e pools on Spot VMs."
   default     = true
 }
 

@@ -111,17 +111,19 @@ def _stage_configs(ft, namespace: str) -> list:
     return [config.model_copy(update={"stage": stage}) for stage in ("teacher", "student")]
 
 
-# The operator setting (environment variable, see settings.py) that picks each accelerator's default image.
-_IMAGE_VARS = {"nvidia-tesla-t4": "GEMMAFT_IMAGE_GPU", "tpu-v3": "GEMMAFT_IMAGE_TPU", "cpu": "GEMMAFT_IMAGE_CPU"}
+# The operator setting (environment variable, see settings.py) that picks each accelerator kind's default image.
+_IMAGE_VARS = {"gpu": "GEMMAFT_IMAGE_GPU", "tpu": "GEMMAFT_IMAGE_TPU", "cpu": "GEMMAFT_IMAGE_CPU"}
 
 
 def _defaults_used(spec, settings) -> list[str]:
     """Which rendered settings came from operator defaults rather than the spec (printed by ``gemmaft render``)."""
     import os
 
+    from gemma_operator.api.accelerators import profile
+
     lines = []
     if spec.pod.image is None:
-        var = _IMAGE_VARS[spec.accelerator.type]
+        var = _IMAGE_VARS[profile(spec.accelerator.type).kind]
         image = settings.render_settings().image_for(spec.accelerator.type)
         source = f"{var}={image}" if os.environ.get(var) else f"{var} is unset: built-in default"
         note = "" if "/" in image.split(":")[0] else " (no registry: set it to your Artifact Registry image)"

@@ -31,9 +31,10 @@ class OperatorSettings:
     namespaces: tuple[str, ...] = ()
     """GEMMAFT_NAMESPACES: comma-separated namespaces to watch; empty watches the whole cluster."""
     image_gpu: str = RenderSettings.image_gpu
-    """GEMMAFT_IMAGE_GPU: default trainer image for accelerator nvidia-tesla-t4."""
+    """GEMMAFT_IMAGE_GPU: default trainer image for the GPU accelerators (nvidia-tesla-t4, nvidia-l4,
+    nvidia-h100-80gb)."""
     image_tpu: str = RenderSettings.image_tpu
-    """GEMMAFT_IMAGE_TPU: default trainer image for accelerator tpu-v3."""
+    """GEMMAFT_IMAGE_TPU: default trainer image for the TPU accelerators (tpu-v3, tpu-v5e)."""
     image_cpu: str = RenderSettings.image_cpu
     """GEMMAFT_IMAGE_CPU: default trainer image for accelerator cpu."""
     allowed_image_prefixes: tuple[str, ...] = ()

@@ -3,6 +3,7 @@ environment, and the custom image, scheduling and pod metadata values."""
 
 from __future__ import annotations
 
+from gemma_operator.api.accelerators import ACCELERATORS
 from gemma_operator.settings import OperatorSettings
 
 from tests.chart.rendering import CASES, DIGEST, FULLNAME, container, env_of, objects_of, only, render_raw
@@ -76,3 +77,11 @@ def test_custom_image_scheduling_and_pod_metadata(objects, chart):
     assert all(o["metadata"]["labels"]["team"] == "ml" for o in objs)
     tagged = objects_of(render_raw(chart, {"image": {"registry": "r.example/x/", "tag": "9.9.9"}}))
     assert container(tagged)["image"] == "r.example/x/gemmaft-operator:9.9.9"
+
+
+def test_every_accelerator_gets_its_kinds_image_from_the_chart_values(objects):
+    """A new accelerator needs no chart change unless it brings a new kind: its image is the kind's value."""
+    values = CASES["custom"]
+    settings = OperatorSettings.from_env(env_of(objects["custom"])).render_settings()
+    for name, record in ACCELERATORS.items():
+        assert settings.image_for(name) == values["trainerImages"][record.kind], name

@@ -28,7 +28,8 @@ from unittest import mock
 
 import pytest
 from gemma_operator.api import GemmaFineTuneSpec, SpecError, parse_finetune
-from gemma_operator.api.facts import LINEAR_MODULES, MODELS, TPU_V3_TOPOLOGIES
+from gemma_operator.api.accelerators import ACCELERATORS, all_topologies, names_of, profile
+from gemma_operator.api.facts import LINEAR_MODULES, MODELS
 from gemma_operator.api.validation import _known_fields
 from gemma_operator.local import crd_schema
 from gemma_operator.render import RenderSettings, render_run
@@ -42,6 +43,8 @@ from tests.pss import restricted_problems
 EXAMPLES_WANTED = 500
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 T4, TPU, CPU = "nvidia-tesla-t4", "tpu-v3", "cpu"
+NOT_GPU = [name for name in ACCELERATORS if name not in names_of("gpu")]
+NOT_TPU = [name for name in ACCELERATORS if name not in names_of("tpu")]
 TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
 
 # ------------------------------------------------------------------------------------------ pydantic-only rules
@@ -132,14 +135,15 @@ def pod_section(draw) -> dict:
 @st.composite
 def valid_manifests(draw) -> dict:
     """A manifest the CRD schema accepts (the memory fit, which CEL cannot check, may still fail)."""
-    acc_type = draw(st.sampled_from([T4, TPU, CPU]))
+    acc_type = draw(st.sampled_from(list(ACCELERATORS)))
+    record = profile(acc_type)
     accelerator: dict[str, Any] = {"type": acc_type}
-    if acc_type == T4:
-        _put(accelerator, "count", _optional(draw, st.sampled_from([1, 2, 4])))
-    if acc_type == TPU:
-        _put(accelerator, "topology", _optional(draw, st.sampled_from(list(TPU_V3_TOPOLOGIES))))
+    if record.gpu_counts:
+        _put(accelerator, "count", _optional(draw, st.sampled_from(record.gpu_counts)))
+    if record.topologies:
+        _put(accelerator, "topology", _optional(draw, st.sampled_from(list(record.topologies))))
     _put(accelerator, "spot", _optional(draw, st.booleans()))
-    methods = ["lora", "qlora", "freeze", "full"] if acc_type == T4 else ["lora", "freeze", "full"]
+    methods = ["lora", "qlora", "freeze", "full"] if record.kind == "gpu" else ["lora", "freeze", "full"]
     spec: dict[str, Any] = {
         "model": draw(st.sampled_from(list(MODELS))),
         "dataset": {"trainUri": draw(data_uri)},
@@ -224,7 +228,7 @@ NUMBERS = {
 }
 ENUMS = {
     "model": list(MODELS), "method": ["lora", "qlora", "freeze", "full"],
-    "dataset.format": ["auto", "messages", "prompt-completion", "text"], "accelerator.type": [T4, TPU, CPU],
+    "dataset.format": ["auto", "messages", "prompt-completion", "text"], "accelerator.type": list(ACCELERATORS),
     "training.lrScheduler": ["linear", "cosine", "constant", "constant_with_warmup"],
 }
 NEAR_MISSES = ["LoRA", "gemma-2-9B", "gemma-3-1b", "tpu-v4", "T4", "nvidia-tesla-a100", "jsonl", "Cosine", "", " "]
@@ -370,19 +374,19 @@ def mutate_bad_uri(draw, spec):
 def mutate_cross_field(draw, spec):
     kind = draw(st.sampled_from(["count-off-t4", "topology-off-tpu", "qlora-off-t4", "local-output-on-accelerator"]))
     if kind == "count-off-t4":
-        spec["accelerator"] = {"type": draw(st.sampled_from([TPU, CPU])), "count": draw(st.sampled_from([1, 2, 4]))}
+        spec["accelerator"] = {"type": draw(st.sampled_from(NOT_GPU)), "count": draw(st.sampled_from([1, 2, 4]))}
         spec["method"] = "lora"
         return "accelerator.count", True
     if kind == "topology-off-tpu":
-        spec["accelerator"] = {"type": draw(st.sampled_from([T4, CPU])),
-                               "topology": draw(st.sampled_from(list(TPU_V3_TOPOLOGIES)))}
+        spec["accelerator"] = {"type": draw(st.sampled_from(NOT_TPU)),
+                               "topology": draw(st.sampled_from(all_topologies()))}
         spec["method"] = "lora"
         return "accelerator.topology", True
     if kind == "qlora-off-t4":
-        spec["accelerator"] = {"type": draw(st.sampled_from([TPU, CPU]))}
+        spec["accelerator"] = {"type": draw(st.sampled_from(NOT_GPU))}
         spec["method"] = "qlora"
         return "method", True
-    spec["accelerator"] = {"type": draw(st.sampled_from([T4, TPU]))}
+    spec["accelerator"] = {"type": draw(st.sampled_from([n for n in ACCELERATORS if profile(n).kind != "cpu"]))}
     spec["output"]["uri"] = draw(local_path)
     return "output.uri", True
 

@@ -58,3 +58,11 @@ def allowed_values(tf: dict, name: str) -> list:
         if m:
             return json.loads(m.group(1))
     raise AssertionError(f"variable {name} has no contains([...], var.{name}) validation")
+
+
+def pool_call(tf: dict, name: str) -> dict:
+    """The call of the local node-pool module named ``name``."""
+    assert name in tf["module"], f"missing module {name}"
+    call = tf["module"][name]
+    assert call["source"] == "./modules/node-pool", name
+    return call

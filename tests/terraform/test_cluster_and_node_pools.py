@@ -1,5 +1,6 @@
 """The GKE cluster (Standard, Workload Identity, private nodes) and its node pools: one local module hardening
-every pool, the T4 and TPU v3 pools, their zones, disks and topologies kept equal to the operator's API facts."""
+every pool, the T4, L4, H100, TPU v3 and TPU v5e pools, their zones, disks and topologies kept equal to the
+operator's accelerator registry."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from gemma_operator.api import facts
+from gemma_operator.api.accelerators import ACCELERATORS, profile
 
 from tests.conftest import REPO
 from tests.terraform.parse import (
@@ -16,6 +18,7 @@ from tests.terraform.parse import (
     TF,
     allowed_values,
     load_hcl,
+    pool_call,
     resolve_local,
     single_block,
     tf_resource,
@@ -40,7 +43,8 @@ def test_cluster_is_standard_with_workload_identity_and_private_nodes(tf):
 
 
 NODE_POOL_MODULE = TF / "modules" / "node-pool"
-POOLS = ("system_pool", "t4_pool", "tpu_v3_single_host_pool", "tpu_v3_slice_pool")
+# The system pool plus every pool an accelerator record names: a new record without its pool fails here.
+POOLS = ("system_pool", *(pool for p in ACCELERATORS.values() for pool in p.terraform_pools))
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +61,6 @@ def pool_module() -> dict[str, Any]:
     return merged
 
 
-def _pool(tf: dict, name: str) -> dict:
-    assert name in tf["module"], f"missing module {name}"
-    call = tf["module"][name]
-    assert call["source"] == "./modules/node-pool", name
-    return call
-
-
 def test_one_node_pool_module_no_copies(tf, pool_module):
     """Every pool is the local module, instantiated per pool kind; nothing declares a node pool by hand."""
     assert not [k for k in tf["resource"] if k[0] == "google_container_node_pool"]
@@ -75,7 +72,7 @@ def test_one_node_pool_module_no_copies(tf, pool_module):
     assert resolve_local(tf, shared["image_type"]) == "COS_CONTAINERD"
     assert shared["region"] == "${var.region}" and shared["location"] == "${var.cluster_location}"
     for name in POOLS:
-        call = _pool(tf, name)
+        call = pool_call(tf, name)
         assert call["cluster"] == "${local.node_pool_cluster}", name
         missing = {v for v, body in pool_module["variable"].items() if "default" not in body} - set(call)
         assert missing == set(), f"{name} misses module inputs {missing}"
@@ -102,53 +99,54 @@ def test_the_module_hardens_every_pool(pool_module):
 
 
 def test_t4_pool(tf):
-    p = _pool(tf, "t4_pool")
+    p = pool_call(tf, "t4_pool")
     assert p["count"] == "${var.enable_t4_pool ? 1 : 0}"
     assert p["machine_type"] == "${var.t4_machine_type}"
     machine_rule = tf["variable"]["t4_machine_type"]["validation"][0]["condition"]
     assert "^n1-" in machine_rule
     acc = p["gpu"]
-    assert acc["type"] == "nvidia-tesla-t4" and acc["type"] in facts.ACCELERATORS
+    assert acc["type"] == "nvidia-tesla-t4" and profile(acc["type"]).kind == "gpu"
     assert acc["count"] == "${var.t4_gpus_per_node}"
-    assert sorted(allowed_values(tf, "t4_gpus_per_node")) == sorted(facts.T4_COUNTS)
+    assert sorted(allowed_values(tf, "t4_gpus_per_node")) == sorted(profile("nvidia-tesla-t4").gpu_counts)
     assert acc["driver_version"] == "${var.t4_gpu_driver_version}"
     assert sorted(allowed_values(tf, "t4_gpu_driver_version")) == ["DEFAULT", "LATEST"]
     assert p["autoscaling"] == {"min_nodes": 0, "max_nodes": "${var.t4_max_nodes}"}
     assert p["spot"] == "${var.t4_spot}"
-    assert p["taint_key"] == facts.ACCELERATORS["nvidia-tesla-t4"].taint_key
+    assert p["taint_key"] == profile("nvidia-tesla-t4").taint_key
     check = tf_resource(tf, "terraform_data", "t4_machine_fits_gpus")
     assert "t4_gpus_per_node < 4" in single_block(check, "lifecycle")["precondition"][0]["condition"]
 
 
 def test_tpu_v3_single_host_pool(tf):
-    p = _pool(tf, "tpu_v3_single_host_pool")
+    p = pool_call(tf, "tpu_v3_single_host_pool")
     assert p["count"] == "${var.enable_tpu_v3_single_host ? 1 : 0}"
-    assert resolve_local(tf, p["machine_type"]) == "ct3-hightpu-4t"
+    assert resolve_local(tf, p["machine_type"]) == profile("tpu-v3").topology("2x2").machine_type
     assert "tpu_topology" not in p, "a single-host v3-8 needs no slice placement"
     assert p["autoscaling"]["min_nodes"] == 0
     assert p["spot"] == "${var.tpu_spot}"
-    assert p["taint_key"] == facts.ACCELERATORS["tpu-v3"].taint_key
+    assert p["taint_key"] == profile("tpu-v3").taint_key
     assert p["node_locations"] == ["${var.tpu_v3_single_host_zone}"]
 
 
 def test_tpu_v3_slice_pool_is_compact_with_one_node_per_host(tf):
-    p = _pool(tf, "tpu_v3_slice_pool")
+    p = pool_call(tf, "tpu_v3_slice_pool")
     assert p["count"] == "${var.enable_tpu_v3_slice ? 1 : 0}"
-    assert resolve_local(tf, p["machine_type"]) == "ct3p-hightpu-4t"
+    assert resolve_local(tf, p["machine_type"]) == profile("tpu-v3").topology("4x4").machine_type == "ct3p-hightpu-4t"
     assert p["tpu_topology"] == "${var.tpu_v3_slice_topology}"
     assert p["node_count"] == "${local.tpu_v3_slice_hosts}"
     assert "autoscaling" not in p, "a slice is usable only whole: fixed node_count"
     assert p["node_locations"] == ["${var.tpu_v3_slice_zone}"], "a slice lives in one zone"
     assert p["spot"] == "${var.tpu_spot}"
-    assert p["taint_key"] == facts.ACCELERATORS["tpu-v3"].taint_key
+    assert p["taint_key"] == profile("tpu-v3").taint_key
 
 
 def test_each_tpu_pool_has_its_own_zone_from_the_v3_zone_table(tf):
     """v3-32+ slices exist only in europe-west4-a: one zone for both pools (defaulting to us-central1-b) made the
     slice pool impossible to create."""
     assert "tpu_zone" not in tf["variable"]
-    assert sorted(allowed_values(tf, "tpu_v3_single_host_zone")) == sorted(facts.TPU_V3_ZONES["single_host"])
-    assert allowed_values(tf, "tpu_v3_slice_zone") == list(facts.TPU_V3_ZONES["slice"]) == ["europe-west4-a"]
+    zones = profile("tpu-v3").zones
+    assert sorted(allowed_values(tf, "tpu_v3_single_host_zone")) == sorted(zones["single_host"])
+    assert allowed_values(tf, "tpu_v3_slice_zone") == list(zones["slice"]) == ["europe-west4-a"]
     for name in ("tpu_v3_single_host_zone", "tpu_v3_slice_zone"):
         assert tf["variable"][name]["default"] in allowed_values(tf, name)
     example = load_hcl(EXAMPLE_TFVARS)
@@ -167,8 +165,8 @@ def test_boot_disks_hold_the_largest_model_twice(tf):
     minimum = int(re.search(r"var\.tpu_disk_size_gb >= (\d+)", tpu_disk["validation"][0]["condition"]).group(1))
     assert minimum >= needed
     for name in ("tpu_v3_single_host_pool", "tpu_v3_slice_pool"):
-        assert _pool(tf, name)["disk_size_gb"] == "${var.tpu_disk_size_gb}"
-    assert _pool(tf, "t4_pool")["disk_size_gb"] == "${var.t4_disk_size_gb}"
+        assert pool_call(tf, name)["disk_size_gb"] == "${var.tpu_disk_size_gb}"
+    assert pool_call(tf, "t4_pool")["disk_size_gb"] == "${var.t4_disk_size_gb}"
     # T4 trains up to 9B (QLoRA): its download and merged copy plus a CUDA image.
     t4_gb = facts.MODELS["gemma-2-9b"].params * 2 / 1e9
     assert tf["variable"]["t4_disk_size_gb"]["default"] >= 2 * t4_gb + 15
@@ -187,11 +185,11 @@ def test_first_apply_installs_no_chart_and_namespaces_match_the_examples(tf):
 
 
 def test_tpu_topologies_and_hosts_match_the_api_facts(tf):
-    multi_host = {t: topo for t, topo in facts.TPU_V3_TOPOLOGIES.items() if topo.multi_host}
+    multi_host = {t: topo for t, topo in profile("tpu-v3").topologies.items() if topo.multi_host}
     chips = tf["locals"]["tpu_v3_slice_chips"]
     assert chips == {t: topo.chips for t, topo in multi_host.items()}
     assert sorted(allowed_values(tf, "tpu_v3_slice_topology")) == sorted(multi_host)
-    assert tf["locals"]["tpu_v3_chips_per_host"] == facts.CHIPS_PER_TPU_V3_HOST
+    assert {tf["locals"]["tpu_v3_chips_per_host"]} == {topo.chips_per_host for topo in multi_host.values()}
     assert tf["locals"]["tpu_v3_slice_hosts"] == (
         "${local.tpu_v3_slice_chips[var.tpu_v3_slice_topology] / local.tpu_v3_chips_per_host}")
     assert chips["4x4"] // tf["locals"]["tpu_v3_chips_per_host"] == 4  # v3-32: 4 hosts

@@ -1,10 +1,10 @@
 """Read the run config (a GemmaFineTune manifest or the mounted GemmaFineTuneRun) and choose, per accelerator,
 the precision, TrainingArguments extras and collator settings.
 
-``accelerator_plan`` is the seam for the TPU path: ``tpu-v3`` asks ``gemma_trainer.xla.plan_for(spec)`` for the
-mesh / FSDP v2 arguments and the fixed pad bucket lengths. The precision policy of every plan comes from the one
-table in ``gemma_operator.api.precision`` (by model family and the accelerator's arithmetic);
-:func:`emulated_plan` runs an accelerator's arithmetic on the CPU.
+``accelerator_plan`` is the seam for the TPU path: a TPU type (``kind == "tpu"`` in the accelerator registry)
+asks ``gemma_trainer.xla.plan_for(spec)`` for the mesh / FSDP v2 arguments and the fixed pad bucket lengths. The
+precision policy of every plan comes from the one table in ``gemma_operator.api.precision`` (by model family and
+the accelerator's arithmetic); :func:`emulated_plan` runs an accelerator's arithmetic on the CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from gemma_operator.api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
-from gemma_operator.api.facts import ACCELERATORS, MODELS
+from gemma_operator.api.accelerators import profile as accelerator_profile
+from gemma_operator.api.facts import MODELS
 from gemma_operator.api.precision import POLICIES, PrecisionPolicy, precision_policy
 from gemma_operator.api.rules import Problem, check_rules
 from gemma_operator.api.validation import problems_of
@@ -171,7 +172,7 @@ def policy_for(spec, arithmetic: str | None = None, override: str | None = None)
         if override not in POLICIES:
             raise ConfigError("--precision", [f"unknown precision policy {override!r}: one of {sorted(POLICIES)}"])
         return POLICIES[override]
-    arithmetic = arithmetic or ACCELERATORS[spec.accelerator.type].compute_dtype
+    arithmetic = arithmetic or accelerator_profile(spec.accelerator.type).compute_dtype
     return precision_policy(MODELS[spec.model].family, arithmetic)
 
 
@@ -198,13 +199,14 @@ def accelerator_plan(spec, capability: tuple[int, int] | None | str = "detect",
     only ``accelerator.type: cpu`` trains on the CPU. ``precision`` overrides the policy (measurements).
     """
     acc = spec.accelerator.type
-    if acc == "tpu-v3":
+    kind = accelerator_profile(acc).kind
+    if kind == "tpu":
         if not (tpu_visible() if tpu == "detect" else tpu):
             raise _unavailable(acc, "no TPU (or no torch_xla)")
         from gemma_trainer import xla
 
         return xla.plan_for(spec)
-    if acc == "nvidia-tesla-t4":
+    if kind == "gpu":
         cap = cuda_capability() if capability == "detect" else capability
         if cap is None:
             raise _unavailable(acc, "no CUDA GPU")

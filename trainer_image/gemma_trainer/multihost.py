@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gemma_operator.api.accelerators import profile
+
 WORKER_ID_VAR = "TPU_WORKER_ID"
 HOSTNAMES_VAR = "TPU_WORKER_HOSTNAMES"
 # Port of torch-xla's PJRT coordinator on TPU slices (process 0 serves it); overridable for local runs.
@@ -81,7 +83,7 @@ def from_env(env: Mapping[str, str] | None = None, expected_hosts: int | None = 
         if expected_hosts and expected_hosts > 1:
             raise MultiHostError(
                 f"{WORKER_ID_VAR} and {HOSTNAMES_VAR} are not set, but the topology needs {expected_hosts} hosts: "
-                "run the trainer in an Indexed Job that requests google.com/tpu on a tpu-v3-slice node pool "
+                "run the trainer in an Indexed Job that requests google.com/tpu on a multi-host TPU slice node pool "
                 "(GKE injects both variables)")
         return HostInfo(0, 1, ("localhost",), port)
     if not raw_hosts:
@@ -130,12 +132,8 @@ def _port(env: Mapping[str, str]) -> int:
 
 
 def expected_hosts(spec) -> int:
-    """Hosts of the spec's slice (1 for anything that is not tpu-v3)."""
-    from gemma_operator.api.facts import TPU_V3_TOPOLOGIES
-
-    if spec.accelerator.type != "tpu-v3":
-        return 1
-    return TPU_V3_TOPOLOGIES[spec.topology].hosts
+    """Hosts of the spec's slice (1 for anything that is not a TPU type)."""
+    return profile(spec.accelerator.type).hosts(spec.topology)
 
 
 def all_ranks(hostnames: list[str] | tuple[str, ...], port: int = DEFAULT_COORDINATOR_PORT) -> list[HostInfo]:

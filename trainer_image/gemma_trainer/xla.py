@@ -1,7 +1,7 @@
 """The TPU (torch-xla) path of the trainer: SPMD mesh, FSDPv2-style sharding, fixed pad buckets, host shards.
 
 Importable everywhere (torch and torch_xla are imported lazily), so ``config.accelerator_plan`` can call
-:func:`plan_for` in any image. How a tpu-v3 run trains (one process per host; SPMD shows it the whole slice):
+:func:`plan_for` in any image. How a TPU run (tpu-v3, tpu-v5e) trains (one process per host; SPMD shows it the whole slice):
 
 1. :func:`plan_for`: bf16, fixed ``pad_buckets`` (static shapes), TrainingArguments extras.
 2. :func:`prepare_model`: a 1-D ``("fsdp",)`` mesh over every device of the slice; frozen base weights sharded
@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from gemma_operator.api.accelerators import profile
+
 from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
 
 log = logging.getLogger("gemma_trainer.xla")
@@ -37,8 +39,8 @@ _ADAPTER_MARKERS = ("lora_",)  # parameter names of peft adapters: kept replicat
 
 
 def is_tpu_run(spec) -> bool:
-    """True when the spec trains on TPU v3 (the torch-xla path)."""
-    return spec.accelerator.type == "tpu-v3"
+    """True when the spec trains on a TPU type (the torch-xla path)."""
+    return profile(spec.accelerator.type).kind == "tpu"
 
 
 def bucket_lengths(max_seq_length: int, min_bucket: int = MIN_BUCKET) -> tuple[int, ...]:
@@ -47,16 +49,14 @@ def bucket_lengths(max_seq_length: int, min_bucket: int = MIN_BUCKET) -> tuple[i
 
 
 def slice_devices(spec) -> int:
-    """XLA devices of the spec's slice: torch-xla sees each TPU v3 TensorCore (2 per chip) as a device."""
-    from gemma_operator.api.facts import TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES
-
-    return TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
+    """XLA devices of the spec's slice: torch-xla sees each TensorCore as a device (TPU v3: 2 per chip, v5e: 1)."""
+    return profile(spec.accelerator.type).shard_devices(spec.topology)
 
 
 def training_args_overrides(spec) -> dict[str, Any]:
     """TrainingArguments extras of a TPU run (applied after the common ones).
 
-    - ``bf16``: TPU v3 computes in bf16; LoRA weights stay fp32 (peft keeps adapter weights fp32).
+    - ``bf16``: TPUs compute in bf16; LoRA weights stay fp32 (peft keeps adapter weights fp32).
     - ``dataloader_drop_last``: SPMD needs every batch to have the same shape (a short last batch would also
       compile a new graph).
     - ``optim="adamw_torch"``: the fused AdamW default is refused for XLA tensors.
@@ -95,13 +95,13 @@ def hf_fsdp_v2_overrides() -> dict[str, Any]:
 
 
 def plan_for(spec):
-    """The AcceleratorPlan of a tpu-v3 run (``config.accelerator_plan`` calls this)."""
+    """The AcceleratorPlan of a TPU run (``config.accelerator_plan`` calls this)."""
     from gemma_operator.api.precision import BF16
 
     from .config import AcceleratorPlan
 
     if not is_tpu_run(spec):
-        raise ValueError(f"plan_for: accelerator.type is {spec.accelerator.type!r}, not tpu-v3")
+        raise ValueError(f"plan_for: accelerator.type is {spec.accelerator.type!r}, not a TPU type")
     return AcceleratorPlan(
         accelerator=spec.accelerator.type,
         device="xla",

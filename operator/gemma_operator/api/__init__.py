@@ -3,7 +3,8 @@
 Imports only pydantic, so the trainer image can use it without kopf or the Kubernetes client.
 """
 
-from .facts import ACCELERATORS, MODELS, TPU_V3_TOPOLOGIES
+from .accelerators import ACCELERATORS
+from .facts import MODELS
 from .memory import MemoryEstimate, estimate
 from .resource import (
     API_VERSION,
@@ -32,7 +33,6 @@ __all__ = [
     "MODELS",
     "PLURAL",
     "RUN_CONFIG_KIND",
-    "TPU_V3_TOPOLOGIES",
     "TRAINING_FIELDS",
     "VERSION",
     "Condition",

@@ -1,9 +1,10 @@
-"""Facts about Gemma 2, Gemma 3 and GKE that may change, kept in one table each.
+"""Facts about Gemma 2, Gemma 3 and GKE that may change, kept in one table each (accelerators: ``accelerators.py``).
 
 Sources: the GKE TPU and GPU docs and the Cloud TPU "regions and zones" page (named where each fact is used);
 model dimensions from each model's ``config.json`` on the Hugging Face Hub (``google/<model>``), parameter counts from those shapes (gemma-3-270m counted here on the
 real weights: 268,098,176; gemma-3-1b: 999,885,952, as keras-hub's Gemma 3 presets list it). Everything that names
-a node label, a machine type, a topology or a model dimension is read from here, never written inline elsewhere.
+a model dimension is read from here, and everything that names a node label, a machine type or a topology from the
+accelerator registry (``accelerators.py``), never written inline elsewhere.
 """
 
 from __future__ import annotations
@@ -100,85 +101,8 @@ MODEL_PACKAGES: dict[str, ModelPackage] = {
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@dataclass(frozen=True)
-class TpuTopology:
-    """One TPU v3 slice shape as GKE names it."""
-
-    chips: int
-    multi_host: bool
-
-    @property
-    def hosts(self) -> int:
-        return self.chips // CHIPS_PER_TPU_V3_HOST
-
-
-CHIPS_PER_TPU_V3_HOST = 4
-TPU_V3_CORES_PER_CHIP = 2  # torch-xla sees each TensorCore as a device
-TPU_V3_TOPOLOGIES: dict[str, TpuTopology] = {
-    "2x2": TpuTopology(4, multi_host=False),  # v3-8, ct3-hightpu-4t
-    "4x4": TpuTopology(16, multi_host=True),  # v3-32, ct3p-hightpu-4t
-    "4x8": TpuTopology(32, multi_host=True),
-    "8x8": TpuTopology(64, multi_host=True),
-    "8x16": TpuTopology(128, multi_host=True),
-    "16x16": TpuTopology(256, multi_host=True),
-    "16x32": TpuTopology(512, multi_host=True),
-    "32x32": TpuTopology(1024, multi_host=True),
-}
-
-
-# Zones that offer TPU v3 (Cloud TPU "regions and zones" page, checked 2026-11-22):
-# v3-8 in three zones, v3-32 and larger slices ONLY in europe-west4-a. terraform/variables.tf validates the
-# pool zones with the same lists (tests/terraform/test_cluster_and_node_pools.py keeps them equal).
-TPU_V3_ZONES: dict[str, tuple[str, ...]] = {
-    "single_host": ("us-central1-a", "us-central1-b", "europe-west4-a"),
-    "slice": ("europe-west4-a",),
-}
-
-
-@dataclass(frozen=True)
-class AcceleratorProfile:
-    """How one accelerator type is scheduled on GKE and what one device can hold."""
-
-    device_memory_bytes: int | None  # usable memory of one device; None: not checked (CPU)
-    resource: str | None  # extended resource requested per pod
-    accelerator_label: str | None  # node label that selects the accelerator
-    compute_dtype: str  # precision of the frozen weights and the forward pass
-    cuda: bool = False
-    taint_key: str | None = None
-
-
-GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
-GKE_TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
-GKE_TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
 GKE_SPOT_LABEL = "cloud.google.com/gke-spot"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-
-TPU_V3_SINGLE_HOST_VALUE = "tpu-v3-device"
-TPU_V3_SLICE_VALUE = "tpu-v3-slice"
-T4_COUNTS = (1, 2, 4)
-
-ACCELERATORS: dict[str, AcceleratorProfile] = {
-    # 16 GB GDDR6, about 14.7 GB usable; compute capability 7.5: fp16, no bf16.
-    "nvidia-tesla-t4": AcceleratorProfile(
-        device_memory_bytes=int(14.7 * GB),
-        resource="nvidia.com/gpu",
-        accelerator_label=GKE_ACCELERATOR_LABEL,
-        compute_dtype="float16",
-        cuda=True,
-        taint_key="nvidia.com/gpu",
-    ),
-    # 16 GiB HBM per TensorCore, bf16.
-    "tpu-v3": AcceleratorProfile(
-        device_memory_bytes=16 * GIB,
-        resource="google.com/tpu",
-        accelerator_label=GKE_TPU_ACCELERATOR_LABEL,
-        compute_dtype="bfloat16",
-        taint_key="google.com/tpu",
-    ),
-    "cpu": AcceleratorProfile(
-        device_memory_bytes=None, resource=None, accelerator_label=None, compute_dtype="float32"
-    ),
-}
 
 # ----- Trainer pod sizing (issue #12): requests so trainer pods are never BestEffort -----
 # GKE node pool label: every node of a pool carries it; one TPU slice must stay on one pool (JobSet's
@@ -186,21 +110,6 @@ ACCELERATORS: dict[str, AcceleratorProfile] = {
 GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 
 
-@dataclass(frozen=True)
-class PodRequests:
-    """CPU and memory a trainer pod requests per accelerator device (T4 GPU) or per host (TPU, cpu)."""
-
-    cpu: float
-    memory_gib: int
-
-
-# UNVERIFIED sizes, chosen to fit the node types terraform/ creates with room for system pods:
-# n1-standard-8 (8 vCPU, 30 GB) per T4; a TPU v3 host (ct3-hightpu-4t / ct3p-hightpu-4t) is much larger.
-POD_REQUESTS: dict[str, PodRequests] = {
-    "nvidia-tesla-t4": PodRequests(cpu=3, memory_gib=12),
-    "tpu-v3": PodRequests(cpu=24, memory_gib=96),
-    "cpu": PodRequests(cpu=1, memory_gib=4),
-}
 # The model cache (HF_HOME on the pod's scratch emptyDir): downloaded weights are float32 for some Gemma 2
 # sizes (UNVERIFIED per size), so 4 bytes per parameter bound it, plus room for tokenizer, staging, logs.
 MODEL_CACHE_BYTES_PER_PARAM = 4

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .facts import ACCELERATORS, GB, MODELS, TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES, ModelArch
+from .accelerators import profile as accelerator_profile
+from .facts import GB, MODELS, ModelArch
 from .spec import GemmaFineTuneSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -152,11 +153,9 @@ def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepSha
 
 def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
     arch = MODELS[spec.model]
-    profile = ACCELERATORS[spec.accelerator.type]
+    profile = accelerator_profile(spec.accelerator.type)
     dtype_bytes = DTYPE_BYTES[profile.compute_dtype]
-    devices = 1
-    if spec.accelerator.type == "tpu-v3":
-        devices = TPU_V3_TOPOLOGIES[spec.topology].chips * TPU_V3_CORES_PER_CHIP
+    devices = profile.shard_devices(spec.topology)
     shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes,
                       accelerator=profile.device_memory_bytes is not None)
     return training_memory(arch, spec.method, trainable_params(spec, arch), shape, devices,

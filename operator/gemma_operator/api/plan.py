@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .facts import CHIPS_PER_TPU_V3_HOST, MODELS, TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES
+from .accelerators import profile
+from .facts import MODELS
 from .memory import MemoryEstimate, estimate, trainable_params
 
 ADAPTER_WEIGHT_BYTES = 4  # fp32 master copy of each trainable weight (safetensors)
@@ -97,15 +98,12 @@ class BatchPlan:
 def batch_plan(spec) -> BatchPlan:
     """The BatchPlan of ``spec`` (GemmaFineTuneSpec)."""
     t = spec.training
-    acc = spec.accelerator.type
-    if acc == "tpu-v3":
-        hosts = TPU_V3_TOPOLOGIES[spec.topology].hosts
-        devices, processes, drop_last = CHIPS_PER_TPU_V3_HOST * TPU_V3_CORES_PER_CHIP, 1, True
-    elif acc == "nvidia-tesla-t4":
-        hosts, devices, processes, drop_last = 1, spec.gpu_count, spec.gpu_count, False
-    else:
-        hosts, devices, processes, drop_last = 1, 1, 1, False
-    return BatchPlan(hosts, devices, processes, t.batch_size, t.gradient_accumulation_steps, drop_last)
+    acc = profile(spec.accelerator.type)
+    devices = acc.devices_per_host(spec.accelerator.count, spec.topology)
+    # Under TPU SPMD one process per host feeds all of its devices; a GPU node runs one process per GPU.
+    spmd = acc.kind == "tpu"
+    return BatchPlan(acc.hosts(spec.topology), devices, 1 if spmd else devices, t.batch_size,
+                     t.gradient_accumulation_steps, drop_last=spmd)
 
 
 def checkpoint_bytes(spec) -> int:

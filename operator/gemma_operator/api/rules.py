@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .accelerators import names_of, profile, spelled_list
 from .distillation import teacher_accelerator
-from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES, tokenizer_family
+from .facts import MODEL_PACKAGES, MODELS, tokenizer_family
 from .memory import estimate
 from .spec import Accelerator, GemmaFineTuneSpec
 from .teacher_memory import teacher_estimate
@@ -21,12 +22,14 @@ class Problem:
 
 
 def _smaller_fix(spec: GemmaFineTuneSpec) -> str:
-    if spec.accelerator.type == "nvidia-tesla-t4":
+    acc = profile(spec.accelerator.type)
+    if acc.kind == "gpu":
         if spec.method in ("lora", "freeze", "full"):
-            return "use method qlora (4-bit base weights) or accelerator.type tpu-v3, or a smaller model"
-        return "use accelerator.type tpu-v3 (method lora) or a smaller model"
-    if spec.accelerator.type == "tpu-v3":
-        bigger = [t for t, s in TPU_V3_TOPOLOGIES.items() if s.chips > TPU_V3_TOPOLOGIES[spec.topology].chips]
+            return f"use method qlora (4-bit base weights) or accelerator.type {acc.larger_alternative}, or a smaller model"
+        return f"use accelerator.type {acc.larger_alternative} (method lora) or a smaller model"
+    if acc.kind == "tpu":
+        chips = acc.topology(spec.topology).chips
+        bigger = [t for t, s in acc.topologies.items() if s.chips > chips]
         return f"use a larger accelerator.topology ({', '.join(bigger[:3])}) or method lora"
     return "choose a smaller model"
 
@@ -35,7 +38,7 @@ def check_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
     est = estimate(spec)
     if est.fits:
         return []
-    where = spec.accelerator.type if spec.accelerator.type != "tpu-v3" else f"tpu-v3 {spec.topology}"
+    where = profile(spec.accelerator.type).describe(spec.topology)
     msg = (
         f"{spec.model} with method {spec.method} does not fit {where}: {est.describe()}. "
         f"Fix: {_smaller_fix(spec)}; or lower training.batchSize ({spec.training.batch_size}) "
@@ -89,10 +92,10 @@ def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
     """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server)."""
     problems: list[Problem] = _accelerator_problems(spec.accelerator, "spec.accelerator")
     acc = spec.accelerator
-    if spec.method == "qlora" and acc.type != "nvidia-tesla-t4":
+    if spec.method == "qlora" and profile(acc.type).kind != "gpu":
         problems.append(Problem("spec.method",
                                 f"method qlora needs a CUDA GPU (bitsandbytes), not {acc.type}: use accelerator.type "
-                                "nvidia-tesla-t4, or method lora on tpu-v3"))
+                                f"{spelled_list(names_of('gpu'))}, or method lora on {spelled_list(names_of('tpu'))}"))
     if not spec.output.uri.startswith("gs://") and acc.type != "cpu":
         problems.append(Problem("spec.output.uri",
                                 "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with "
@@ -114,15 +117,28 @@ def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
 
 
 def _accelerator_problems(acc: Accelerator, path: str) -> list[Problem]:
+    record = profile(acc.type)
     problems = []
-    if acc.count is not None and acc.type != "nvidia-tesla-t4":
-        problems.append(Problem(f"{path}.count",
-                                f"count applies only to nvidia-tesla-t4, not {acc.type}: remove it "
-                                "(a TPU slice is sized by topology)"))
-    if acc.topology is not None and acc.type != "tpu-v3":
-        problems.append(Problem(f"{path}.topology",
-                                "topology applies only to tpu-v3: remove it or set type: tpu-v3"))
+    if acc.count is not None and acc.count not in record.gpu_counts:
+        problems.append(Problem(f"{path}.count", _count_message(acc)))
+    if acc.topology is not None and acc.topology not in record.topologies:
+        problems.append(Problem(f"{path}.topology", _topology_message(acc)))
     return problems
+
+
+def _count_message(acc: Accelerator) -> str:
+    counts = profile(acc.type).gpu_counts
+    if not counts:
+        return (f"count applies only to {spelled_list(names_of('gpu'))}, not {acc.type}: remove it "
+                "(a TPU slice is sized by topology)")
+    return f"{acc.type} takes count {spelled_list(counts)}, not {acc.count}"
+
+
+def _topology_message(acc: Accelerator) -> str:
+    topologies = profile(acc.type).topologies
+    if not topologies:
+        return f"topology applies only to {spelled_list(names_of('tpu'))}: remove it or set a TPU type"
+    return f"{acc.type} topologies: {spelled_list(topologies)}, not {acc.topology}"
 
 
 def _teacher_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
@@ -130,11 +146,11 @@ def _teacher_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
     if est.fits:
         return []
     teacher, acc = spec.distillation.teacher, teacher_accelerator(spec)
-    where = acc.type if acc.type != "tpu-v3" else f"tpu-v3 {acc.topology or '2x2'}"
+    where = profile(acc.type).describe(acc.topology)
     fixes = []
-    if acc.type == "nvidia-tesla-t4" and teacher.quantization == "none":
+    if profile(acc.type).kind == "gpu" and teacher.quantization == "none":
         fixes.append("set distillation.teacher.quantization: nf4 (4-bit teacher weights)")
-    fixes.append("set distillation.accelerator to tpu-v3 (a larger topology if needed)")
+    fixes.append(f"set distillation.accelerator to {spelled_list(names_of('tpu'))} (a larger topology if needed)")
     return [Problem("spec.distillation.teacher.model",
                     f"teacher {teacher.model} does not fit {where} for its forward pass: {est.describe()}. "
                     f"Fix: {'; or '.join(fixes)}; or lower training.batchSize ({spec.training.batch_size}) "
@@ -158,15 +174,16 @@ def check_distillation(spec: GemmaFineTuneSpec) -> list[Problem]:
                                 f"{spec.model} the {student_family} one: the student learns the teacher's "
                                 "distribution over the same token ids. Fix: choose a teacher of the student's "
                                 "family, or a student of the teacher's"))
-    if spec.accelerator.type == "tpu-v3":
+    gpus, tpus = spelled_list(names_of("gpu")), spelled_list(names_of("tpu"))
+    if profile(spec.accelerator.type).kind == "tpu":
         problems.append(Problem("spec.accelerator.type",
-                                "a distillation student trains on nvidia-tesla-t4 or cpu (its loss is not built "
-                                "for XLA's static shapes yet): set accelerator.type nvidia-tesla-t4; the teacher "
-                                "can still run on tpu-v3 with distillation.accelerator"))
-    if teacher.quantization == "nf4" and acc.type != "nvidia-tesla-t4":
+                                f"a distillation student trains on {gpus} or cpu (its loss is not built "
+                                f"for XLA's static shapes yet): set accelerator.type {gpus}; the teacher "
+                                f"can still run on {tpus} with distillation.accelerator"))
+    if teacher.quantization == "nf4" and profile(acc.type).kind != "gpu":
         problems.append(Problem(f"{path}.quantization",
                                 f"nf4 (a QLoRA teacher) needs a CUDA GPU (bitsandbytes), not {acc.type}: set "
-                                "quantization: none, or distillation.accelerator.type: nvidia-tesla-t4"))
+                                f"quantization: none, or distillation.accelerator.type: {gpus}"))
     if d.accelerator is not None and not spec.output.uri.startswith("gs://") and acc.type != "cpu":
         problems.append(Problem("spec.distillation.accelerator.type",
                                 "a local output.uri works only with accelerator type cpu for both stages: "

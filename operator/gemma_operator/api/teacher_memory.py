@@ -14,8 +14,9 @@ rows, as in training.
 
 from __future__ import annotations
 
+from .accelerators import profile as accelerator_profile
 from .distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK, teacher_accelerator
-from .facts import ACCELERATORS, MODELS, TPU_V3_CORES_PER_CHIP, TPU_V3_TOPOLOGIES, ModelArch
+from .facts import MODELS, ModelArch
 from .memory import DTYPE_BYTES, NF4_BYTES_PER_PARAM, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
 
 LOGIT_BLOCKS_ALIVE = 3  # logits, exp / masked copy, top-k merge buffer
@@ -41,11 +42,9 @@ def teacher_estimate(spec) -> MemoryEstimate:
     teacher = spec.distillation.teacher
     accelerator = teacher_accelerator(spec)
     arch = MODELS[teacher.model]
-    profile = ACCELERATORS[accelerator.type]
+    profile = accelerator_profile(accelerator.type)
     dtype_bytes = DTYPE_BYTES[profile.compute_dtype]
-    devices = 1
-    if accelerator.type == "tpu-v3":
-        devices = TPU_V3_TOPOLOGIES[accelerator.topology or "2x2"].chips * TPU_V3_CORES_PER_CHIP
+    devices = profile.shard_devices(accelerator.topology)
     return MemoryEstimate(
         weights=forward_weight_bytes(arch, teacher.quantization, dtype_bytes),
         trainable=0,

@@ -1,23 +1,18 @@
-"""Where the trainer pods run: node selectors, tolerations and accelerator resources, from the facts table."""
+"""Where the trainer pods run: node selectors, tolerations and accelerator resources, from the accelerator's
+registry record (``api/accelerators.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from gemma_operator.api import GemmaFineTuneSpec
+from gemma_operator.api.accelerators import AcceleratorProfile, profile
 from gemma_operator.api.facts import (
-    ACCELERATORS,
-    CHIPS_PER_TPU_V3_HOST,
     GKE_NODEPOOL_LABEL,
     GKE_SPOT_LABEL,
-    GKE_TPU_TOPOLOGY_LABEL,
     MODEL_CACHE_BYTES_PER_PARAM,
     MODELS,
-    POD_REQUESTS,
     SCRATCH_HEADROOM_GIB,
-    TPU_V3_SINGLE_HOST_VALUE,
-    TPU_V3_SLICE_VALUE,
-    TPU_V3_TOPOLOGIES,
 )
 
 
@@ -52,9 +47,9 @@ def slice_affinity(job_name: str) -> dict:
     }
 
 
-def _sizing(spec: GemmaFineTuneSpec) -> tuple[dict[str, str], str]:
-    per = POD_REQUESTS[spec.accelerator.type]
-    devices = spec.gpu_count if spec.accelerator.type == "nvidia-tesla-t4" else 1
+def _sizing(spec: GemmaFineTuneSpec, acc: AcceleratorProfile) -> tuple[dict[str, str], str]:
+    per = acc.pod_requests
+    devices = acc.units_per_pod(spec.accelerator.count, spec.topology)
     arch = MODELS[spec.model]
     scratch_gib = -(-arch.params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
     cpu = per.cpu * devices
@@ -68,27 +63,13 @@ def _taint_toleration(key: str) -> dict[str, str]:
 
 
 def placement(spec: GemmaFineTuneSpec) -> Placement:
-    acc = spec.accelerator
-    profile = ACCELERATORS[acc.type]
-    selector: dict[str, str] = {}
-    tolerations: list[dict[str, str]] = []
-    limits: dict[str, str] = {}
-    env: dict[str, str] = {}
-    hosts = 1
-    if acc.type == "nvidia-tesla-t4":
-        selector[profile.accelerator_label] = acc.type
-        limits[profile.resource] = str(spec.gpu_count)
-    elif acc.type == "tpu-v3":
-        topo = TPU_V3_TOPOLOGIES[spec.topology]
-        hosts = topo.hosts
-        selector[profile.accelerator_label] = TPU_V3_SLICE_VALUE if topo.multi_host else TPU_V3_SINGLE_HOST_VALUE
-        selector[GKE_TPU_TOPOLOGY_LABEL] = spec.topology
-        limits[profile.resource] = str(CHIPS_PER_TPU_V3_HOST)
-        env["PJRT_DEVICE"] = "TPU"
-    if profile.taint_key:
-        tolerations.append(_taint_toleration(profile.taint_key))
-    if acc.spot:
+    acc = profile(spec.accelerator.type)
+    selector = acc.node_selector(spec.topology)
+    tolerations = [_taint_toleration(acc.taint_key)] if acc.taint_key else []
+    env = {"PJRT_DEVICE": "TPU"} if acc.kind == "tpu" else {}
+    if spec.accelerator.spot:
         selector[GKE_SPOT_LABEL] = "true"
         tolerations.append({"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"})
-    requests, scratch = _sizing(spec)
-    return Placement(hosts, selector, tolerations, limits, env, requests, scratch)
+    requests, scratch = _sizing(spec, acc)
+    limits = acc.limits(spec.accelerator.count, spec.topology)
+    return Placement(acc.hosts(spec.topology), selector, tolerations, limits, env, requests, scratch)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gemma_operator.api.accelerators import profile
+
 
 @dataclass(frozen=True)
 class RenderSettings:
     image_gpu: str = "gemmaft-trainer-gpu:0.1.0"
-    """Default trainer image for nvidia-tesla-t4."""
+    """Default trainer image for GPU types (nvidia-tesla-t4, nvidia-l4, nvidia-h100-80gb)."""
     image_tpu: str = "gemmaft-trainer-tpu:0.1.0"
-    """Default trainer image for tpu-v3."""
+    """Default trainer image for TPU types (tpu-v3, tpu-v5e)."""
     image_cpu: str = "gemmaft-trainer-cpu:0.1.0"
     """Default trainer image for cpu runs."""
     service_account: str = "gemma-trainer"
@@ -21,4 +23,5 @@ class RenderSettings:
     """Size limit of the in-memory /dev/shm volume."""
 
     def image_for(self, accelerator_type: str) -> str:
-        return {"nvidia-tesla-t4": self.image_gpu, "tpu-v3": self.image_tpu}.get(accelerator_type, self.image_cpu)
+        images = {"gpu": self.image_gpu, "tpu": self.image_tpu, "cpu": self.image_cpu}
+        return images[profile(accelerator_type).kind]
