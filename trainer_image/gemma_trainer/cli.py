@@ -112,7 +112,7 @@ def numerics_main(args: argparse.Namespace) -> int:
     import json
 
     setup_logging()
-    ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
+    ConfigError, ModelError, DataError, StorageError, CheckpointError, _ = _expected_errors()
     try:
         from .config import load_run_config
         from .distill.pipeline import stage_spec

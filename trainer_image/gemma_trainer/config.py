@@ -176,13 +176,15 @@ def policy_for(spec, arithmetic: str | None = None, override: str | None = None)
     return precision_policy(MODELS[spec.model].family, arithmetic)
 
 
+QLORA_NOT_EMULATED = ("spec.method qlora needs bitsandbytes' 4-bit CUDA kernels, which have no CPU emulation: "
+                      "check the arithmetic with method lora (the same fp16 projections around the same model)")
+
+
 def emulated_plan(spec, override: str | None = None) -> AcceleratorPlan:
     """The plan of ``spec``'s accelerator with its arithmetic emulated on the CPU (``--emulate-accelerator``)."""
     policy = policy_for(spec, override=override)
     if spec.method == "qlora":
-        raise ConfigError("--emulate-accelerator", [
-            "spec.method qlora needs bitsandbytes' 4-bit CUDA kernels, which have no CPU emulation: check the "
-            "arithmetic with method lora (the same fp16 projections around the same model)"])
+        raise ConfigError("--emulate-accelerator", [QLORA_NOT_EMULATED])
     args: dict[str, Any] = {"use_cpu": True}
     if policy.training_flag:
         args[policy.training_flag] = True

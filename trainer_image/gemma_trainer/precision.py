@@ -19,6 +19,7 @@ loss head (the CPU path of ``loss_head`` rounds the same way), and anything abou
 from __future__ import annotations
 
 import contextlib
+import itertools
 from dataclasses import dataclass, field
 
 import torch
@@ -93,7 +94,7 @@ class HalfProjection(nn.Linear):
 def layer_index_of(module_name: str) -> int | None:
     """The decoder layer a module belongs to (``...layers.7.self_attn.q_proj`` -> 7), or None."""
     parts = module_name.split(".")
-    for before, after in zip(parts, parts[1:], strict=False):
+    for before, after in itertools.pairwise(parts):
         if before == "layers" and after.isdigit():
             return int(after)
     return None

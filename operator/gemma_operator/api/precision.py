@@ -72,14 +72,22 @@ FP16_AUTOCAST = PrecisionPolicy(
 POLICIES: dict[str, PrecisionPolicy] = {p.name: p for p in (FP32, BF16, FP16_PROJECTIONS, FP16_AUTOCAST)}
 SAFE_FP16 = FP16_PROJECTIONS
 
+@dataclass(frozen=True)
+class PrecisionRow:
+    policy: PrecisionPolicy
+    why: str  # the measurement or source behind the choice
+
+
 # (model family, accelerator arithmetic) -> policy, with why. A family missing here gets the default of its
 # arithmetic (DEFAULTS): the safe policy.
-PRECISION_TABLE: dict[tuple[str, str], tuple[PrecisionPolicy, str]] = {
-    ("gemma2", "float16"): (FP16_PROJECTIONS, "Gemma 2 27B is erratic in fp16 (HF Gemma 2 blog); 2B and 9B are "
-                                              "unmeasured here (no real weights on this machine): safe policy"),
-    ("gemma3", "float16"): (FP16_PROJECTIONS, "measured: real Gemma 3 270M overflows fp16 at layer 8 (stream "
-                                              "1.04e5); fp16 projections with an fp32 stream stay finite "
-                                              "(tests/real_gemma/test_numerics.py)"),
+PRECISION_TABLE: dict[tuple[str, str], PrecisionRow] = {
+    ("gemma2", "float16"): PrecisionRow(
+        FP16_PROJECTIONS, "Gemma 2 27B is erratic in fp16 (HF Gemma 2 blog); 2B and 9B are unmeasured here (no "
+                          "real Gemma 2 weights on this machine): the safe policy"),
+    ("gemma3", "float16"): PrecisionRow(
+        FP16_PROJECTIONS, "measured: the real Gemma 3 270M overflows fp16 at layer 8 (stream 1.04e5); fp16 "
+                          "projections around an fp32 stream stay finite, loss within 0.01% of fp32 "
+                          "(tests/real_gemma/test_numerics.py)"),
 }
 DEFAULTS: dict[str, PrecisionPolicy] = {"float16": SAFE_FP16, "bfloat16": BF16, "float32": FP32}
 
@@ -89,7 +97,7 @@ def precision_policy(family: str, arithmetic: str) -> PrecisionPolicy:
     ``arithmetic`` (``float16``, ``bfloat16`` or ``float32``)."""
     row = PRECISION_TABLE.get((family, arithmetic))
     if row is not None:
-        return row[0]
+        return row.policy
     try:
         return DEFAULTS[arithmetic]
     except KeyError:
