@@ -71,7 +71,8 @@ def _train(args: argparse.Namespace) -> int:
         from .config import load_run_config
         from .distill.pipeline import run_config, stage_spec
 
-        cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None))
+        cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None),
+                              local_run=getattr(args, "emulate_accelerator", False))
         make_plan = plan_maker(args)
         plan = make_plan(stage_spec(cfg))
         nproc = int(os.environ.get(NPROC_ENV) or plan.nproc)
@@ -118,7 +119,8 @@ def numerics_main(args: argparse.Namespace) -> int:
         from .distill.pipeline import stage_spec
         from .numerics import check, render_text
 
-        report = check(stage_spec(load_run_config(args.file)), rows=args.rows, precision=args.precision)
+        spec = stage_spec(load_run_config(args.file, local_run=True))
+        report = check(spec, rows=args.rows, precision=args.precision)
     except ConfigError as err:
         return _fail(EXIT_INVALID_INPUT, err.describe(), "check-numerics")
     except (ModelError, DataError) as err:

@@ -65,8 +65,10 @@ def _override(spec: dict, output_uri: str | None, max_steps: int | None) -> None
         spec.setdefault("training", {})["maxSteps"] = max_steps
 
 
-def load_run_config(path: str, output_uri: str | None = None, max_steps: int | None = None) -> RunConfig:
-    """The validated run config from FILE; overrides are applied before validation (so they are validated too)."""
+def load_run_config(path: str, output_uri: str | None = None, max_steps: int | None = None,
+                    local_run: bool = False) -> RunConfig:
+    """The validated run config from FILE; overrides are applied before validation (so they are validated too).
+    ``local_run``: it runs on this machine whatever its accelerator (a local output folder is fine)."""
     raw = copy.deepcopy(_read_document(path))
     kind = raw.get("kind")
     if kind == RUN_CONFIG_KIND:
@@ -81,7 +83,7 @@ def load_run_config(path: str, output_uri: str | None = None, max_steps: int | N
             if not isinstance(err, ValidationError):
                 raise
             raise ConfigError(path, [str(p) for p in problems_of(err, RunConfig, "")]) from None
-        problems: list[Problem] = check_rules(cfg.spec)
+        problems: list[Problem] = check_rules(cfg.spec, local_run)
         if problems:
             raise ConfigError(path, [str(p) for p in problems])
         if output_uri:
@@ -93,7 +95,7 @@ def load_run_config(path: str, output_uri: str | None = None, max_steps: int | N
     if isinstance(raw.get("spec"), dict):
         _override(raw["spec"], output_uri, max_steps)
     try:
-        ft = parse_finetune(raw)
+        ft = parse_finetune(raw, local_run)
     except SpecError as err:
         raise ConfigError(path, [str(p) for p in err.problems]) from None
     return RunConfig.for_finetune(ft)

@@ -27,21 +27,29 @@ INITIAL_LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's init_scale
 
 @dataclass(frozen=True)
 class LayerFigures:
+    """One decoder layer (``model.layers.<layer>``): the largest |value| of its output (inf when any value is
+    inf or NaN) and of its projection matmuls' inputs and outputs (None where the policy runs them in the stream
+    dtype: nothing separate to measure)."""
+
     layer: int
-    max_hidden: float | None  # None: not finite
+    max_hidden: float
     hidden_dtype: str
     max_projection: float | None
     projection_dtype: str
 
     @property
+    def hidden_overflow(self) -> bool:
+        return not self.max_hidden <= DTYPE_MAX[self.hidden_dtype]
+
+    @property
     def overflow(self) -> bool:
-        hidden = self.max_hidden is None or self.max_hidden > DTYPE_MAX[self.hidden_dtype]
-        projection = self.max_projection is not None and self.max_projection > DTYPE_MAX[self.projection_dtype]
-        return hidden or projection
+        projection = self.max_projection is not None and not self.max_projection <= DTYPE_MAX[self.projection_dtype]
+        return self.hidden_overflow or projection
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "maxHidden": self.max_hidden, "hiddenDtype": self.hidden_dtype,
-                "hiddenLimit": DTYPE_MAX[self.hidden_dtype], "maxProjection": self.max_projection,
+        return {"layer": self.layer, "maxHidden": _finite_or_none(self.max_hidden), "hiddenDtype": self.hidden_dtype,
+                "hiddenLimit": DTYPE_MAX[self.hidden_dtype],
+                "maxProjection": None if self.max_projection is None else _finite_or_none(self.max_projection),
                 "projectionDtype": self.projection_dtype, "projectionLimit": DTYPE_MAX[self.projection_dtype],
                 "overflow": self.overflow}
 
@@ -144,8 +152,8 @@ def measure(model, batch, policy) -> tuple[float, list[LayerFigures], float | No
             hook.remove()
     value = float(loss.detach())
     scale = _grads_at_some_scale(model, loss) if math.isfinite(value) else None
-    figures = [LayerFigures(i, _finite_or_none(maxima[i]), policy.stream, probe.projections.get(i),
-                            policy.projections) for i in range(len(layers))]
+    figures = [LayerFigures(i, maxima[i], policy.stream, probe.projections.get(i), policy.projections)
+               for i in range(len(layers))]
     return value, figures, scale
 
 
@@ -185,7 +193,9 @@ def check(spec, rows: int = 4, precision: str | None = None) -> NumericsReport:
 
 
 def _fmt(value: float | None) -> str:
-    return "inf/nan" if value is None else f"{value:.3g}"
+    if value is None:
+        return "-"
+    return f"{value:.3g}" if math.isfinite(value) else "inf/nan"
 
 
 def verdict(report: NumericsReport) -> str:
@@ -198,16 +208,20 @@ def verdict(report: NumericsReport) -> str:
     fix = ("Fix: train with the accelerator's default precision policy (no --precision), or on a bf16 "
            "accelerator (tpu-v3, or a GPU with compute capability >= 8.0)")
     if bad is not None:
-        where = (f"its hidden state reaches {_fmt(bad.max_hidden)} in {bad.hidden_dtype} (max "
-                 f"{DTYPE_MAX[bad.hidden_dtype]:g})" if bad.max_hidden is None
-                 or bad.max_hidden > DTYPE_MAX[bad.hidden_dtype] else
-                 f"its projections reach {_fmt(bad.max_projection)} in {bad.projection_dtype} (max "
-                 f"{DTYPE_MAX[bad.projection_dtype]:g})")
-        return f"unsafe: decoder layer {bad.layer} overflows: {where}; loss {_fmt(report.loss)}. {fix}"
+        what, value, dtype = (("hidden state", bad.max_hidden, bad.hidden_dtype) if bad.hidden_overflow else
+                              ("projection inputs or outputs", bad.max_projection, bad.projection_dtype))
+        return (f"unsafe: decoder layer {bad.layer} (model.layers.{bad.layer}, the {_ordinal(bad.layer + 1)} of "
+                f"{len(report.layers)}) overflows: its {what} reaches {_fmt(value)} in {dtype} (largest finite "
+                f"{DTYPE_MAX[dtype]:g}); loss {_fmt(report.loss)}. {fix}")
     if not report.grads_finite:
         return f"unsafe: gradients are not finite at any loss scale down to 2^{16 - MAX_SKIPPED_STEPS}. {fix}"
     return (f"unsafe: loss {_fmt(report.loss)} is {report.loss_rel_diff:.2%} off the fp32 reference "
             f"{_fmt(report.reference_loss)} (tolerance {LOSS_TOLERANCE:.0%}). {fix}")
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def render_text(report: NumericsReport) -> str:

@@ -88,15 +88,17 @@ def check_pod_env(spec: GemmaFineTuneSpec) -> list[Problem]:
     return problems
 
 
-def check_rules(spec: GemmaFineTuneSpec) -> list[Problem]:
-    """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server)."""
+def check_rules(spec: GemmaFineTuneSpec, local_run: bool = False) -> list[Problem]:
+    """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server).
+    ``local_run``: the spec runs on this machine (``--emulate-accelerator``, ``check-numerics``), where a local
+    output folder is fine whatever the accelerator."""
     problems: list[Problem] = _accelerator_problems(spec.accelerator, "spec.accelerator")
     acc = spec.accelerator
     if spec.method == "qlora" and profile(acc.type).kind != "gpu":
         problems.append(Problem("spec.method",
                                 f"method qlora needs a CUDA GPU (bitsandbytes), not {acc.type}: use accelerator.type "
                                 f"{spelled_list(names_of('gpu'))}, or method lora on {spelled_list(names_of('tpu'))}"))
-    if not spec.output.uri.startswith("gs://") and acc.type != "cpu":
+    if not spec.output.uri.startswith("gs://") and acc.type != "cpu" and not local_run:
         problems.append(Problem("spec.output.uri",
                                 "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with "
                                 "accelerator.type cpu"))

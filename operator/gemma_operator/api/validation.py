@@ -72,8 +72,9 @@ def parse_spec(raw: Any, prefix: str = "spec") -> GemmaFineTuneSpec:
     return spec
 
 
-def parse_finetune(raw: Any) -> GemmaFineTune:
-    """Validate a whole GemmaFineTune manifest (status, if present, is ignored)."""
+def parse_finetune(raw: Any, local_run: bool = False) -> GemmaFineTune:
+    """Validate a whole GemmaFineTune manifest (status, if present, is ignored); ``local_run``: see
+    ``rules.check_rules``."""
     if not isinstance(raw, dict):
         raise SpecError([Problem("(document)", "expected a YAML mapping with apiVersion, kind, metadata and spec")])
     body = {k: v for k, v in raw.items() if k != "status"}
@@ -81,7 +82,7 @@ def parse_finetune(raw: Any) -> GemmaFineTune:
         ft = GemmaFineTune.model_validate(body, strict=True)
     except ValidationError as err:
         raise SpecError(problems_of(err, GemmaFineTune, "")) from None
-    problems = check_rules(ft.spec)
+    problems = check_rules(ft.spec, local_run)
     if problems:
         raise SpecError(problems)
     return ft

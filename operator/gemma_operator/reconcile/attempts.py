@@ -101,12 +101,18 @@ def _slice(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: C
 
 
 def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Counts, suspended: bool,
-          queued: bool, create_error: str | None = None, *, retry: str) -> Verdict:
+          queued: bool, create_error: str | None = None, *, retry: str,
+          trainer_message: str | None = None) -> Verdict:
     """Where the attempt of ``job`` stands (``pods``: its pods, live or last watched; ``create_error``: why the
-    Job controller could not create a pod, from its last FailedCreate Event; ``retry``: how a person retries)."""
+    Job controller could not create a pod, from its last FailedCreate Event; ``retry``: how a person retries;
+    ``trainer_message``: what the trainer wrote in progress.json when it failed)."""
     mine = [p for p in pods if p.job == job.name]
     if job.complete:
         return Verdict("Succeeded", "JobComplete", f"Job {job.name} completed")
+    if any(p.non_finite for p in mine):
+        detail = trainer_message or f"see the logs of Job {job.name}"
+        return Verdict("Failed", "NonFiniteLoss", f"the training loss became inf/NaN (exit code 3), nothing of it "
+                                                  f"was committed: {detail}")
     if any(p.invalid_input for p in mine):
         return Verdict("Failed", "InvalidInput", f"the trainer refused its input (exit code 2): see the logs of Job "
                                                  f"{job.name}; fix the data, model or config and re-apply")

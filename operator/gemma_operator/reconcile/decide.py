@@ -190,8 +190,10 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
     status["restarts"] = {**(status.get("restarts") or {}), "preemptions": counts.preemptions,
                           "failures": counts.failures}
     suspended = _suspend(run, d, job)
+    progress = run.obs.progress
     verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
-                             run.obs.job_problems.get(job.name), retry=runs.retry_command(run.name))
+                             run.obs.job_problems.get(job.name), retry=runs.retry_command(run.name),
+                             trainer_message=progress.message if progress and progress.state == "failed" else None)
     if verdict.restart:
         d.slice_restarts = 1
         _start(run, d, status, job.attempt + 1, counts)

@@ -14,7 +14,13 @@ import yaml
 from gemma_operator.api import GemmaFineTune, RunConfig
 from gemma_operator.api.distillation import stage_spec
 from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
-from gemma_operator.api.run import CONFIG_DIR, CONFIG_FILE, EXIT_INVALID_INPUT, EXIT_PREEMPTED
+from gemma_operator.api.run import (
+    CONFIG_DIR,
+    CONFIG_FILE,
+    EXIT_INVALID_INPUT,
+    EXIT_NON_FINITE,
+    EXIT_PREEMPTED,
+)
 
 from . import names as naming
 from .placement import Placement, placement, slice_affinity
@@ -159,7 +165,7 @@ def render_run(
             image=spec.pod.image or settings.image_for(spec.accelerator.type),
             affinity=slice_affinity(names.job) if where.multi_host else None,
             command=command, env=_env_vars(ft, config, where), resources=_resources(ft, where),
-            config_dir=CONFIG_DIR, exit_invalid=EXIT_INVALID_INPUT, exit_preempted=EXIT_PREEMPTED,
+            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE], exit_preempted=EXIT_PREEMPTED,
         )
     )
     return objects
