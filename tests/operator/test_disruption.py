@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from gemma_operator.api import parse_finetune, run_id
 
 from tests.conftest import manifest
 
-from .harness import active_pods, apply, wait_for
+from .harness import active_pods, apply, wait_for, write_progress
 from .test_lifecycle import conditions, ft_status, phase_is
 
 pytestmark = pytest.mark.slow
@@ -89,3 +90,27 @@ def test_with_a_kueue_queue_the_job_is_created_suspended_and_left_to_kueue(clust
     time.sleep(1.0)
     assert ft_status(cluster)["phase"] == "Pending"
     assert cluster.requests("PATCH", "Job") == 0  # admission is Kueue's: the operator never flips suspend
+
+
+def test_non_finite_loss_fails_the_run_at_once_with_the_trainers_message(cluster, kubeconfig, operator, bucket):
+    """The trainer's guard stopped on a NaN loss: progress.json says failed (with the step and value) and the pod
+    exits 3. The Job fails at once (podFailurePolicy FailJob: the same arithmetic fails the same way) and the run
+    is Failed with reason NonFiniteLoss and the trainer's words, never Succeeded, never a loss of 0."""
+    obj = manifest(output={"uri": f"gs://{bucket.name}/runs"})
+    rid = run_id(parse_finetune(obj).spec)
+    apply(kubeconfig, obj)
+    job = wait_for(phase_is(cluster, "Running"), what="Running")["jobName"]
+    message = "step 3: the training loss is nan; stopped without committing this state. Likely cause: ..."
+    write_progress(bucket, f"runs/{rid}", state="failed", step=3, totalSteps=10, loss=None, message=message)
+    (pod,) = active_pods(cluster, job)
+    cluster.fail_pod(pod["metadata"]["name"], exit_code=3)
+    status = wait_for(phase_is(cluster, "Failed"), what="Failed")
+    failed = conditions(status)["Failed"]
+    assert failed["reason"] == "NonFiniteLoss" and message in failed["message"]
+    assert conditions(status)["Ready"]["status"] == "False"
+    assert status["restarts"]["failures"] == 1 and status["progress"].get("loss") is None
+    job_failed = {c["type"]: c for c in cluster.get("Job", job)["status"].get("conditions") or []}["Failed"]
+    assert job_failed["reason"] == "PodFailurePolicy"
+    assert "Failed" in {e["reason"] for e in cluster.events_for("demo") if e["type"] == "Warning"}
+    time.sleep(1.0)
+    assert len(cluster.list("Job")) == 1  # not retried

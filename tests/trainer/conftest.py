@@ -87,7 +87,7 @@ def run_folder(manifest: Path) -> str:
     """The run URI the trainer writes to for this manifest."""
     from gemma_operator.api import RunConfig, parse_finetune
 
-    return RunConfig.for_finetune(parse_finetune(yaml.safe_load(manifest.read_text()))).run_uri
+    return RunConfig.for_finetune(parse_finetune(yaml.safe_load(manifest.read_text()), local_run=True)).run_uri
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

@@ -4,7 +4,8 @@ Two optimizer steps of the real GemmaTrainer (LoRA all-linear, activation checkp
 loss head, AdamW) on scaled-down Gemma 2 shapes run under PeakTensorMemory, which counts every tensor storage
 created until it is freed; the base weights, allocated before, are added. The prediction for the same
 architecture and micro-batch must be within 15% of the measurement, on a shape where a decoder layer's
-recomputation is the peak and on one where the loss head's blocks are.
+recomputation is the peak and on one where the loss head's blocks are, in fp32 and under the T4's precision
+policy (fp16 frozen weights, fp32 stream) emulated on the CPU with the trainer's own loading code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 import torch
 from gemma_operator.api.facts import ModelArch
 from gemma_operator.api.memory import StepShape, training_memory
+from gemma_operator.api.precision import FP16_PROJECTIONS, FP32
 from gemma_trainer.batches import PackedCollator
 from gemma_trainer.memprobe import PeakTensorMemory
 from gemma_trainer.packed_attention import use_packed_attention
@@ -24,7 +26,9 @@ SHAPES = {  # hidden, intermediate, layers, heads, kv heads, head dim, vocab, ro
 }
 
 
-def _measure(hidden, intermediate, layers, heads, kv, head_dim, vocab, rows, length, tmp_path):
+def _measure(policy, hidden, intermediate, layers, heads, kv, head_dim, vocab, rows, length, tmp_path):
+    from gemma_operator.api.memory import DTYPE_BYTES
+    from gemma_trainer.precision import apply_precision, torch_dtype
     from gemma_trainer.train import _make_trainer_class
     from peft import LoraConfig, get_peft_model
     from transformers import TrainingArguments
@@ -33,7 +37,8 @@ def _measure(hidden, intermediate, layers, heads, kv, head_dim, vocab, rows, len
                               num_attention_heads=heads, num_key_value_heads=kv, head_dim=head_dim,
                               query_pre_attn_scalar=head_dim, sliding_window=length // 2,
                               attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
-                              max_position_embeddings=2048).float()
+                              max_position_embeddings=2048).to(torch_dtype(policy.weights))
+    model = apply_precision(model, policy, emulated=True)
     model.config.use_cache = False
     arch = ModelArch(sum(p.numel() for p in model.parameters()), hidden, intermediate, layers, heads, kv, head_dim,
                      vocab)
@@ -53,12 +58,14 @@ def _measure(hidden, intermediate, layers, heads, kv, head_dim, vocab, rows, len
         trainer.train()
     # The trainable weights existed before the block: the model counts them (4 of their 16 bytes) as state.
     measured = weights + trainable * 4 + memory.peak
-    predicted = training_memory(arch, "lora", trainable, StepShape(rows, length, 4)).per_device
+    shape = StepShape(rows, length, DTYPE_BYTES[policy.stream], DTYPE_BYTES[policy.weights])
+    predicted = training_memory(arch, "lora", trainable, shape).per_device
     return measured, predicted
 
 
+@pytest.mark.parametrize("policy", [FP32, FP16_PROJECTIONS], ids=lambda p: p.name)
 @pytest.mark.parametrize("shape", SHAPES, ids=list(SHAPES))
-def test_memory_model_matches_the_measured_peak(shape, tmp_path):
-    measured, predicted = _measure(*SHAPES[shape], tmp_path)
+def test_memory_model_matches_the_measured_peak(shape, policy, tmp_path):
+    measured, predicted = _measure(policy, *SHAPES[shape], tmp_path)
     assert abs(predicted - measured) <= 0.15 * measured, \
         f"predicted {predicted / 2**20:.1f} MiB, measured {measured / 2**20:.1f} MiB"

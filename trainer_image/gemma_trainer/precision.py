@@ -67,6 +67,35 @@ def probing(probe: ActivationProbe):
         _PROBE = previous
 
 
+class EmulatedHalfLinear(torch.autograd.Function):
+    """``linear(x, weight, bias)`` as an fp16 GEMM computes it, on fp32 kernels: operands rounded to ``dtype``,
+    fp32 accumulation, the output rounded to ``dtype``; the backward rounds the incoming gradient and the input
+    gradient the same way. It keeps for the backward what the native fp16 GEMM keeps: the weight itself and,
+    when the weight trains, the input in ``dtype``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, dtype):
+        x_half = x.detach().to(dtype)
+        out = functional.linear(x_half.to(x.dtype), weight.detach().to(dtype).to(x.dtype),
+                                None if bias is None else bias.detach().to(dtype).to(x.dtype))
+        ctx.save_for_backward(x_half if weight.requires_grad else None, weight)
+        ctx.dtype, ctx.has_bias = dtype, bias is not None
+        return out.to(dtype).to(x.dtype), out
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_raw):
+        x_half, weight = ctx.saved_tensors
+        grad = grad_out.to(ctx.dtype).to(grad_out.dtype)
+        grad_x = grad.matmul(weight.to(ctx.dtype).to(grad.dtype)).to(ctx.dtype).to(grad.dtype)
+        grad_w = grad_b = None
+        if x_half is not None:
+            rows = grad.reshape(-1, grad.shape[-1])
+            grad_w = rows.t().matmul(x_half.reshape(-1, x_half.shape[-1]).to(grad.dtype)).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad.reshape(-1, grad.shape[-1]).sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
 class HalfProjection(nn.Linear):
     """A projection whose matmul runs in ``compute_dtype`` (inputs and outputs rounded to it, fp32 accumulation)
     and hands back the caller's dtype. ``emulated``: fp32 kernels on rounded values (the CPU emulation)."""
@@ -78,10 +107,7 @@ class HalfProjection(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.compute_dtype
         if self.emulated:
-            weight = self.weight.to(x.dtype) if self.weight.dtype == dtype else round_to(self.weight, dtype)
-            bias = None if self.bias is None else round_to(self.bias, dtype).to(x.dtype)
-            out = functional.linear(round_to(x, dtype), weight, bias)
-            result = round_to(out, dtype)
+            result, out = EmulatedHalfLinear.apply(x, self.weight, self.bias, dtype)
         else:
             bias = None if self.bias is None else self.bias.to(dtype)
             out = functional.linear(x.to(dtype), self.weight.to(dtype), bias)

@@ -391,7 +391,7 @@ def _stop_preempted(progress, step: int, committed_step, rank: Rank) -> int:
 def _stop_non_finite(progress, err, rank: Rank) -> int:
     """The run's arithmetic broke: nothing more is committed; progress.json says failed, and why."""
     if rank.is_writer:
-        progress.update(force=True, state="failed", step=err.step, message=str(err))
+        progress.update(force=True, state="failed", step=err.step, loss=None, message=str(err))
     log.error("non-finite training: %s (exit %d: not retried)", err, EXIT_NON_FINITE)
     return EXIT_NON_FINITE
 

@@ -2,18 +2,21 @@
 
 It counts what the trainer (gemma_trainer) really allocates at its peak, by parts a message can show:
 
+* precision: the dtypes of the accelerator's precision policy (``api/precision.py``): frozen weights in
+  ``policy.weights`` and activations in ``policy.stream`` (on a T4, fp16 weights around an fp32 stream:
+  activations cost twice fp16's);
 * weights: frozen base weights at the method's precision (qlora: 4-bit NF4 linear layers, 16-bit embedding and
   norms, plus one linear layer dequantized to 16 bits at a time);
 * trainable: fp32 master weight, gradient and two AdamW moments (16 bytes) per trainable parameter;
 * activations, with activation checkpointing on every decoder layer: each layer's input is kept; one layer at a
   time is recomputed with what autograd saves for its backward (projections, the MLP's four intermediates, fp32
-  copies in the RMSNorms when the compute dtype is 16-bit) plus its gradient buffers and each row's eager attention
+  copies in the RMSNorms when the stream is 16-bit) plus its gradient buffers and each row's eager attention
   scores (rows are attended one by one: padding-free batches never score across rows); or, when larger, the loss
   head's peak: two ``[block tokens, vocab]`` fp32 blocks (``LOSS_BLOCK_ELEMENTS`` each at most) and the
   labelled hidden states with their fp32 gradient. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
 
-It is checked against a measurement of the real trainer on scaled-down shapes on the CPU
-(tests/trainer/test_memory_model.py) and, on a GPU, by bench/gpu.py (predicted vs measured peak).
+It is checked against a measurement of the real trainer on scaled-down shapes on the CPU, in fp32 and under the
+T4's policy emulated (tests/trainer/test_memory_model.py) and, on a GPU, by bench/gpu.py (predicted vs measured peak).
 
 On TPU, FSDP shards weights and trainable state over every TensorCore of the slice; T4 data parallelism
 replicates the model, so each GPU holds a whole copy. Activations are those of ``training.batchSize``, the
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 
 from .accelerators import profile as accelerator_profile
 from .facts import GB, MODELS, ModelArch
+from .precision import precision_policy
 from .spec import GemmaFineTuneSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
@@ -105,7 +109,8 @@ class StepShape:
 
     rows: int  # sequences per micro-batch
     row_tokens: int  # tokens per sequence (worst case: maxSeqLength)
-    dtype_bytes: int  # frozen weights and activations
+    dtype_bytes: int  # activations: the residual stream's dtype (api/precision.py)
+    frozen_dtype_bytes: int | None = None  # frozen base weights, when stored narrower (the T4's fp16); default
     labelled_fraction: float = 1.0  # share of positions with a target (worst case: all)
     accelerator: bool = False  # the loss head takes larger blocks on a GPU or TPU
 
@@ -142,7 +147,7 @@ def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepSha
                     capacity: int | None = None, overhead: int = 0) -> MemoryEstimate:
     """The estimate for any architecture and micro-batch (the measurement test calls it on scaled shapes)."""
     return MemoryEstimate(
-        weights=weight_bytes(method, arch, shape.dtype_bytes),
+        weights=weight_bytes(method, arch, shape.frozen_dtype_bytes or shape.dtype_bytes),
         trainable=trainable * TRAINABLE_BYTES_PER_PARAM,
         activations=activation_bytes(arch, shape),
         overhead=overhead,
@@ -154,10 +159,10 @@ def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepSha
 def estimate(spec: GemmaFineTuneSpec) -> MemoryEstimate:
     arch = MODELS[spec.model]
     profile = accelerator_profile(spec.accelerator.type)
-    dtype_bytes = DTYPE_BYTES[profile.compute_dtype]
+    policy = precision_policy(arch.family, profile.compute_dtype)
     devices = profile.shard_devices(spec.topology)
-    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, dtype_bytes,
-                      accelerator=profile.device_memory_bytes is not None)
+    shape = StepShape(spec.training.batch_size, spec.training.max_seq_length, DTYPE_BYTES[policy.stream],
+                      DTYPE_BYTES[policy.weights], accelerator=profile.device_memory_bytes is not None)
     return training_memory(arch, spec.method, trainable_params(spec, arch), shape, devices,
                            profile.device_memory_bytes,
                            RUNTIME_OVERHEAD_BYTES if profile.device_memory_bytes else 0)
