@@ -84,7 +84,7 @@ def test_emulated_t4_run_trains_with_a_loss_scaler(tmp_path, tiny_model_dir, mon
     losses = [m["loss"] for m in read_metrics(run) if "loss" in m]
     assert len(losses) == 6 and all(loss is not None for loss in losses)
     assert sum(losses[-2:]) < sum(losses[:2]), losses
-    newest = sorted((run / "checkpoints").iterdir())[-1]
+    newest = max((run / "checkpoints").iterdir())
     scaler = torch.load(newest / "scaler.pt", weights_only=True)  # the GradScaler ran, and resumes with the run
     assert scaler["scale"] > 1
 
