@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .accelerator import Accelerator
 from .distillation import teacher_accelerator
 from .facts import MODEL_PACKAGES, MODELS, TPU_V3_TOPOLOGIES, tokenizer_family
 from .memory import estimate
-from .spec import Accelerator, GemmaFineTuneSpec
+from .spec import GemmaFineTuneSpec
 from .teacher_memory import teacher_estimate
 
 

@@ -4,38 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from .accelerator import Accelerator
 from .base import ApiModel, cel, with_cel
-from .facts import LINEAR_MODULES, MODELS, TPU_V3_TOPOLOGIES
-
-ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
-Method = Literal["lora", "qlora", "freeze", "full"]
-DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
-AcceleratorType = Literal["nvidia-tesla-t4", "tpu-v3", "cpu"]
-Topology = Literal[tuple(TPU_V3_TOPOLOGIES)]  # type: ignore[valid-type]
-LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-TargetModule = Literal[(*LINEAR_MODULES, "all-linear")]  # type: ignore[valid-type]
-
-# gs://bucket[/path] or a local path; http(s) and other schemes are refused.
-GCS_OR_LOCAL = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
-MODEL_URI = (r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|hf://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"
-             r"|pkg://[a-z0-9][a-z0-9._-]*|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$")
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-Uri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=GCS_OR_LOCAL)]
-ModelUri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=MODEL_URI)]
-DnsLabel = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
-DnsSubdomain = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
-Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
-EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
-
-
-def _not_bool(value):
-    if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
-        raise ValueError("expected an integer (1, 2 or 4), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
-    return value
+from .distillation import Distillation
+from .facts import LINEAR_MODULES
+from .fields import (
+    DataFormat,
+    DnsSubdomain,
+    EnvName,
+    Image,
+    LrScheduler,
+    Method,
+    ModelName,
+    ModelUri,
+    TargetModule,
+    Uri,
+)
 
 
 class Dataset(ApiModel):
@@ -101,26 +87,6 @@ class Training(ApiModel):
     """Steps between evaluations when evalUri is set; unset: at every checkpoint."""
     seed: int = Field(42, ge=0, le=2**31 - 1)
     """Seed of initialisation, data order and dropout; equal seeds give equal runs."""
-
-
-class Accelerator(ApiModel):
-    """What the run trains on and how it is scheduled."""
-
-    model_config = with_cel(
-        cel("self.type == 'nvidia-tesla-t4' || !has(self.count)",
-            "count applies only to nvidia-tesla-t4: remove it (a TPU slice is sized by topology)", ".count"),
-        cel("self.type == 'tpu-v3' || !has(self.topology)",
-            "topology applies only to tpu-v3: remove it or set type: tpu-v3", ".topology"),
-    )
-
-    type: AcceleratorType
-    """nvidia-tesla-t4, tpu-v3, or cpu (local runs and tests)."""
-    count: Annotated[Literal[1, 2, 4], BeforeValidator(_not_bool)] | None = None
-    """T4 GPUs per pod (1, 2 or 4; data-parallel); only for nvidia-tesla-t4, default 1."""
-    topology: Topology | None = None
-    """TPU v3 slice: 2x2 is one host (v3-8); 4x4 (v3-32) and larger are multi-host; only for tpu-v3, default 2x2."""
-    spot: bool = False
-    """Run on spot nodes; preemptions resume from the last committed checkpoint."""
 
 
 class Output(ApiModel):
@@ -252,7 +218,3 @@ class GemmaFineTuneSpec(ApiModel):
     def topology(self) -> str:
         return self.accelerator.topology or "2x2"
 
-
-from .distillation import Distillation
-
-GemmaFineTuneSpec.model_rebuild()
