@@ -291,7 +291,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-part2", action="store_true")
     args = parser.parse_args(argv)
-    from gemma_operator.local.gcs import local_gcs
+    from gemma_local.gcs import local_gcs
 
     work = Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
     try:

@@ -1,5 +1,5 @@
 """Operator at scale: N GemmaFineTunes created at once against the kmock emulator with the project's cluster
-layer (``gemma_operator.local.cluster.LocalCluster``), the real operator in a subprocess. Default: N = 100 and
+layer (``gemma_local.cluster.LocalCluster``), the real operator in a subprocess. Default: N = 100 and
 N = 1,000, one fresh cluster and operator each.
 
 What is counted, from the requests the emulator recorded (``emulator._requests``) whose User-Agent is the
@@ -158,14 +158,14 @@ def peak_rss(pid: int) -> int:
 
 
 def start_operator(kubeconfig: Path, gcs_url: str, log_path: Path) -> tuple[subprocess.Popen, int, int]:
-    from gemma_operator.local.processes import free_port
+    from gemma_local.processes import free_port
 
     health, metrics = free_port(), free_port()
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), "GEMMAFT_LOG_FORMAT": "plain",
            "GEMMAFT_HEALTH_PORT": str(health), "GEMMAFT_METRICS_PORT": str(metrics), "GEMMAFT_NAMESPACES": "",
            "STORAGE_EMULATOR_HOST": gcs_url, "PYTHONPATH": str(REPO / "operator")}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.runtime"], env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.cli", "operator"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return proc, health, metrics
 
@@ -210,7 +210,7 @@ def wait_for_all(cluster, names: set[str], want: tuple[str, ...], timeout: float
 
 
 def measure(n: int, gcs, bucket: str, work: Path, timeout: float, idle_seconds: float) -> dict:
-    from gemma_operator.local.cluster import LocalCluster, SchedulingOnly
+    from gemma_local.cluster import LocalCluster, SchedulingOnly
 
     objects = [finetune(f"ft-{i:04d}", bucket) for i in range(n)]
     names = {o["metadata"]["name"] for o in objects}
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="idle window with every run finished")
     args = parser.parse_args(argv)
 
-    from gemma_operator.local.gcs import local_gcs
+    from gemma_local.gcs import local_gcs
 
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     results = []

@@ -34,7 +34,7 @@ def manifest(**spec_overrides) -> dict:
 @pytest.fixture(scope="session")
 def gcs():
     """A running fake-gcs-server for the whole session (STORAGE_EMULATOR_HOST set)."""
-    from gemma_operator.local.gcs import local_gcs
+    from gemma_local.gcs import local_gcs
 
     with local_gcs() as server:
         yield server

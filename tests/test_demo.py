@@ -41,8 +41,8 @@ def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
 def test_demo_without_the_real_weights_says_what_to_install(monkeypatch, capsys):
     import argparse
 
+    from gemma_local.demo import run_demo
     from gemma_operator.api import facts
-    from gemma_operator.local.demo import run_demo
 
     absent = facts.ModelPackage(model="gemma-3-270m", upstream_id="google/gemma-3-270m", module="gemmaft_absent",
                                 parts=(), file_format="gguf", sha256="0" * 64)
@@ -50,3 +50,14 @@ def test_demo_without_the_real_weights_says_what_to_install(monkeypatch, capsys)
     assert run_demo(argparse.Namespace(tiny=False, steps=None, timeout=1, keep=False)) == 2
     (line,) = capsys.readouterr().out.strip().splitlines()
     assert "gemmaft-absent, which are not installed" in line and "[real-gemma]" in line and "--tiny" in line
+
+
+def test_demo_without_the_local_cluster_says_what_to_install(monkeypatch, capsys):
+    """The operator image has no gemma_local: `gemmaft demo` there names the extra instead of a traceback."""
+    from gemma_operator.cli import main
+
+    for name in ("gemma_local", "gemma_local.demo"):  # importing them now fails as if they were not installed
+        monkeypatch.setitem(sys.modules, name, None)
+    assert main(["demo", "--tiny"]) == 2
+    message = capsys.readouterr().err
+    assert "gemma_local.demo" in message and "not installed" in message and "'.[demo]'" in message

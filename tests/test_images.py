@@ -216,7 +216,9 @@ def test_images_run_what_the_lanes_test(locks):
 
 
 def _dependency_names(specs: list[str]) -> set[str]:
-    return {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", s).group(0)).lower() for s in specs}
+    """Distribution names of SPECS, less this project itself (an extra that names others of its extras)."""
+    names = {re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", s).group(0)).lower() for s in specs}
+    return names - {"gemma-finetune-operator"}
 
 
 def test_every_dependency_of_pyproject_is_locked(locks):
@@ -225,7 +227,8 @@ def test_every_dependency_of_pyproject_is_locked(locks):
     extras = project["optional-dependencies"]
     base = _dependency_names(project["dependencies"])
     wanted = {
-        "dev.txt": base | _dependency_names(extras["operator"] + extras["trainer"] + extras["dev"]),
+        "dev.txt": base | _dependency_names(extras["operator"] + extras["trainer"] + extras["demo"]
+                                            + extras["dev"]),
         "operator.txt": base | _dependency_names(extras["operator"]),
         "trainer-cpu.txt": base | _dependency_names(extras["trainer"]),
         "trainer-gpu.txt": base | _dependency_names(extras["trainer"] + extras["gpu"]),
@@ -267,9 +270,10 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
             if word == "COPY" and not rest.startswith("--from="):
                 copied.update(rest.split()[:-1])
     assert {"pyproject.toml", "README.md", "operator/gemma_operator", "trainer_image/gemma_trainer"} <= copied
+    assert not any(source.startswith("operator/gemma_local") for source in copied)  # no local cluster in an image
     for source in copied:
         sample = next((REPO / source).rglob("*.py")).relative_to(REPO).as_posix() if (REPO / source).is_dir() else source
         assert not _ignored(patterns, sample), f"{sample} is copied but .dockerignore drops it"
     for dropped in (".venv/bin/python", "tests/conftest.py", ".git/HEAD", "charts/gemma-finetune-operator/Chart.yaml",
-                    "operator/gemma_operator/__pycache__/cli.cpython-311.pyc"):
+                    "operator/gemma_operator/__pycache__/cli.cpython-311.pyc", "operator/gemma_local/demo.py"):
         assert _ignored(patterns, dropped), f"{dropped} would be sent to the Docker build"

@@ -1,13 +1,21 @@
-"""Import rules between layers: the API needs only pydantic, the trainer never pulls in the operator's stack."""
+"""Import rules. Between the project's own packages and layers: the contracts in .importlinter, checked here by
+`lint-imports`. Third-party modules, which import-linter does not follow: importing the API or the CLI loads
+neither kopf nor torch, and the trainer never loads the operator's stack (what a fresh interpreter has loaded)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 HEAVY_OPERATOR = {"kopf", "kubernetes", "kmock", "aiohttp"}
 HEAVY_TRAINER = {"torch", "transformers", "peft", "trl"}
 
@@ -32,3 +40,14 @@ def test_render_needs_no_kopf_or_torch():
 def test_trainer_never_imports_the_operator_runtime():
     loaded = modules_after_import("gemma_trainer")
     assert not loaded & HEAVY_OPERATOR
+
+
+def test_the_import_contracts_hold():
+    """Each contract in .importlinter (imports inside functions count) is kept; a broken one names the import."""
+    lint_imports = str(LINT_IMPORTS) if LINT_IMPORTS.exists() else shutil.which("lint-imports")
+    assert lint_imports, "lint-imports is missing: it comes with the dev extra (import-linter)"
+    path = os.pathsep.join([str(REPO / "operator"), str(REPO / "trainer_image"), os.environ.get("PYTHONPATH", "")])
+    out = subprocess.run([lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, check=False,
+                         env={**os.environ, "PYTHONPATH": path})
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert "0 broken" in out.stdout, out.stdout[-3000:]

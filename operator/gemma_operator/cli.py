@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_INVALID = 2
+EXIT_NOT_INSTALLED = 2  # what `gemmaft demo` returns when the real weights or the local cluster are missing
 
 
 def _load_documents(path: str) -> list[Any]:
@@ -191,10 +192,22 @@ def cmd_operator(args: argparse.Namespace) -> int:
     return run_operator(args)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from gemma_operator.local.demo import run_demo
+# `gemmaft demo` lives in gemma_local (the local cluster: operator/gemma_local, the demo extra), which this
+# package never imports (.importlinter): the subcommand loads it by name, as an optional heavy module, and says
+# what to install where it is missing (the operator image, an install without the demo extra).
+DEMO_MODULE = "gemma_local.demo"
 
-    return run_demo(args)
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import importlib
+
+    try:
+        demo = importlib.import_module(DEMO_MODULE)
+    except ModuleNotFoundError as err:
+        print(f"gemmaft demo needs the local cluster ({DEMO_MODULE}), which is not installed here (no module "
+              f"{err.name!r}): from a source checkout, pip install '.[demo]'", file=sys.stderr)
+        return EXIT_NOT_INSTALLED
+    return demo.run_demo(args)
 
 
 def _positive_int(raw: str) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from gemma_local import crd_schema
 from gemma_operator.api import parse_finetune
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
 from gemma_operator.api.memory import estimate, lora_params
-from gemma_operator.local import crd_schema
 
 from tests.conftest import manifest
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gemma_local import crd_schema
 from gemma_operator.api import SpecError, estimate, parse_finetune, run_id
 from gemma_operator.api.crd import build_crd
-from gemma_operator.local import crd_schema
 
 from tests.conftest import EXAMPLES, REPO, manifest
 

@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 import yaml
+from gemma_local.cluster import RESOURCES
 from gemma_operator.api import parse_finetune
-from gemma_operator.local.cluster import RESOURCES
 from gemma_operator.render import RenderSettings, render_run
 
 from tests.conftest import manifest

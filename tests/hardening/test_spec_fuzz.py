@@ -3,7 +3,7 @@
 Hypothesis builds valid GemmaFineTune manifests and mutates most of them (wrong enums, numbers out of range, wrong
 JSON types, unknown and missing fields, cross-field violations, bad URIs, top-level damage). For every manifest:
 
-(a) the CRD verdict (``gemma_operator.local.crd_schema.validate``) and the pydantic verdict (``parse_finetune``) agree,
+(a) the CRD verdict (``gemma_local.crd_schema.validate``) and the pydantic verdict (``parse_finetune``) agree,
     except where one of the three documented pydantic-only rules (memory fit, freeze.trainableLayers > layers,
     evalEverySteps without evalUri) explains the difference; CRD-accepted is a superset of pydantic-accepted;
 (b) every pydantic rejection names a field (``spec.…`` or a top-level key) and says what is wrong;
@@ -27,11 +27,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from gemma_local import crd_schema
 from gemma_operator.api import GemmaFineTuneSpec, SpecError, parse_finetune
 from gemma_operator.api.accelerators import ACCELERATORS, all_topologies, names_of, profile
 from gemma_operator.api.facts import LINEAR_MODULES, MODELS
 from gemma_operator.api.validation import _known_fields
-from gemma_operator.local import crd_schema
 from gemma_operator.render import RenderSettings, render_run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st

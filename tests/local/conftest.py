@@ -10,7 +10,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from gemma_operator.local.cluster import LocalCluster
+from gemma_local.cluster import LocalCluster
 
 
 @pytest.fixture

@@ -204,7 +204,7 @@ def test_a_dependent_with_its_own_finalizer_is_collected_when_it_is_removed(clus
 
 
 def test_a_watch_resumes_from_a_resource_version_and_follows_its_selector(cluster, monkeypatch):
-    from gemma_operator.local.cluster import store
+    from gemma_local.cluster import store
 
     cluster.create("ConfigMap", {"metadata": {"name": "before", "namespace": "default", "labels": {"app": "x"}}})
     version = cluster.get("ConfigMap", "before")["metadata"]["resourceVersion"]

@@ -9,8 +9,8 @@ import time
 import urllib.request
 
 import pytest
-from gemma_operator.local.cluster import LocalCluster
-from gemma_operator.local.pods import ProcessRunner
+from gemma_local.cluster import LocalCluster
+from gemma_local.pods import ProcessRunner
 
 from tests.conftest import manifest
 from tests.operator.harness import KUBECTL, kubectl, kubectl_command, wait_for

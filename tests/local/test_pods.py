@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from gemma_operator.local.cluster import LocalCluster, NodePool
-from gemma_operator.local.pods import ProcessRunner
+from gemma_local.cluster import LocalCluster, NodePool
+from gemma_local.pods import ProcessRunner
 
 from tests.operator.harness import wait_for
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gemma_operator.local.cluster import LocalCluster
+from gemma_local.cluster import LocalCluster
 from gemma_operator.render.settings import RenderSettings
 
 from .harness import Operator

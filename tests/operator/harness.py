@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from gemma_operator.local.cluster import kubectl_flags
-from gemma_operator.local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
-from gemma_operator.local.processes import free_port  # noqa: F401
+from gemma_local.cluster import kubectl_flags
+from gemma_local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
+from gemma_local.processes import free_port  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"

@@ -105,7 +105,7 @@ def test_events_are_posted_outside_kopf_handlers_and_once_per_transition(cluster
 
 
 def _no_gpu_nodes(cluster):
-    from gemma_operator.local.cluster import NodePool
+    from gemma_local.cluster import NodePool
 
     cluster.set_node_pools([NodePool("cpu-pool", nodes=3)])
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import kubernetes_validate
 import pytest
-from gemma_operator.local.cluster.nodes import NodePool, misfit
+from gemma_local.cluster.nodes import NodePool, misfit
 
 from tests.pss import assert_restricted
 from tests.render.test_manifests import K8S_VERSION, pod_spec, render

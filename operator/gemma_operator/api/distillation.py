@@ -17,8 +17,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from .accelerator_spec import Accelerator
 from .base import ApiModel, cel, with_cel
-from .spec import Accelerator, DnsSubdomain, ModelName, ModelUri, Uri
+from .fields import DnsSubdomain, ModelName, ModelUri, Uri
 
 TeacherQuantization = Literal["none", "nf4"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .accelerator_spec import Accelerator
 from .accelerators import names_of, profile, spelled_list
 from .distillation import teacher_accelerator
 from .facts import MODEL_PACKAGES, MODELS, tokenizer_family
 from .memory import estimate
-from .spec import Accelerator, GemmaFineTuneSpec
+from .spec import GemmaFineTuneSpec
 from .teacher_memory import teacher_estimate
 
 

@@ -4,66 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-from .accelerators import ACCELERATORS, all_gpu_counts, all_topologies, names_of, profile, spelled_list
+from .accelerator_spec import Accelerator, cel_list
+from .accelerators import names_of, profile, spelled_list
 from .base import ApiModel, cel, with_cel
-from .facts import LINEAR_MODULES, MODELS
-
-ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
-Method = Literal["lora", "qlora", "freeze", "full"]
-DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
-AcceleratorType = Literal[tuple(ACCELERATORS)]  # type: ignore[valid-type]
-Topology = Literal[all_topologies()]  # type: ignore[valid-type]
-GpuCount = Literal[all_gpu_counts()]  # type: ignore[valid-type]
-LrScheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-TargetModule = Literal[(*LINEAR_MODULES, "all-linear")]  # type: ignore[valid-type]
-
-# gs://bucket[/path] or a local path; http(s) and other schemes are refused.
-GCS_OR_LOCAL = r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$"
-MODEL_URI = (r"^(gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/.*)?|hf://[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+"
-             r"|pkg://[a-z0-9][a-z0-9._-]*|/.*|\./.*|[A-Za-z0-9_.-][^:]*)$")
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-Uri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=GCS_OR_LOCAL)]
-ModelUri = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=MODEL_URI)]
-DnsLabel = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS_LABEL)]
-DnsSubdomain = Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
-Image = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$")]
-EnvName = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")]
-
-
-def _cel_list(values) -> str:
-    return "[" + ", ".join(repr(v) for v in values) + "]"
-
-
-def _accelerator_rules() -> list[dict[str, str]]:
-    """CEL rules from the registry: count only on GPU types, topology only on TPU types, each type's own values."""
-    gpus, tpus = names_of("gpu"), names_of("tpu")
-    rules = [
-        cel(f"self.type in {_cel_list(gpus)} || !has(self.count)",
-            f"count applies only to {spelled_list(gpus)}: remove it (a TPU slice is sized by topology)", ".count"),
-        cel(f"self.type in {_cel_list(tpus)} || !has(self.topology)",
-            f"topology applies only to {spelled_list(tpus)}: remove it or set a TPU type", ".topology"),
-    ]
-    for name in gpus:
-        counts = profile(name).gpu_counts
-        if counts != all_gpu_counts():
-            rules.append(cel(f"self.type != '{name}' || !has(self.count) || self.count in {_cel_list(counts)}",
-                             f"{name} takes count {spelled_list(counts)}", ".count"))
-    for name in tpus:
-        topologies = tuple(profile(name).topologies)
-        if topologies != all_topologies():
-            rules.append(cel(f"self.type != '{name}' || !has(self.topology) || self.topology in "
-                             f"{_cel_list(topologies)}", f"{name} topologies: {spelled_list(topologies)}", ".topology"))
-    return rules
-
-
-def _not_bool(value):
-    if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
-        raise ValueError(f"expected an integer ({spelled_list(all_gpu_counts())}), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
-    return value
+from .distillation import Distillation
+from .facts import LINEAR_MODULES
+from .fields import (
+    DataFormat,
+    DnsSubdomain,
+    EnvName,
+    Image,
+    LrScheduler,
+    Method,
+    ModelName,
+    ModelUri,
+    TargetModule,
+    Uri,
+)
 
 
 class Dataset(ApiModel):
@@ -129,21 +88,6 @@ class Training(ApiModel):
     """Steps between evaluations when evalUri is set; unset: at every checkpoint."""
     seed: int = Field(42, ge=0, le=2**31 - 1)
     """Seed of initialisation, data order and dropout; equal seeds give equal runs."""
-
-
-class Accelerator(ApiModel):
-    """What the run trains on and how it is scheduled."""
-
-    model_config = with_cel(*_accelerator_rules())
-
-    type: AcceleratorType
-    """GPU (nvidia-tesla-t4, nvidia-l4, nvidia-h100-80gb), TPU (tpu-v3, tpu-v5e), or cpu (local runs, tests)."""
-    count: Annotated[GpuCount, BeforeValidator(_not_bool)] | None = None
-    """GPUs per pod, data-parallel on one node: T4 1, 2 or 4; L4, H100 1, 2, 4 or 8. GPU types only, default 1."""
-    topology: Topology | None = None
-    """TPU slice, TPU types only, default 2x2: one host up to 2x2 (v3-8) or 2x4 (v5e), multi-host above."""
-    spot: bool = False
-    """Run on spot nodes; preemptions resume from the last committed checkpoint."""
 
 
 class Output(ApiModel):
@@ -237,7 +181,7 @@ class GemmaFineTuneSpec(ApiModel):
     """A Gemma fine-tune: model, data, method, hyperparameters, accelerator and output."""
 
     model_config = with_cel(
-        cel(f"self.method != 'qlora' || self.accelerator.type in {_cel_list(names_of('gpu'))}",
+        cel(f"self.method != 'qlora' || self.accelerator.type in {cel_list(names_of('gpu'))}",
             f"method qlora needs a CUDA GPU (bitsandbytes): use accelerator.type {spelled_list(names_of('gpu'))}, "
             f"or method lora on {spelled_list(names_of('tpu'))}", ".method"),
         cel("self.output.uri.startsWith('gs://') || self.accelerator.type == 'cpu'",
@@ -276,7 +220,3 @@ class GemmaFineTuneSpec(ApiModel):
         """The TPU slice (its type's default when unset); None for GPU and CPU types."""
         return self.accelerator.topology or profile(self.accelerator.type).default_topology
 
-
-from .distillation import Distillation
-
-GemmaFineTuneSpec.model_rebuild()

@@ -18,7 +18,6 @@ from typing import Any
 
 import cel
 import jsonschema
-
 from gemma_operator.api.crd import build_crd
 
 

@@ -1,6 +1,6 @@
 """The HTTP side of the local API server: the requests kubectl and kopf make, answered from the store.
 
-kmock provides the HTTP server, the request parsing and recording (``emulator._requests``) and discovery;
+kmock provides the HTTP server, the request parsing and recording (the emulator iterates them) and discovery;
 every Kubernetes request on a resource is answered here: get, list and watch (selectors, resourceVersion,
 server-side Tables), create, update (PUT), patch (merge, strategic read as merge, JSON patch), the ``status``
 subresource, delete (finalizers, propagation), delete-collection and ``pods/log``.
@@ -58,6 +58,9 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
     faults: list[Fault] = attrs.field(factory=list)
     changed: asyncio.Event = attrs.field(factory=asyncio.Event)
 
+    # kmock 0.8 has no public hooks for what follows: discovery answers (``_serve_version``), requests it
+    # cannot parse (``__call__`` records them in ``_requests``, where its own parser puts the rest) and the
+    # dispatch of a parsed request (``_handle``) are overridden through its protected methods and attributes.
     async def _serve_version(self, request: Any) -> Any:
         return discovery.fix_resource_list(await super()._serve_version(request), request.resource.group == "")
 

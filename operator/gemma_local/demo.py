@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from gemma_operator.render.settings import RenderSettings
 
 from .cluster import LocalCluster, kubectl_cache_dir, kubectl_flags
@@ -33,7 +32,7 @@ from .gcs import local_gcs
 from .pods import ProcessRunner
 from .processes import OperatorProcess
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "examples" / "quickstart.yaml"
 BUCKET = "gemmaft-demo"
 

@@ -10,7 +10,6 @@ import secrets
 from typing import Any
 
 import kmock
-
 from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
 
 from .store import Key, Store, merge_patch, timestamp

@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp.web
 import kmock
-from kmock._internal import rendering
 
 NAMESPACES_PATH = re.compile(r"^/api/v1/namespaces/?$")
 
@@ -90,6 +89,6 @@ async def parse_namespaces_request(raw_request: Any, request_id: int) -> Any:
     method = raw_request.method.upper()
     action = (kmock.action.WATCH if method == "GET" and params.get("watch") in ("true", "1") else
               kmock.action.LIST if method == "GET" else kmock.action.CREATE if method == "POST" else None)
-    return rendering.Request(id=request_id, raw_request=raw_request, url=raw_request.url, method=method,
-                             params=params, headers=dict(raw_request.headers), data=data, action=action,
-                             resource=kmock.resource("", "v1", "namespaces"))
+    return kmock.Request(id=request_id, raw_request=raw_request, url=raw_request.url, method=method,
+                         params=params, headers=dict(raw_request.headers), data=data, action=action,
+                         resource=kmock.resource("", "v1", "namespaces"))

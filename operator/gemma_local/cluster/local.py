@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import kmock
-
 from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
 
 from .controllers import ClusterEmulator, PodRunner
@@ -23,7 +22,7 @@ from .server import Fault, method_of
 
 
 def load_discovery(emulator: ClusterEmulator) -> None:
-    emulator.resources.load_path(pathlib.Path(kmock._internal.__file__).parent / "resources.json.gz")
+    emulator.resources.load_bundled()  # the built-in kinds kmock ships (a K3s cluster's discovery)
     emulator.resources[f"{GROUP}/{VERSION}/{PLURAL}"] = kmock.ResourceInfo(
         kind=KIND, namespaced=True, singular="gemmafinetune", shortnames=["gft"], categories=["all"],
         verbs=["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
@@ -135,7 +134,7 @@ class LocalCluster:
 
     def requests(self, method: str, kind: str) -> int:
         res = RESOURCES[kind]
-        return self._sync(lambda: sum(1 for r in self.emulator._requests
+        return self._sync(lambda: sum(1 for r in self.emulator  # kmock: a view iterates its requests
                                       if r.resource == res and method_of(r) == method.upper()))
 
     # acting: objects

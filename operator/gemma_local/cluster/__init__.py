@@ -1,7 +1,7 @@
 """A Kubernetes API server and cluster on one machine, for ``gemmaft demo``, the tests and stock ``kubectl``.
 
-kmock (the Kubernetes emulator by kopf's author) serves HTTP, parses and records requests
-(``emulator._requests``) and answers discovery; this package answers every resource request and runs the
+kmock (the Kubernetes emulator by kopf's author) serves HTTP, parses and records requests (iterating the
+emulator yields them) and answers discovery; this package answers every resource request and runs the
 controllers a real cluster runs, thinly, in-process:
 
 * ``store``: objects, one resourceVersion counter, an ordered watch-event log (watches resume from a
@@ -19,7 +19,7 @@ controllers a real cluster runs, thinly, in-process:
 * ``nodes``: a scheduler over Node objects made from node pools (selectors, required node affinity, taints,
   resource requests; ``Unschedulable`` with the scheduler's message) and a kubelet (volumes, image pull
   failures, CreateContainerConfigError, OOMKilled, node-shutdown disruption) that hands pods to a
-  ``PodRunner`` (``SchedulingOnly`` here, local processes in ``gemma_operator.local.pods``).
+  ``PodRunner`` (``SchedulingOnly`` here, local processes in ``gemma_local.pods``).
 
 Driving it (``LocalCluster``, synchronous): ``succeed_pod``, ``fail_pod(name, exit_code)``, ``preempt_pod``,
 ``oom``, ``fail_image_pull(prefix)``/``allow_image_pull``, ``set_node_pools([NodePool(...)])`` or
