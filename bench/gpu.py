@@ -17,6 +17,15 @@ included); the 6N convention counts forward (2N) + backward (4N) and gives no cr
 of activation checkpointing nor for attention FLOPs. Peak: the GPU's dense bf16 (fp16 on T4) tensor-core TFLOPS
 from the table below, or ``--peak-tflops``.
 
+T4 precision on this GPU (``--t4``, on by default): the T4's plan (compute capability 7.5 forced: fp16 projections
+around an fp32 stream, a loss-scaled backward; ``gemma_operator.api.precision``) natively on this GPU's fp16
+tensor cores, under a 14.7 GB cap: per family it can build (Gemma 2 2B and Gemma 3 1B shapes; random weights, as
+this machine reaches no hub), the loss of one batch against fp32 on the same weights, next to plain fp16 autocast
+on fp16 weights (the trainer's T4 load before the precision table); then tokens/s and peak memory of LoRA training
+under the policy and under fp16 autocast, and the memory model's prediction for the policy. Random weights do not
+reproduce Gemma's large activations (the real Gemma 3 270M overflows fp16 at layer 8: ``gemmaft check-numerics``
+shows it on a CPU), so the loss figures here check the arithmetic's agreement, not the overflow.
+
 9B QLoRA: Gemma-2-9B's architecture with random weights, every decoder linear layer replaced by a bitsandbytes
 NF4 ``Linear4bit`` (double quantisation, fp16 compute), embedding and norms fp16; the process is capped at 14.7 GB
 (``torch.cuda.set_per_process_memory_fraction``) and trains ``--qlora-steps`` steps of 2 x 2048 with ours:
@@ -26,6 +35,7 @@ completed or not, peak memory, predicted vs measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -44,6 +54,10 @@ GEMMA2_2B = {
     "attn_logit_softcapping": 50.0, "pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2,
     "tie_word_embeddings": True, "attn_implementation": "eager",
 }
+GEMMA3_1B = {"vocab_size": 262144, "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+             "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+             "sliding_window": 512, "max_position_embeddings": 32768, "pad_token_id": 0, "eos_token_id": 1,
+             "bos_token_id": 2, "tie_word_embeddings": True, "attn_implementation": "eager"}
 GEMMA2_9B = {**GEMMA2_2B, "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 42,
              "num_attention_heads": 16, "num_key_value_heads": 8}
 T4_USABLE_BYTES = int(14.7e9)
@@ -66,11 +80,13 @@ def spec_for(model: str, method: str, batch: int, seq: int, steps: int):
 
 def base_model(dtype, config: dict = GEMMA2_2B):
     import torch
-    from transformers import Gemma2Config, Gemma2ForCausalLM
+    from transformers import Gemma2Config, Gemma2ForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
 
     torch.manual_seed(0)
+    gemma3 = config["vocab_size"] == GEMMA3_1B["vocab_size"]
+    config_class, model_class = (Gemma3TextConfig, Gemma3ForCausalLM) if gemma3 else (Gemma2Config, Gemma2ForCausalLM)
     with torch.device("cuda"):
-        model = Gemma2ForCausalLM(Gemma2Config(**config)).to(dtype)
+        model = model_class(config_class(**config)).to(dtype)
     model.config.use_cache = False
     return model
 
@@ -157,13 +173,14 @@ def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
     from gemma_trainer.dataset import lengths_of
     from gemma_trainer.model import apply_method
     from gemma_trainer.packed_attention import use_packed_attention
+    from gemma_trainer.precision import apply_precision
     from gemma_trainer.train import _make_trainer_class, training_arguments
 
-    model = apply_method(model, spec, plan)
+    model = apply_method(apply_precision(model, plan.policy), spec, plan)
     use_packed_attention(model)
     args = training_arguments(spec, plan, out, steps, has_eval=False, report_tqdm=False)
     return _make_trainer_class()(model=model, args=args, train_dataset=data, data_collator=PackedCollator(),
-                                 callbacks=callbacks, train_lengths=lengths_of(data))
+                                 callbacks=callbacks, train_lengths=lengths_of(data), plan=plan)
 
 
 def trl_trainer(model, plan, args, data, out: Path, callbacks):
@@ -181,7 +198,7 @@ def trl_trainer(model, plan, args, data, out: Path, callbacks):
                       train_dataset=Dataset.from_list([{"input_ids": f["input_ids"]} for f in data]))
 
 
-def run(kind: str, args, spec, plan, dtype) -> dict:
+def run(kind: str, args, spec, plan, dtype, cap_bytes: int | None = None) -> dict:
     import torch
 
     torch.cuda.empty_cache()
@@ -191,27 +208,94 @@ def run(kind: str, args, spec, plan, dtype) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench-gpu-{kind}-"))
     model = base_model(dtype)
     n_params = sum(p.numel() for p in model.parameters())
-    if kind == "ours":
-        trainer = ours_trainer(model, spec, plan, data, out, [timer.callback], args.steps)
-    else:
+    if kind == "trl":
         trainer = trl_trainer(model, plan, args, data, out, [timer.callback])
+    else:
+        trainer = ours_trainer(model, spec, plan, data, out, [timer.callback], args.steps)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    trainer.train()
+    with memory_cap(cap_bytes):
+        trainer.train()
     tokens_per_s = timer.steps * args.batch * args.seq / timer.seconds
     peak = torch.cuda.max_memory_allocated()
     mfu = 6 * n_params * tokens_per_s / (args.peak_tflops * 1e12)
     figures = {"tokens_per_s": tokens_per_s, "mfu": mfu, "peak_memory_bytes": peak, "params": n_params,
                "trainable": trainable, "timed_steps": timer.steps}
-    if kind == "ours":
+    if kind != "trl":
         figures["predicted_memory_bytes"] = predicted_bytes(spec)
         figures["predicted_over_measured"] = figures["predicted_memory_bytes"] / peak
     say(f"  {kind:8s}: {tokens_per_s:,.0f} tokens/s over {timer.steps} steps, MFU {100 * mfu:.1f}%, "
         f"peak memory {peak / 2**30:.2f} GiB ({trainable:,} trainable of {n_params:,})"
         + (f"; predicted {figures['predicted_memory_bytes'] / 2**30:.2f} GiB "
-           f"({figures['predicted_over_measured']:.2f}x)" if kind == "ours" else ""))
+           f"({figures['predicted_over_measured']:.2f}x)" if kind != "trl" else ""))
     del trainer, model
     torch.cuda.empty_cache()
     return figures
+
+
+@contextlib.contextmanager
+def memory_cap(cap_bytes: int | None):
+    """The process's CUDA memory capped at ``cap_bytes`` within the block (None: no cap)."""
+    import torch
+
+    if cap_bytes:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap_bytes / total))
+    try:
+        yield
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+
+
+def t4_losses(config: dict, seq: int) -> dict:
+    """One batch's loss on the same random weights: fp32, the T4 policy (native fp16 projections) and fp16
+    weights under fp16 autocast; with per-layer maxima from ``gemma_trainer.numerics.measure``."""
+    import torch
+    from gemma_operator.api.precision import FP16_AUTOCAST, FP16_PROJECTIONS, FP32
+    from gemma_trainer.batches import PackedCollator
+    from gemma_trainer.numerics import measure
+    from gemma_trainer.packed_attention import use_packed_attention
+    from gemma_trainer.precision import apply_precision
+
+    batch = {k: v.to("cuda") if hasattr(v, "to") else v for k, v in PackedCollator()(features(2, seq)).items()}
+    out = {}
+    for policy, dtype in ((FP32, torch.float32), (FP16_PROJECTIONS, torch.float16), (FP16_AUTOCAST, torch.float16)):
+        model = apply_precision(base_model(dtype, config), policy)
+        use_packed_attention(model)
+        for name, param in model.named_parameters():
+            param.requires_grad_("norm" in name)  # the backward reaches every layer; norms are small
+        with torch.autocast("cuda", dtype=torch.float16, enabled=policy.autocast is not None):
+            loss, layers, scale = measure(model, batch, policy)
+        out[policy.name] = {"loss": loss, "grads_finite_at_scale": scale,
+                            "max_hidden": max(layer.max_hidden for layer in layers)}
+        del model
+        torch.cuda.empty_cache()
+    reference = out["fp32"]["loss"]
+    for name, row in out.items():
+        row["loss_rel_diff"] = abs(row["loss"] - reference) / abs(reference)
+        say(f"    {name:17s} loss {row['loss']:.5f} ({100 * row['loss_rel_diff']:.3f}% off fp32), max |hidden| "
+            f"{row['max_hidden']:.3g}, gradients finite at scale {row['grads_finite_at_scale']}")
+    return out
+
+
+def run_t4_policy(args) -> dict:
+    """The T4's plan natively on this GPU under the T4's memory: losses against fp32 per family, then LoRA
+    training under the policy and under plain fp16 autocast (tokens/s, peak memory, the memory model)."""
+    import torch
+    from gemma_trainer.config import accelerator_plan
+
+    say("T4 precision on this GPU (fp16 forced, 14.7 GB cap):")
+    losses = {}
+    for family, config in (("gemma2-2b", GEMMA2_2B), ("gemma3-1b", GEMMA3_1B)):
+        say(f"  {family}, one batch of 2 x {args.seq}:")
+        losses[family] = t4_losses(config, args.seq)
+    spec = spec_for("gemma-2-2b", "lora", args.batch, args.seq, args.steps)
+    training = {}
+    for precision in ("fp16-projections", "fp16-autocast"):
+        plan = accelerator_plan(spec, capability=(7, 5), precision=precision)
+        training[precision] = run(precision, args, spec, plan, torch.float16, cap_bytes=T4_USABLE_BYTES)
+    ratio = training["fp16-projections"]["tokens_per_s"] / training["fp16-autocast"]["tokens_per_s"]
+    say(f"  policy / fp16 autocast: {ratio:.2f}x tokens/s")
+    return {"losses": losses, "training": training, "ratio_tokens_per_s_vs_fp16_autocast": ratio}
 
 
 def run_qlora_9b(args) -> dict:
@@ -220,21 +304,18 @@ def run_qlora_9b(args) -> dict:
     from gemma_trainer.config import accelerator_plan
 
     spec = spec_for("gemma-2-9b", "qlora", 2, 2048, args.qlora_steps)
-    plan = accelerator_plan(spec, capability=(7, 5))  # T4 precision: fp16 autocast, fp32 adapters
+    plan = accelerator_plan(spec, capability=(7, 5))  # the T4's precision policy: fp16 projections, fp32 stream
     torch.cuda.empty_cache()
     model = quantized_9b_model()
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, T4_USABLE_BYTES / total))
     torch.cuda.reset_peak_memory_stats()
     out = Path(tempfile.mkdtemp(prefix="bench-gpu-qlora-"))
     trainer = ours_trainer(model, spec, plan, features(2 * args.qlora_steps, 2048), out, [], args.qlora_steps)
     try:
-        trainer.train()
+        with memory_cap(T4_USABLE_BYTES):
+            trainer.train()
         completed, error = trainer.state.global_step, None
     except torch.OutOfMemoryError as err:
         completed, error = trainer.state.global_step, str(err).splitlines()[0]
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0)
     peak, predicted = torch.cuda.max_memory_allocated(), predicted_bytes(spec)
     say(f"  9B QLoRA 2 x 2048 under {T4_USABLE_BYTES / 1e9:.1f} GB: {completed}/{args.qlora_steps} steps"
         f"{' (OOM: ' + error + ')' if error else ''}; peak {peak / 2**30:.2f} GiB, predicted "
@@ -251,6 +332,7 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--qlora-steps", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, default=None)
+    parser.add_argument("--no-t4", dest="t4", action="store_false", help="skip the T4 precision section")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -281,10 +363,11 @@ def main(argv=None) -> int:
     ratio = results["ours"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
     mem_ratio = results["ours"]["peak_memory_bytes"] / results["trl"]["peak_memory_bytes"]
     say(f"  ours / TRL: {ratio:.2f}x tokens/s, {mem_ratio:.2f}x peak memory")
+    t4 = run_t4_policy(args) if args.t4 else None
     qlora = run_qlora_9b(args)
     final_json("gpu", {"device": name, "precision": plan.precision, "peak_tflops": args.peak_tflops,
                        "batch": args.batch, "seq": args.seq, **results, "ratio_tokens_per_s_vs_trl": ratio,
-                       "ratio_peak_memory_vs_trl": mem_ratio, "qlora_9b_2x2048_t4_cap": qlora,
+                       "ratio_peak_memory_vs_trl": mem_ratio, "qlora_9b_2x2048_t4_cap": qlora, "t4_policy": t4,
                        "mfu_formula": "6 * all_params * tokens_per_s / peak (no recompute, no attention FLOPs)"})
     return 0
 
