@@ -22,7 +22,7 @@ from .guard import MAX_SKIPPED_STEPS
 from .precision import ActivationProbe, probing
 
 LOSS_TOLERANCE = 0.01  # relative difference to the fp32 loss a safe plan stays within
-INITIAL_LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's init_scale
+DEFAULT_LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's init_scale, for a policy that names none
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,12 @@ def _loss(model, batch) -> torch.Tensor:
     return loss
 
 
-def _grads_at_some_scale(model, loss) -> float | None:
-    """The first loss scale (from GradScaler's start, halving as it does on overflow, at most MAX_SKIPPED_STEPS
-    times) at which every trainable gradient is finite; None when none is."""
+def _grads_at_some_scale(model, loss, policy) -> float | None:
+    """The first loss scale (from the policy's first scale, halving as the GradScaler does on overflow, at most
+    MAX_SKIPPED_STEPS times) at which every trainable gradient is finite; None when none is."""
     from .precision import nonfinite_parameters
 
-    scale = INITIAL_LOSS_SCALE
+    scale = (policy.initial_loss_scale or DEFAULT_LOSS_SCALE) if policy.loss_scaling else 1.0
     for attempt in range(MAX_SKIPPED_STEPS + 1):
         model.zero_grad(set_to_none=True)
         (loss * scale).backward(retain_graph=attempt < MAX_SKIPPED_STEPS)
@@ -151,7 +151,7 @@ def measure(model, batch, policy) -> tuple[float, list[LayerFigures], float | No
         for hook in hooks:
             hook.remove()
     value = float(loss.detach())
-    scale = _grads_at_some_scale(model, loss) if math.isfinite(value) else None
+    scale = _grads_at_some_scale(model, loss, policy) if math.isfinite(value) else None
     figures = [LayerFigures(i, maxima[i], policy.stream, probe.projections.get(i), policy.projections)
                for i in range(len(layers))]
     return value, figures, scale
@@ -214,7 +214,7 @@ def verdict(report: NumericsReport) -> str:
                 f"{len(report.layers)}) overflows: its {what} reaches {_fmt(value)} in {dtype} (largest finite "
                 f"{DTYPE_MAX[dtype]:g}); loss {_fmt(report.loss)}. {fix}")
     if not report.grads_finite:
-        return f"unsafe: gradients are not finite at any loss scale down to 2^{16 - MAX_SKIPPED_STEPS}. {fix}"
+        return f"unsafe: gradients are not finite at any loss scale the GradScaler would try. {fix}"
     return (f"unsafe: loss {_fmt(report.loss)} is {report.loss_rel_diff:.2%} off the fp32 reference "
             f"{_fmt(report.reference_loss)} (tolerance {LOSS_TOLERANCE:.0%}). {fix}")
 

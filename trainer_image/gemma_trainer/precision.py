@@ -172,10 +172,12 @@ def nonfinite_parameters(model: nn.Module) -> list[str]:
 
 def configure_accelerator(accelerator, policy: PrecisionPolicy) -> None:
     """Make the Trainer's ``accelerate.Accelerator`` follow ``policy``: no autocast where the policy places every
-    tensor itself, and a GradScaler wherever it scales the loss; accelerate gives one only on accelerators, so the
-    CPU emulation of fp16 gets ``torch.amp.GradScaler("cpu")``, the same class and algorithm."""
-    if policy.loss_scaling and accelerator.scaler is None and accelerator.device.type == "cpu":
-        accelerator.scaler = torch.amp.GradScaler("cpu")
+    tensor itself, and a GradScaler starting at the policy's scale wherever it scales the loss (accelerate gives
+    one only on accelerators: the CPU emulation of fp16 gets ``torch.amp.GradScaler("cpu")``, the same class and
+    algorithm)."""
+    if policy.loss_scaling and (accelerator.scaler is not None or accelerator.device.type == "cpu"):
+        kwargs = {} if policy.initial_loss_scale is None else {"init_scale": policy.initial_loss_scale}
+        accelerator.scaler = torch.amp.GradScaler(accelerator.device.type, **kwargs)
         accelerator.native_amp = True
     if policy.autocast is None and accelerator.native_amp:
         from accelerate.utils import AutocastKwargs
