@@ -28,6 +28,19 @@ def test_every_gemma_family_on_fp16_gets_the_safe_policy():
     assert precision_policy("gemma2", "float32").projections == "float32"
 
 
+def test_plan_names_the_policy_the_trainer_applies():
+    import subprocess
+    import sys
+
+    from .conftest import REPO
+
+    out = subprocess.run([sys.executable, "-m", "gemma_operator.cli", "plan", "-f", "examples/t4-2b-lora.yaml"],
+                         capture_output=True, text=True, cwd=REPO, check=True).stdout
+    precision = json.loads(out)["precision"]
+    assert (precision["policy"], precision["stream"], precision["weights"]) == ("fp16-projections", "float32",
+                                                                                 "float16")
+
+
 def test_t4_policy_places_each_tensor():
     model = apply_precision(build_tiny_gemma2(64, seed=3).half(), FP16_PROJECTIONS, emulated=True)
     layer = model.model.layers[0]
@@ -64,13 +77,13 @@ def test_emulated_projection_equals_the_native_fp16_kernel():
 
 
 def _train(tmp_path, monkeypatch, model_dir, emulate: bool, rows=None,
-           checkpoint_every: int = 2) -> tuple[int, Path]:
+           checkpoint_every: int = 2, method: str = "lora", model: str = "gemma-2-2b") -> tuple[int, Path]:
     from gemma_trainer.cli import train_main
 
     rows = write_jsonl(tmp_path / "train.jsonl", rows or make_dataset_rows("text", 32, seed=4))
     manifest = make_manifest(tmp_path / "ft.yaml", model_dir=model_dir, train_uri=rows, output_uri=tmp_path / "out",
                              accelerator=T4 if emulate else None, output={"checkpointEverySteps": checkpoint_every},
-                             training={"maxSteps": 6})
+                             training={"maxSteps": 6}, method=method, model=model)
     monkeypatch.setenv("GEMMAFT_WORK_DIR", str(tmp_path / "work"))
     code = train_main(argparse.Namespace(file=str(manifest), output_uri=None, max_steps=None,
                                          emulate_accelerator=emulate))
@@ -78,8 +91,10 @@ def _train(tmp_path, monkeypatch, model_dir, emulate: bool, rows=None,
 
 
 @pytest.mark.slow
-def test_emulated_t4_run_trains_with_a_loss_scaler(tmp_path, tiny_model_dir, monkeypatch):
-    code, run = _train(tmp_path, monkeypatch, tiny_model_dir, emulate=True)
+@pytest.mark.parametrize("method,model", [("lora", "gemma-2-2b"), ("freeze", "gemma-2-2b"),
+                                          ("full", "gemma-3-270m")])  # full 2B does not fit a T4: refused
+def test_emulated_t4_run_trains_with_a_loss_scaler(tmp_path, tiny_model_dir, monkeypatch, method, model):
+    code, run = _train(tmp_path, monkeypatch, tiny_model_dir, emulate=True, method=method, model=model)
     assert code == EXIT_OK
     losses = [m["loss"] for m in read_metrics(run) if "loss" in m]
     assert len(losses) == 6 and all(loss is not None for loss in losses)

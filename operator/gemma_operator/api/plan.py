@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from .accelerators import profile
 from .facts import MODELS
 from .memory import MemoryEstimate, estimate, trainable_params
+from .precision import precision_policy
 
 ADAPTER_WEIGHT_BYTES = 4  # fp32 master copy of each trainable weight (safetensors)
 OPTIMIZER_STATE_BYTES = 8  # two fp32 AdamW moments per trainable weight (optimizer.pt)
@@ -142,6 +143,14 @@ def plan_run(spec, examples: int | None = None) -> dict:
         "examples": examples,
         "stepsPerEpoch": steps_per_epoch,
         "totalSteps": plan.total_steps(examples, t.epochs, t.max_steps),
+        "precision": _precision_json(spec),
         "memoryPerDevice": _memory_json(estimate(spec)),
         "checkpointBytes": checkpoint_bytes(spec),
     }
+
+
+def _precision_json(spec) -> dict:
+    """The precision policy the trainer applies on the spec's accelerator (``api/precision.py``)."""
+    policy = precision_policy(MODELS[spec.model].family, profile(spec.accelerator.type).compute_dtype)
+    return {"policy": policy.name, "weights": policy.weights, "stream": policy.stream,
+            "projections": policy.projections, "lossScaling": policy.loss_scaling, "summary": policy.summary}
