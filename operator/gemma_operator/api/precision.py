@@ -59,8 +59,9 @@ class PrecisionPolicy:
 
 FP32 = PrecisionPolicy("fp32", "float32", "float32", "float32", False, None,
                        "everything in float32 (CPU)")
-BF16 = PrecisionPolicy("bf16", "bfloat16", "bfloat16", "bfloat16", False, None,
-                       "weights and activations in bfloat16 (TPU; GPUs with compute capability >= 8.0)")
+BF16 = PrecisionPolicy("bf16", "bfloat16", "bfloat16", "bfloat16", False, "bfloat16",
+                       "weights and activations in bfloat16 under bf16 autocast (TPU; GPUs with compute capability "
+                       ">= 8.0; freeze and full keep fp32 master weights on a GPU)")
 FP16_PROJECTIONS = PrecisionPolicy(
     "fp16-projections", "float16", "float32", "float16", True, None,
     "projection matmuls in float16 with fp32 accumulation; residual stream, norms, softmax, activations and the "
