@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from gemma_operator.api.precision import FP16_PROJECTIONS, precision_policy
+from gemma_operator.api.precision import BF16, FP16_PROJECTIONS, FP32, precision_policy
 from gemma_operator.api.run import EXIT_NON_FINITE, EXIT_OK
-from gemma_trainer.guard import MAX_SKIPPED_STEPS, NonFiniteGuard, NonFiniteLoss
+from gemma_trainer.guard import MAX_SKIPPED_STEPS, NonFiniteGuard, NonFiniteLoss, check_grad_norm
 from gemma_trainer.precision import HalfProjection, apply_precision
 from gemma_trainer.tiny import build_tiny_gemma2, make_dataset_rows
 
@@ -140,7 +140,7 @@ def test_a_loss_that_turns_non_finite_fails_the_run_and_is_never_shown_as_zero(t
 
 
 def test_guard_stops_after_too_many_skipped_steps_in_a_row():
-    guard = NonFiniteGuard(FP16_PROJECTIONS, "cuda")
+    guard = NonFiniteGuard(FP16_PROJECTIONS)
     state, skipped, applied = SimpleNamespace(global_step=0), SimpleNamespace(step_was_skipped=True), \
         SimpleNamespace(step_was_skipped=False)
     for _ in range(MAX_SKIPPED_STEPS):  # a healthy fp16 start skips a few steps while the scale settles
@@ -150,3 +150,11 @@ def test_guard_stops_after_too_many_skipped_steps_in_a_row():
         guard.on_step_end(None, state, None, optimizer=skipped)
     with pytest.raises(NonFiniteLoss, match="steps in a row"):
         guard.on_step_end(None, state, None, optimizer=skipped)
+
+
+@pytest.mark.parametrize("policy", [FP32, BF16], ids=lambda p: p.name)
+def test_a_non_finite_gradient_norm_stops_a_run_no_scaler_protects(policy):
+    check_grad_norm(3.5, 4, policy)
+    with pytest.raises(NonFiniteLoss, match="step 4: the gradient norm is inf"):
+        check_grad_norm(float("inf"), 4, policy)
+    check_grad_norm(float("nan"), 4, FP16_PROJECTIONS)  # the GradScaler skips that step; the guard counts skips

@@ -2,7 +2,8 @@
 
 * A non-finite training loss stops the run at that step (checked on every micro-step on CPU and CUDA; on XLA at
   logging steps, where the loss reaches the host anyway: no extra device sync per step).
-* Without loss scaling, a non-finite gradient stops the run before the optimizer applies it.
+* Without loss scaling, a non-finite gradient norm stops the run before the optimizer applies it (the Trainer
+  computes the norm for clipping every step anyway).
 * With loss scaling (fp16), the GradScaler skips a step whose gradients overflow and lowers its scale; more than
   :data:`MAX_SKIPPED_STEPS` skipped steps in a row means no scale makes the gradients finite, and the run stops.
 
@@ -50,25 +51,13 @@ def _finite(value) -> bool:
 
 
 class NonFiniteGuard(TrainerCallback):
-    """The checks that need the Trainer's optimizer and logs (the loss of each micro-step is checked by
-    :func:`check_loss`, which the Trainer calls)."""
+    """The checks that need the Trainer's optimizer and logs (the loss of each micro-step and the gradient norm of
+    each step are checked by :func:`check_loss` and :func:`check_grad_norm`, which the Trainer calls)."""
 
-    def __init__(self, policy, device: str, max_skipped: int = MAX_SKIPPED_STEPS):
+    def __init__(self, policy, max_skipped: int = MAX_SKIPPED_STEPS):
         self.policy = policy
-        self.device = device
         self.max_skipped = max_skipped
         self.skipped_in_a_row = 0
-
-    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
-        if self.policy.loss_scaling or self.device == "xla" or model is None:
-            return control  # the GradScaler skips such a step itself; XLA is checked at logging steps
-        from .precision import nonfinite_parameters
-
-        broken = nonfinite_parameters(model)
-        if broken:
-            raise NonFiniteLoss(state.global_step + 1, f"the gradient of {broken[0]} ({len(broken)} tensors)",
-                                None, likely_cause(self.policy))
-        return control
 
     def on_step_end(self, args, state, control, optimizer=None, **kwargs):
         if not self.policy.loss_scaling or optimizer is None:
@@ -94,6 +83,13 @@ def _as_float(value) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def check_grad_norm(norm: float | None, step: int, policy) -> None:
+    """Raise :class:`NonFiniteLoss` when a step's gradient norm (the Trainer's, computed before the optimizer
+    applies the gradients) is not finite and no loss scaler will skip the step."""
+    if norm is not None and not policy.loss_scaling and not math.isfinite(float(norm)):
+        raise NonFiniteLoss(step, "the gradient norm", float(norm), likely_cause(policy))
 
 
 def check_loss(loss, step: int, policy) -> None:

@@ -136,7 +136,7 @@ def _make_trainer_class():
     from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from .guard import check_loss
+    from .guard import check_grad_norm, check_loss
     from .loss_head import causal_lm_loss, output_softcap
     from .precision import configure_accelerator
 
@@ -166,6 +166,12 @@ def _make_trainer_class():
             super().create_accelerator_and_postprocess()
             if self._plan is not None:
                 configure_accelerator(self.accelerator, self._plan.policy)
+
+        def _get_grad_norm(self, model, grad_norm=None):
+            norm = super()._get_grad_norm(model, grad_norm)
+            if self._plan is not None and not self._static_shapes:
+                check_grad_norm(norm, self.state.global_step + 1, self._plan.policy)
+            return norm
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
@@ -269,7 +275,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
                  len(train_features))
         args = training_arguments(spec, plan, staging, steps, eval_features is not None)
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
-        guard = NonFiniteGuard(plan.policy, plan.device)
+        guard = NonFiniteGuard(plan.policy)
         callbacks = [preemption, guard, commit, ProgressCallback(progress, rank.is_writer)]
         if extension is not None:
             train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
