@@ -51,7 +51,7 @@ def _sizing(spec: GemmaFineTuneSpec, acc: AcceleratorProfile) -> tuple[dict[str,
     per = acc.pod_requests
     devices = acc.units_per_pod(spec.accelerator.count, spec.topology)
     arch = MODELS[spec.model]
-    scratch_gib = -(-arch.params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
+    scratch_gib = -(-arch.checkpoint_params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
     cpu = per.cpu * devices
     requests = {"cpu": str(int(cpu)) if float(cpu).is_integer() else str(cpu),
                 "memory": f"{per.memory_gib * devices}Gi", "ephemeral-storage": f"{scratch_gib}Gi"}
