@@ -133,10 +133,10 @@ class ModelArch:
 
     @property
     def active_params(self) -> int:
-        """Parameters one token computes with: every weight but the unchosen experts and the looked-up tables."""
+        """Parameters one token uses: every weight but its unchosen experts (a model card's "active")."""
         inactive = 0 if self.experts is None else self.layers * (
             self.experts.params_per_layer(self.hidden) - self.experts.active_params_per_layer(self.hidden))
-        return self.params - inactive - self.lookup_params
+        return self.params - inactive
 
     def is_global(self, layer: int) -> bool:
         every = self.global_attention.every if self.global_attention else 0
