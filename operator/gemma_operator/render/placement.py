@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gemma_operator.api import GemmaFineTuneSpec
-from gemma_operator.api.accelerators import AcceleratorProfile, profile
+from gemma_operator.api.accelerators import TPU_ENV, AcceleratorProfile, profile
 from gemma_operator.api.facts import (
     GKE_NODEPOOL_LABEL,
     GKE_SPOT_LABEL,
@@ -66,7 +66,7 @@ def placement(spec: GemmaFineTuneSpec) -> Placement:
     acc = profile(spec.accelerator.type)
     selector = acc.node_selector(spec.topology)
     tolerations = [_taint_toleration(acc.taint_key)] if acc.taint_key else []
-    env = {"PJRT_DEVICE": "TPU"} if acc.kind == "tpu" else {}
+    env = dict(TPU_ENV) if acc.kind == "tpu" else {}
     if spec.accelerator.spot:
         selector[GKE_SPOT_LABEL] = "true"
         tolerations.append({"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"})
