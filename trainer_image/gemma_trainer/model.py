@@ -17,6 +17,8 @@ Results in the run folder:
     state dict: the last ``trainableLayers`` decoder layers and the final norm) with ``trainable.json`` and the
     tokenizer; ``merged/`` (the whole fine-tuned model) with ``mergeAdapter``.
   * full: ``adapter/`` is the whole fine-tuned model (``AutoModelForCausalLM.from_pretrained``) plus tokenizer.
+  * An image-text checkpoint (Gemma 3 4B+, Gemma 4) trains its language model alone; each result above names its
+    original class (gemma_trainer.image_text): the adapter's modules, freeze tensors, whole models.
 """
 
 from __future__ import annotations
