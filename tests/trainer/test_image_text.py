@@ -57,6 +57,7 @@ def test_lora_trains_every_new_architecture_and_writes_its_turn_marker(tmp_path,
 @pytest.mark.parametrize("kind", sorted(ORIGINAL_CLASSES))
 def test_image_text_adapter_loads_on_the_original_class_and_merges_into_it(tmp_path, monkeypatch, kind):
     import transformers
+    from gemma_trainer.image_text import adapter_key_mapping, load_causal_lm
     from peft import PeftModel
 
     model_dir, run = _train(tmp_path, monkeypatch, kind, output={"mergeAdapter": True})
@@ -68,6 +69,12 @@ def test_image_text_adapter_loads_on_the_original_class_and_merges_into_it(tmp_p
     assert lora_modules and all(".language_model." in n for n in lora_modules), lora_modules
     after = _logits(adapted)
     assert not torch.allclose(before, after, atol=1e-4)
+
+    # The language-model class loads the same adapter (a distillation teacher does): same logits on text.
+    language_model = load_causal_lm(model_dir, attn_implementation="eager")
+    on_language_model = PeftModel.from_pretrained(language_model, str(run / "adapter"),
+                                                  key_mapping=adapter_key_mapping(language_model)).eval()
+    assert torch.allclose(_logits(on_language_model), after, atol=1e-4)
 
     merged = original.from_pretrained(run / "merged", attn_implementation="eager").eval()
     assert type(merged).__name__ == ORIGINAL_CLASSES[kind]

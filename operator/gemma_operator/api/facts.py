@@ -39,7 +39,8 @@ _GEMMA3_1B = ModelArch(999_885_952, 1152, 6912, 26, 4, 1, 256, **_GEMMA3)
 # 128, query_pre_attn_scalar 168); sliding window 1024; 131,072 positions (rope linear x8); vocab_size absent
 # there, so transformers 5.23's Gemma3TextConfig default 262,208 (262,144 tokens + image tokens).
 # Parameters counted here by building each config on the meta device (transformers 5.23): totals 4,300,079,472,
-# 12,187,325,040 and 27,432,406,640, equal to the sizes the hub pages show, which confirms the dimensions.
+# 12,187,325,040 and 27,432,406,640: the safetensors sizes the hub pages show as this engineer remembers them
+# (not fetched here: UNVERIFIED), which would confirm every dimension at once.
 _GEMMA3_IT = {"vocab": 262_208, "family": "gemma3", "architecture": "Gemma3ForConditionalGeneration",
               "language_model": "Gemma3ForCausalLM", "sliding_window": 1024, "max_positions": 131_072}
 _GEMMA3_4B = ModelArch(3_880_263_168, 2560, 10240, 34, 8, 4, 256, other_params=419_816_304, **_GEMMA3_IT)
@@ -60,10 +61,12 @@ _GEMMA3_27B = ModelArch(27_009_346_304, 5376, 21504, 62, 32, 16, 128, other_para
 #   (double-wide in its 20 kv-shared layers), 8 heads, 1 kv head, full every 5th, per-layer embeddings 256,
 #   window 512, 131,072 positions: keras-hub's Gemma 4 conversion CONFIGS ("gemma4_2b", "gemma4_4b"), gemma.cpp
 #   PR 919 (E2B 35 layers 1536 wide, FFN 6144/12288; E4B 42 layers 2560 wide) and the E2B text_config quoted in a
-#   public repository's tests; context 128K (E2B, E4B) and 256K (26B, 31B): the Gemma 4 model card.
+#   public repository's tests; context 128K (E2B, E4B) and 256K (26B, 31B): the Gemma 4 model card (ai.google.dev
+#   Gemma docs: "small models 128K, medium 256K").
 # Parameters counted here on the meta device (transformers 5.23) from these configs: language models 4,628,569,344
 # (E2B; 2.28B without the per-layer table: the card's "2.3B effective"), 7,463,013,376 (E4B), 25,233,141,760
-# (26B-A4B: the card's 25.2B total; 3.8B active), 30,697,345,280 (31B: the card's 30.7B).
+# (26B-A4B: the card's 25.2B total; 3.8B active), 30,697,345,280 (31B: the card's 30.7B); the card's figures as
+# public summaries of it quote them.
 # other_params (towers): 31B counted with its released vision config (27 layers, 1152 wide); 26B-A4B assumes the
 # same vision tower (UNVERIFIED); E2B/E4B assume transformers' Gemma4VisionConfig defaults with 768 wide / 12
 # heads / 64 head_dim and the default Gemma4AudioConfig (UNVERIFIED). E4B's attention_k_eq_v false and E2B's
