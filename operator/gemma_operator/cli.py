@@ -140,6 +140,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     from gemma_operator.api.plan import PlanError, plan_run
 
+    if args.matrix:
+        from gemma_operator.api.matrix import fit_matrix, markdown
+
+        sys.stdout.write(markdown(fit_matrix(batch_size=args.batch_size, max_seq_length=args.max_seq_length)))
+        return 0
+    if not args.file:
+        print("gemmaft plan: -f FILE is required (or --matrix)", file=sys.stderr)
+        return EXIT_INVALID
     finetunes = _load_finetunes(args.file)
     if finetunes is None:
         return EXIT_INVALID
@@ -244,8 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plan", help="the run as it will be (hosts, batches, steps, memory, checkpoint) as JSON")
-    p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
+    p.add_argument("-f", "--file", help="YAML file (or - for stdin)")
     p.add_argument("--examples", type=_positive_int, help="rows in the training data (for steps per epoch)")
+    p.add_argument("--matrix", action="store_true",
+                   help="what fits where: every model x method x accelerator, memory per device (Markdown)")
+    p.add_argument("--batch-size", type=_positive_int, help="with --matrix: training.batchSize (default: the API's)")
+    p.add_argument("--max-seq-length", type=_positive_int,
+                   help="with --matrix: training.maxSeqLength (default: the API's)")
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="run the trainer on a GemmaFineTune manifest or a mounted run config")

@@ -46,3 +46,43 @@ def test_memory_model_reads_gemma3_from_the_facts_table():
     # and gate, up, down; the real model's count is checked against peft in tests/real_gemma.
     q_o, k_v, mlp = 640 + 1024, 640 + 256, 640 + 2048
     assert lora_params(MODELS["gemma-3-270m"], 16, ["all-linear"]) == 18 * 16 * (2 * q_o + 2 * k_v + 3 * mlp)
+
+
+@pytest.mark.parametrize("model,hub", [("gemma-3-4b-it", "google/gemma-3-4b-it"), ("gemma-3-27b", "google/gemma-3-27b-pt"),
+                                       ("gemma-4-e2b-it", "google/gemma-4-E2B-it"),
+                                       ("gemma-4-26b-a4b-it", "google/gemma-4-26B-A4B-it")])
+def test_image_text_sizes_are_accepted_and_default_to_their_hub_repository(model, hub):
+    obj = manifest(model=model, method="qlora", accelerator={"type": "nvidia-h100-80gb"})
+    spec = parse_finetune(obj).spec
+    assert crd_schema.validate(obj) == []
+    assert spec.resolved_model_uri == f"hf://{hub}"
+    arch = MODELS[model]
+    assert arch.image_text and arch.architecture.endswith("ForConditionalGeneration")
+    assert arch.language_model_class.endswith("ForCausalLM") and arch.other_params > 0
+
+
+def test_every_family_has_a_precision_row_on_fp16_and_a_tokenizer():
+    from gemma_operator.api.families import FAMILIES
+    from gemma_operator.api.precision import PRECISION_TABLE, SAFE_FP16, precision_policy
+
+    assert {arch.family for arch in MODELS.values()} == set(FAMILIES)
+    for family in FAMILIES:
+        assert (family, "float16") in PRECISION_TABLE and precision_policy(family, "float16") == SAFE_FP16
+        assert precision_policy(family, "bfloat16").name == "bf16"
+
+
+def test_per_layer_inputs_and_experts_in_the_memory_model():
+    """Per-layer inputs are kept for the whole pass; experts count by active parameters in the activations."""
+    from dataclasses import replace
+
+    from gemma_operator.api.memory import StepShape, activation_bytes, layer_bytes
+
+    shape = StepShape(2, 512, 2)
+    e2b = MODELS["gemma-4-e2b"]
+    plain = replace(e2b, per_layer=None)
+    extra = activation_bytes(e2b, shape) - activation_bytes(plain, shape)
+    assert extra == 2 * 512 * e2b.layers * e2b.per_layer.width * 2
+    moe = MODELS["gemma-4-26b-a4b"]
+    dense = replace(moe, experts=None)
+    more = layer_bytes(moe, shape) - layer_bytes(dense, shape)
+    assert more == 2 * 512 * (4 + 2) * moe.experts.top_k * moe.experts.intermediate * 2  # saved + gradients

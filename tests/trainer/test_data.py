@@ -162,6 +162,11 @@ BAD = [
      "message 1: expected a user turn"),
     ("no alternation", [msgs(("system", "s"), ("user", "a"), ("user", "b"), ("model", "c"))], 1,
      "message 3: expected an assistant turn, got user"),
+    ("image part", [msgs(("user", "a"), ("assistant", "b")), json.dumps({"messages": [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is it?"}]},
+        {"role": "assistant", "content": "a cat"}]})], 2, "message 1: 'content' has image parts; gemmaft"),
+    ("images field", [json.dumps({"prompt": "p", "completion": "c", "images": ["cat.png"]})], 1,
+     "field 'images': the row has images; gemmaft trains on text only"),
 ]
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .templates import turn_end_marker
+
 
 def heldout_loss(model, tokenizer, rows: Sequence[dict], fmt: str, max_seq_length: int, batch_size: int = 8) -> float:
     """Mean cross-entropy per trained token of ``rows`` (format ``fmt``) under ``model``."""
@@ -38,12 +40,12 @@ def heldout_loss(model, tokenizer, rows: Sequence[dict], fmt: str, max_seq_lengt
 
 
 def answer(model, tokenizer, prompt: str, max_new_tokens: int = 32) -> str:
-    """The greedy reply to one user turn, rendered with the tokenizer's chat template, up to ``<end_of_turn>``."""
+    """The greedy reply to one user turn, rendered with the tokenizer's chat template, up to the end of its turn."""
     import torch
 
     inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                            return_tensors="pt", return_dict=True)
-    stop = [t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>"))
+    stop = [t for t in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(turn_end_marker(tokenizer)))
             if isinstance(t, int) and t != tokenizer.unk_token_id]
     model.eval()
     with torch.no_grad():

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from .batches import IGNORE_INDEX
 from .rows import FORMATS, DataError
+from .templates import turn_end_marker
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def format_and_tokenize(rows: Sequence[dict], fmt: str, tokenizer, max_seq_lengt
         raise ValueError(f"unknown format {fmt!r}")
     if max_seq_length < 2:
         raise ValueError("max_seq_length must be at least 2")
-    end_marker = "<end_of_turn>"
+    end_marker = turn_end_marker(tokenizer)  # <end_of_turn>; Gemma 4: <turn|>
     features, dropped = [], []
     for index, row in enumerate(rows):
         if fmt == "text":

@@ -17,6 +17,8 @@ Results in the run folder:
     state dict: the last ``trainableLayers`` decoder layers and the final norm) with ``trainable.json`` and the
     tokenizer; ``merged/`` (the whole fine-tuned model) with ``mergeAdapter``.
   * full: ``adapter/`` is the whole fine-tuned model (``AutoModelForCausalLM.from_pretrained``) plus tokenizer.
+  * An image-text checkpoint (Gemma 3 4B+, Gemma 4) trains its language model alone; each result above names its
+    original class (gemma_trainer.image_text): the adapter's modules, freeze tensors, whole models.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import json
 import logging
 import os
 from pathlib import Path
+
+from .image_text import checkpoint_state, retarget_adapter, save_model
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +163,9 @@ def load_tokenizer(model_dir: Path, family: str | None = None):
 def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
     """The base model for ``spec.method`` on ``plan``'s device, in the dtypes of ``plan.policy`` (eager
     attention): frozen weights in ``policy.weights``, what the policy keeps in its stream dtype converted
-    (gemma_trainer.precision); method ``full`` loads fp32 master weights under a loss-scaled policy."""
-    from transformers import AutoModelForCausalLM
-
+    (gemma_trainer.precision); method ``full`` loads fp32 master weights under a loss-scaled policy. Of an
+    image-text checkpoint, the language model alone (gemma_trainer.image_text)."""
+    from .image_text import load_causal_lm
     from .precision import apply_precision, torch_dtype
 
     policy = plan.policy
@@ -173,7 +177,7 @@ def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
     elif spec.method in ("freeze", "full") and plan.device == "cuda" and not policy.loss_scaling:
         kwargs["dtype"] = torch_dtype("float32")  # bf16 autocast on fp32 masters (a bf16 master loses updates)
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
+        model = load_causal_lm(model_dir, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"spec.modelUri: cannot load the model from {model_dir}: {str(err).splitlines()[0]}") \
             from None
@@ -281,18 +285,20 @@ def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
             config.base_model_name_or_path = base_model_reference(base_uri)
         # save_embedding_layers=False: LoRA targets projections only, and "auto" would look the base up on the Hub.
         model.save_pretrained(str(local_dir), state_dict=state, save_embedding_layers=False)
+        retarget_adapter(model, local_dir)  # an image-text checkpoint's adapter names its original class
     elif spec.method == "freeze":
         from safetensors.torch import save_file
 
         names = {n for n, p in model.named_parameters() if p.requires_grad}
-        state = {n: t.detach().to("cpu").contiguous() for n, t in model.state_dict().items() if n in names}
+        state = checkpoint_state(model, {n: t.detach().to("cpu").contiguous() for n, t in model.state_dict().items()
+                                         if n in names})
         save_file(state, str(local_dir / TRAINABLE_WEIGHTS), metadata={"format": "pt"})
         (local_dir / TRAINABLE_INFO).write_text(json.dumps({
             "method": "freeze", "baseModelUri": base_uri, "trainableLayers": spec.freeze.trainable_layers,
             "tensors": sorted(state),
         }, indent=1))
     else:
-        model.save_pretrained(str(local_dir))
+        save_model(model, local_dir)
     tokenizer.save_pretrained(str(local_dir))
     return local_dir
 
@@ -305,16 +311,17 @@ def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, plan) 
     if spec.method in ("lora", "qlora"):
         import torch
         from peft import PeftModel
-        from transformers import AutoModelForCausalLM
+
+        from .image_text import load_causal_lm
 
         # Merge into unquantized base weights (a 4-bit base cannot be merged exactly).
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(plan.precision, torch.float32)
-        base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, attn_implementation="eager")
+        base = load_causal_lm(model_dir, dtype=dtype, attn_implementation="eager")
         adapter_dir = local_dir.parent / "_adapter_for_merge"
         model.save_pretrained(str(adapter_dir), save_embedding_layers=False)
         merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-        merged.save_pretrained(str(local_dir))
+        save_model(merged, local_dir)  # an image-text checkpoint: its original class, towers included
     else:
-        model.save_pretrained(str(local_dir))
+        save_model(model, local_dir)
     tokenizer.save_pretrained(str(local_dir))
     return local_dir

@@ -118,10 +118,31 @@ def detect_format(row: Any) -> str | None:
     return None
 
 
+IMAGE_KEYS = ("images", "image")  # a row's images, as vision data sets (TRL's among them) name them
+_TEXT_ONLY = ("gemmaft trains on text only (an image-text checkpoint's language model is trained alone): "
+              "remove the images from the data set")
+
+
+def _image_refusal(row: dict) -> str | None:
+    """Why a row that carries images is refused, naming the field; None for a text row."""
+    for key in IMAGE_KEYS:
+        if row.get(key):
+            return f"field {key!r}: the row has images; {_TEXT_ONLY}"
+    for i, message in enumerate(row.get("messages") or [], start=1):
+        parts = message.get("content") if isinstance(message, dict) else None
+        if isinstance(parts, list) and any(isinstance(p, dict) and p.get("type") != "text" for p in parts):
+            kinds = sorted({str(p.get("type")) for p in parts if isinstance(p, dict) and p.get("type") != "text"})
+            return f"message {i}: 'content' has {', '.join(kinds)} parts; {_TEXT_ONLY}"
+    return None
+
+
 def validate_row(row: Any, fmt: str) -> str | None:
     """Why ``row`` is not a valid ``fmt`` row, or None when it is."""
     if not isinstance(row, dict):
         return f"expected a JSON object, got {_type_name(row)}"
+    refusal = _image_refusal(row)
+    if refusal:
+        return refusal
     required = _FORMAT_KEYS[fmt]
     missing = [k for k in required if k not in row]
     if missing:

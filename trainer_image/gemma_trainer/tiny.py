@@ -50,9 +50,12 @@ BUILTIN_TEXTS = [
 ]
 
 
-def build_tiny_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = TINY_VOCAB_SIZE):
+def build_tiny_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = TINY_VOCAB_SIZE,
+                         turn_markers: tuple[str, str] = (START_OF_TURN, END_OF_TURN),
+                         chat_template: str = GEMMA2_CHAT_TEMPLATE):
     """A byte-level BPE tokenizer with Gemma's special tokens, ``<bos>`` prepended, right padding and Gemma 2's
-    chat template. Trained on ``texts`` plus the built-in word list (deterministic)."""
+    chat template (or ``turn_markers`` at ids 4 and 5 and ``chat_template``: Gemma 4's ``<|turn>``, ``<turn|>``).
+    Trained on ``texts`` plus the built-in word list (deterministic)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -65,12 +68,12 @@ def build_tiny_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = T
     trainer = trainers.BpeTrainer(
         vocab_size=max(vocab_size, len(SPECIAL_TOKENS) + 256),
         min_frequency=1,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS[:4], *turn_markers],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(corpus, trainer=trainer)
-    for i, special in enumerate(SPECIAL_TOKENS):
+    for i, special in enumerate([*SPECIAL_TOKENS[:4], *turn_markers]):
         assert tok.token_to_id(special) == i, (special, tok.token_to_id(special))
 
     return PreTrainedTokenizerFast(
@@ -79,13 +82,13 @@ def build_tiny_tokenizer(texts: Iterable[str] | None = None, vocab_size: int = T
         eos_token=EOS,
         bos_token=BOS,
         unk_token=UNK,
-        additional_special_tokens=[START_OF_TURN, END_OF_TURN],
+        additional_special_tokens=list(turn_markers),
         add_bos_token=True,
         add_eos_token=False,
         padding_side="right",
         truncation_side="right",
         model_max_length=512,
-        chat_template=GEMMA2_CHAT_TEMPLATE,
+        chat_template=chat_template,
         clean_up_tokenization_spaces=False,
     )
 

@@ -21,9 +21,10 @@ methods that train every weight.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
-from gemma_operator.api.accelerators import profile
+from gemma_operator.api.accelerators import HUB_KERNELS_ENV, profile
 
 from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
 
@@ -94,6 +95,14 @@ def hf_fsdp_v2_overrides() -> dict[str, Any]:
     }
 
 
+def hub_kernels_off() -> None:
+    """transformers' hub kernels (the ``kernels`` package) cannot run on XLA: installed without the lock
+    (transformers 5.25, kernels 0.19), ``model.train()`` died with ``ValueError: Unsupported device type 'xla'``
+    (issue 21). ``USE_HUB_KERNELS=NO`` turns the integration off; transformers reads it when it is imported, so
+    the operator also sets it in the TPU pods' environment (render/placement.py)."""
+    os.environ.setdefault(HUB_KERNELS_ENV, "NO")
+
+
 def plan_for(spec):
     """The AcceleratorPlan of a TPU run (``config.accelerator_plan`` calls this)."""
     from gemma_operator.api.precision import BF16
@@ -102,6 +111,7 @@ def plan_for(spec):
 
     if not is_tpu_run(spec):
         raise ValueError(f"plan_for: accelerator.type is {spec.accelerator.type!r}, not a TPU type")
+    hub_kernels_off()
     return AcceleratorPlan(
         accelerator=spec.accelerator.type,
         device="xla",

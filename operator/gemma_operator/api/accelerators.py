@@ -159,6 +159,11 @@ _TPU = {"kind": "tpu", "resource": TPU_RESOURCE, "node_label": GKE_TPU_ACCELERAT
 _V5E_ZONES = ("us-central1-a", "us-south1-a", "us-west1-c", "us-west4-a", "us-west4-b", "us-east5-a", "us-east5-b",
               "us-east5-c", "europe-west4-b")
 
+# Environment of every TPU trainer pod: the PJRT runtime on the TPU, and transformers' hub-kernels integration off
+# (the kernels package has no XLA device: "Unsupported device type 'xla'", issue 21; gemma_trainer.xla too).
+HUB_KERNELS_ENV = "USE_HUB_KERNELS"
+TPU_ENV = {"PJRT_DEVICE": "TPU", HUB_KERNELS_ENV: "NO"}
+
 ACCELERATORS: dict[str, AcceleratorProfile] = {p.name: p for p in (
     # 16 GB GDDR6, about 14.7 GB usable; compute capability 7.5: fp16, no bf16. 1, 2 or 4 per N1 node.
     # Pod requests per GPU (UNVERIFIED): sized for n1-standard-8 per T4 with room for system pods.

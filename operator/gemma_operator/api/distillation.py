@@ -19,6 +19,7 @@ from pydantic import Field
 
 from .accelerator_spec import Accelerator
 from .base import ApiModel, cel, with_cel
+from .facts import hub_id
 from .fields import DnsSubdomain, ModelName, ModelUri, Uri
 
 TeacherQuantization = Literal["none", "nf4"]
@@ -87,7 +88,7 @@ def resolve_teacher(spec, source_spec=None, source_adapter_uri: str | None = Non
     teacher stays unresolved."""
     teacher = spec.distillation.teacher
     if teacher.from_fine_tune is None:
-        return ResolvedTeacher(model=teacher.model, model_uri=teacher.model_uri or f"hf://google/{teacher.model}",
+        return ResolvedTeacher(model=teacher.model, model_uri=teacher.model_uri or f"hf://{hub_id(teacher.model)}",
                                adapter_uri=teacher.adapter_uri, quantization=teacher.quantization)
     if source_spec is None or not source_adapter_uri:
         return ResolvedTeacher(model=teacher.model, model_uri="", quantization=teacher.quantization,

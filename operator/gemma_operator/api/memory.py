@@ -5,15 +5,18 @@ It counts what the trainer (gemma_trainer) really allocates at its peak, by part
 * precision: the dtypes of the accelerator's precision policy (``api/precision.py``): frozen weights in
   ``policy.weights`` and activations in ``policy.stream`` (on a T4, fp16 weights around an fp32 stream:
   activations cost twice fp16's);
-* weights: frozen base weights at the method's precision (qlora: 4-bit NF4 linear layers, 16-bit embedding and
-  norms, plus one linear layer dequantized to 16 bits at a time);
+* weights: frozen base weights of the language model (an image-text checkpoint's towers are never loaded) at the
+  method's precision (qlora: 4-bit NF4 linear layers, 16-bit embedding, per-layer embeddings, expert weights and
+  norms, plus one linear layer dequantized to 16 bits at a time); a mixture of experts keeps every expert
+  resident;
 * trainable: fp32 master weight, gradient and two AdamW moments (16 bytes) per trainable parameter;
 * activations, with activation checkpointing on every decoder layer: each layer's input is kept; one layer at a
-  time is recomputed with what autograd saves for its backward (projections, the MLP's four intermediates, fp32
+  time (the widest) is recomputed with what autograd saves for its backward (projections, the MLP's four intermediates, fp32
   copies in the RMSNorms when the stream is 16-bit) plus its gradient buffers and each row's eager attention
   scores (rows are attended one by one: padding-free batches never score across rows); or, when larger, the loss
   head's peak: two ``[block tokens, vocab]`` fp32 blocks (``LOSS_BLOCK_ELEMENTS`` each at most) and the
-  labelled hidden states with their fp32 gradient. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
+  labelled hidden states with their fp32 gradient. Experts count by active parameters (each token's top-k); Gemma
+  4's per-layer inputs (``[tokens, layers x width]``) are kept for the whole pass. The ``[tokens, vocab]`` logits are never materialised (gemma_trainer.loss_head).
 
 It is checked against a measurement of the real trainer on scaled-down shapes on the CPU, in fp32 and under the
 T4's policy emulated (tests/trainer/test_memory_model.py) and, on a GPU, by bench/gpu.py (predicted vs measured peak).
@@ -78,29 +81,47 @@ class MemoryEstimate:
         )
 
 
+def lora_targets(arch: ModelArch, targets: list[str]) -> dict[str, tuple[int, int]]:
+    """The adapted projections of each decoder layer, by ``module name`` per layer, as peft resolves them:
+    ``all-linear`` is every ``nn.Linear`` but the LM head (on Gemma 4 also the per-layer input gate and
+    projection and the router; never the experts, whose weights are 3-D parameters)."""
+    return {f"{i}.{name}": shape for i, layer in enumerate(arch.layer_shapes()) for name, shape in layer.linear.items()
+            if "all-linear" in targets or name in targets}
+
+
 def lora_params(arch: ModelArch, r: int, targets: list[str]) -> int:
-    shapes = arch.linear_shapes()
-    names = shapes if "all-linear" in targets else targets
-    return arch.layers * sum(r * (shapes[n][0] + shapes[n][1]) for n in names)
+    """LoRA's A and B matrices: r x (in + out) per adapted projection (a layer without the module skips it)."""
+    shapes = list(lora_targets(arch, targets).values())
+    if "all-linear" in targets:
+        shapes += list(arch.model_linear_shapes().values())
+    return sum(r * (i + o) for i, o in shapes)
 
 
 def trainable_params(spec: GemmaFineTuneSpec, arch: ModelArch) -> int:
     if spec.method in ("lora", "qlora"):
         return lora_params(arch, spec.lora.r, list(spec.lora.target_modules))
     if spec.method == "freeze":
-        per_layer = (arch.params - arch.embedding_params) / arch.layers
+        per_layer = (arch.params - arch.lookup_params) / arch.layers
         return int(per_layer * min(spec.freeze.trainable_layers, arch.layers))
     return arch.params
 
 
 def weight_bytes(method: str, arch: ModelArch, dtype_bytes: int) -> int:
+    """Frozen weights: all of them resident, every expert's included (the router picks per token, so no expert can
+    be left out). qlora quantizes nn.Linear layers only: the lookup tables and the 3-D expert weights stay 16-bit."""
     if method == "full":
         return 0  # every weight is trainable state
     if method == "qlora":
         largest = max(i * o for i, o in arch.linear_shapes().values())
-        return (int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
-                + largest * 2)
+        return nf4_weight_bytes(arch) + largest * 2
     return arch.params * dtype_bytes
+
+
+def nf4_weight_bytes(arch: ModelArch) -> int:
+    """Weights loaded in 4-bit: NF4 nn.Linear layers, 16-bit lookup tables and expert weights (3-D parameters,
+    which bitsandbytes does not quantize)."""
+    unquantized = arch.lookup_params + arch.expert_params
+    return int((arch.params - unquantized) * NF4_BYTES_PER_PARAM) + unquantized * 2
 
 
 @dataclass(frozen=True)
@@ -116,13 +137,15 @@ class StepShape:
 
 
 def layer_bytes(arch: ModelArch, shape: StepShape) -> int:
-    """One decoder layer recomputed and back-propagated: saved tensors, gradient buffers, attention scores."""
+    """One decoder layer (the widest) recomputed and back-propagated: saved tensors, gradient buffers, attention
+    scores. A mixture of experts computes by active parameters: each token saves the intermediates of its dense
+    MLP and of its top-k experts (``ModelArch.active_intermediate``)."""
     tokens, a = shape.rows * shape.row_tokens, shape.dtype_bytes
-    q = arch.heads * arch.head_dim
-    saved = tokens * (SAVED_HIDDEN * arch.hidden + SAVED_HEADS * q + SAVED_MLP * arch.intermediate) * a
+    q, mlp = arch.peak_layer.q_width, arch.active_intermediate
+    saved = tokens * (SAVED_HIDDEN * arch.hidden + SAVED_HEADS * q + SAVED_MLP * mlp) * a
     if a < FP32_BYTES:  # Gemma's RMSNorm computes in fp32: a copy of its input per norm
         saved += tokens * NORMS_PER_LAYER * arch.hidden * FP32_BYTES
-    grads = tokens * (GRAD_MLP * arch.intermediate + arch.hidden) * a
+    grads = tokens * (GRAD_MLP * mlp + arch.hidden) * a
     # Saved per row: the soft-capped scores (tanh), the fp32 softmax and, in 16-bit, its cast for the matmul.
     scores = shape.rows * arch.heads * shape.row_tokens ** 2 * (a + FP32_BYTES + (a if a < FP32_BYTES else 0))
     return saved + grads + scores
@@ -140,6 +163,8 @@ def loss_head_bytes(arch: ModelArch, shape: StepShape) -> int:
 def activation_bytes(arch: ModelArch, shape: StepShape) -> int:
     tokens = shape.rows * shape.row_tokens
     kept = arch.layers * tokens * arch.hidden * shape.dtype_bytes
+    if arch.per_layer is not None:  # Gemma 4's per-layer inputs: [tokens, layers x width], alive the whole pass
+        kept += tokens * arch.layers * arch.per_layer.width * shape.dtype_bytes
     return kept + max(layer_bytes(arch, shape), loss_head_bytes(arch, shape))
 
 

@@ -94,6 +94,10 @@ PRECISION_TABLE: dict[tuple[str, str], PrecisionRow] = {
         FP16_PROJECTIONS, "measured: the real Gemma 3 270M overflows fp16 at layer 8 (stream 1.04e5); fp16 "
                           "projections around an fp32 stream stay finite, loss within 0.01% of fp32 "
                           "(tests/real_gemma/test_numerics.py)"),
+    ("gemma4", "float16"): PrecisionRow(
+        FP16_PROJECTIONS, "unmeasured here (no real Gemma 4 weights on this machine); Unsloth's loader forces fp32 "
+                          "activations for gemma4 as for gemma3 (FORCE_FLOAT32), and Gemma 4 scales its embedding "
+                          "by sqrt(hidden) as Gemma 3 does: the safe policy"),
 }
 DEFAULTS: dict[str, PrecisionPolicy] = {"float16": SAFE_FP16, "bfloat16": BF16, "float32": FP32}
 

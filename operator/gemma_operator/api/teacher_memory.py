@@ -17,14 +17,14 @@ from __future__ import annotations
 from .accelerators import profile as accelerator_profile
 from .distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK, teacher_accelerator
 from .facts import MODELS, ModelArch
-from .memory import DTYPE_BYTES, NF4_BYTES_PER_PARAM, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
+from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES, MemoryEstimate, nf4_weight_bytes
 
 LOGIT_BLOCKS_ALIVE = 3  # logits, exp / masked copy, top-k merge buffer
 
 
 def forward_weight_bytes(arch: ModelArch, quantization: str, dtype_bytes: int) -> int:
     if quantization == "nf4":
-        return int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
+        return nf4_weight_bytes(arch)
     return arch.params * dtype_bytes
 
 
@@ -32,7 +32,7 @@ def forward_activation_bytes(arch: ModelArch, batch: int, seq: int, dtype_bytes:
     tokens = batch * seq
     hidden_states = 2 * tokens * arch.hidden * dtype_bytes
     scores = batch * arch.heads * seq**2 * 4
-    one_layer = tokens * (4 * arch.hidden + 3 * arch.intermediate) * dtype_bytes + scores
+    one_layer = tokens * (4 * arch.hidden + 3 * arch.active_intermediate) * dtype_bytes + scores
     head_block = LOGIT_BLOCKS_ALIVE * min(TEACHER_POSITION_CHUNK, tokens) * min(TEACHER_VOCAB_CHUNK, arch.vocab) * 4
     return hidden_states + one_layer + head_block
 

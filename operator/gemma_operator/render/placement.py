@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gemma_operator.api import GemmaFineTuneSpec
-from gemma_operator.api.accelerators import AcceleratorProfile, profile
+from gemma_operator.api.accelerators import TPU_ENV, AcceleratorProfile, profile
 from gemma_operator.api.facts import (
     GKE_NODEPOOL_LABEL,
     GKE_SPOT_LABEL,
@@ -51,7 +51,7 @@ def _sizing(spec: GemmaFineTuneSpec, acc: AcceleratorProfile) -> tuple[dict[str,
     per = acc.pod_requests
     devices = acc.units_per_pod(spec.accelerator.count, spec.topology)
     arch = MODELS[spec.model]
-    scratch_gib = -(-arch.params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
+    scratch_gib = -(-arch.checkpoint_params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
     cpu = per.cpu * devices
     requests = {"cpu": str(int(cpu)) if float(cpu).is_integer() else str(cpu),
                 "memory": f"{per.memory_gib * devices}Gi", "ephemeral-storage": f"{scratch_gib}Gi"}
@@ -66,7 +66,7 @@ def placement(spec: GemmaFineTuneSpec) -> Placement:
     acc = profile(spec.accelerator.type)
     selector = acc.node_selector(spec.topology)
     tolerations = [_taint_toleration(acc.taint_key)] if acc.taint_key else []
-    env = {"PJRT_DEVICE": "TPU"} if acc.kind == "tpu" else {}
+    env = dict(TPU_ENV) if acc.kind == "tpu" else {}
     if spec.accelerator.spot:
         selector[GKE_SPOT_LABEL] = "true"
         tolerations.append({"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"})

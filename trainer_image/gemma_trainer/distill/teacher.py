@@ -50,6 +50,7 @@ def load_teacher(teacher, plan):
 
     An adapter folder is what a fine-tune wrote to ``<run>/adapter``: a PEFT adapter (lora, qlora), the trained
     tensors of ``freeze`` (``trainable.safetensors``), or a whole model (``full``)."""
+    from ..image_text import adapter_key_mapping, language_model_state
     from ..model import TRAINABLE_WEIGHTS, ModelError, load_model, load_tokenizer, resolve_model_dir
 
     model_dir = resolve_model_dir(teacher.model_uri)
@@ -61,11 +62,12 @@ def load_teacher(teacher, plan):
     if adapter is not None and (adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter))
+        model = PeftModel.from_pretrained(model, str(adapter), key_mapping=adapter_key_mapping(model))
     elif adapter is not None and (adapter / TRAINABLE_WEIGHTS).is_file():
         from safetensors.torch import load_file
 
-        result = model.load_state_dict(load_file(str(adapter / TRAINABLE_WEIGHTS)), strict=False)
+        state = language_model_state(model, load_file(str(adapter / TRAINABLE_WEIGHTS)))
+        result = model.load_state_dict(state, strict=False)
         if result.unexpected_keys:
             raise ModelError(f"spec.distillation.teacher.adapterUri: tensors {result.unexpected_keys[:3]} do not "
                              f"belong to {teacher.model}")
