@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from .base import ApiModel
@@ -25,6 +26,26 @@ CHECKPOINTS_DIR = "checkpoints"
 COMMIT_MARKER = "COMMITTED"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
+
+
+
+@dataclass(frozen=True)
+class ServedWeights:
+    """What a finished run of one method leaves for a server: the folder, and whether it is a LoRA adapter on the
+    base model (else whole weights)."""
+
+    folder: str
+    adapter: bool
+
+
+# lora/qlora: the peft adapter; freeze: only the trained layers in adapter/, so merged/ (output.mergeAdapter);
+# full: adapter/ holds the whole model (save_pretrained).
+SERVED_WEIGHTS: dict[str, ServedWeights] = {
+    "lora": ServedWeights(ADAPTER_DIR, adapter=True),
+    "qlora": ServedWeights(ADAPTER_DIR, adapter=True),
+    "freeze": ServedWeights(MERGED_DIR, adapter=False),
+    "full": ServedWeights(ADAPTER_DIR, adapter=False),
+}
 
 RunState = Literal["starting", "training", "checkpointing", "preempted", "completed", "failed"]
 
