@@ -111,6 +111,10 @@ class OperatorSettings:
                 return True
         return False
 
+    def serving_image_allowed(self, image: str) -> bool:
+        """spec.serving.image: the default serving image's repository, or under the allowed prefixes."""
+        return _repository(image) == _repository(self.serving_image) or self.image_allowed(image)
+
     def service_accounts(self) -> tuple[str, ...]:
         return self.allowed_service_accounts or (self.trainer_service_account,)
 

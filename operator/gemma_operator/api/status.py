@@ -124,6 +124,22 @@ class RecordedTeacher(ApiModel):
     """The GemmaFineTune it was resolved from."""
 
 
+class ServingStatus(ApiModel):
+    """What spec.serving's vLLM Deployment serves."""
+
+    run_id: str | None = None
+    """The served run (newest that passed its gate, or the one gemmaft.dev/serve-run pins)."""
+    run_uri: str | None = None
+    deployment: str | None = None
+    service: str | None = None
+    """The Service of the OpenAI-compatible API (port 8000)."""
+    pinned: bool = False
+    """Whether gemmaft.dev/serve-run chose the run."""
+    template_hash: str | None = None
+    """Hash of the Deployment's spec as last applied."""
+    message: str | None = None
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -156,3 +172,5 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: progress of each stage of the current run."""
     teacher: RecordedTeacher | None = None
     """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""
+    serving: ServingStatus | None = None
+    """spec.serving: the run the Deployment serves."""
