@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .base import ApiModel
+from .inputs import RunInputs
 
 # Trainer exit codes (the Job's podFailurePolicy acts on them).
 EXIT_OK = 0
 EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
 EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
 EXIT_NON_FINITE = 3  # the loss or gradients became inf/NaN: permanent (same arithmetic, same result), no retry
+EXIT_INPUTS_CHANGED = 4  # a data file pinned at the run's first start is gone or changed: permanent (api/inputs.py)
 EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
 
 # Where the run config is mounted in trainer pods.
@@ -20,6 +22,7 @@ CONFIG_FILE = "run.yaml"
 
 # Layout of <output.uri>/<runId>/.
 PROGRESS_FILE = "progress.json"
+RUN_RECORD_FILE = "run.json"  # the pinned inputs and the resolved spec (api/inputs.py), written at the first start
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT_FILE = "loss.png"
 CHECKPOINTS_DIR = "checkpoints"
@@ -73,3 +76,5 @@ class RunProgress(ApiModel):
     adapter_uri: str | None = None
     merged_model_uri: str | None = None
     message: str | None = None
+    inputs: RunInputs | None = None
+    """What the run read, pinned at its first start (``run.json``)."""

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApiModel
+from .inputs import RunInputs
 
 Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -95,6 +96,8 @@ class RunRecord(ApiModel):
     completion_time: str | None = None
     run_uri: str | None = None
     adapter_uri: str | None = None
+    inputs: RunInputs | None = None
+    """The data files (GCS generation, size, checksum), model identity and trainer image the run pinned."""
 
 
 class StageStatus(ApiModel):
@@ -172,5 +175,7 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: progress of each stage of the current run."""
     teacher: RecordedTeacher | None = None
     """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""
+    inputs: RunInputs | None = None
+    """What the current run read, pinned at its first start (``<run>/run.json``)."""
     serving: ServingStatus | None = None
     """spec.serving: the run the Deployment serves."""

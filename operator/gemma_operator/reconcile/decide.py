@@ -288,6 +288,8 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
     restarts["sliceRestarts"] = int(restarts.get("sliceRestarts") or 0) + d.slice_restarts
     if run.obs.progress is not None:
         status["progress"] = runs.progress_fields(run.obs.progress)
+        if run.obs.progress.inputs is not None:
+            status["inputs"] = run.obs.progress.inputs.to_api()
         if run.obs.progress.last_checkpoint:
             status["lastCheckpoint"] = run.obs.progress.last_checkpoint
     if reason != "Reused":

@@ -17,6 +17,7 @@ from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import (
     CONFIG_DIR,
     CONFIG_FILE,
+    EXIT_INPUTS_CHANGED,
     EXIT_INVALID_INPUT,
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
@@ -94,9 +95,10 @@ def render_template(template: str, **context: Any) -> dict[str, Any]:
     return yaml.load(_environment().get_template(template).render(**context), Loader=_LOADER)  # a SafeLoader
 
 
-def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[dict[str, Any]]:
+def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement, image: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "GEMMAFT_RUN_ID", "value": config.run_id},
+        {"name": "GEMMAFT_TRAINER_IMAGE", "value": image},  # recorded in the run's run.json
         {"name": "GEMMAFT_RUN_URI", "value": config.run_uri},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
@@ -130,6 +132,7 @@ def render_run(
         job_labels[KUEUE_QUEUE_LABEL] = spec.pod.queue_name
     pod_labels = {**(spec.pod.labels or {}), **attempt_labels}
     command = ["gemmaft", "train", "-f", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    image = spec.pod.image or settings.image_for(spec.accelerator.type)
     objects = [
         render_template(
             "configmap.yaml.j2", names=names, namespace=namespace, labels=labels, config_file=CONFIG_FILE,
@@ -149,11 +152,12 @@ def render_run(
             grace_seconds=settings.grace_seconds, shm_size=settings.shm_size, uid=TRAINER_UID,
             node_selector={**(spec.pod.node_selector or {}), **where.node_selector},
             tolerations=where.tolerations + [t.to_api() for t in spec.pod.tolerations or ()],
-            image=spec.pod.image or settings.image_for(spec.accelerator.type),
+            image=image,
             affinity=slice_affinity(names.job) if where.multi_host else None,
-            command=command, env=_env_vars(ft, config, where),
+            command=command, env=_env_vars(ft, config, where, image),
             resources=container_resources(ft.spec.pod.resources, where),
-            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE], exit_preempted=EXIT_PREEMPTED,
+            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_INPUTS_CHANGED],
+            exit_preempted=EXIT_PREEMPTED,
         )
     )
     return objects
