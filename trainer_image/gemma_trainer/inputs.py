@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from gemma_operator.api.facts import MODEL_PACKAGES
 from gemma_operator.api.inputs import PinnedFile, PinnedModel, RunInputs, RunRecordFile
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 TRAINER_IMAGE_ENV = "GEMMAFT_TRAINER_IMAGE"  # set by the operator on trainer pods (render/manifests.py)
 HUB_SNAPSHOT = re.compile(r"/snapshots/([0-9a-f]{40})(/|$)")
 CHUNK = 1 << 20
+T = TypeVar("T")
 
 
 class InputsChanged(Exception):
@@ -117,11 +119,12 @@ class PinnedReader:
     spec into ``run.json`` (or loads the pin an earlier attempt wrote); every read returns the pinned version."""
 
     def __init__(self, cfg, run_store: Store, data_files: Callable[[str], list[tuple[Store, str]]],
-                 model_dir: Path | None = None):
+                 model_dir: Path | None = None, model_uri: str | None = None):
         self.cfg = cfg
         self.run_store = run_store
         self.data_files = data_files
         self.model_dir = model_dir
+        self.model_uri = model_uri or cfg.spec.resolved_model_uri  # a distillation teacher pins its own weights
         self._record: RunRecordFile | None = None
 
     @property
@@ -144,7 +147,7 @@ class PinnedReader:
         files = {which: [pin_file(store.url(key)) for store, key in self.data_files(uri)]
                  for which, uri in (("train", spec.dataset.train_uri), ("eval", spec.dataset.eval_uri)) if uri}
         inputs = RunInputs(train=files["train"], eval=files.get("eval", []), recorded_at=_now(),
-                           model=pin_model(spec.resolved_model_uri, self.model_dir),
+                           model=pin_model(self.model_uri, self.model_dir),
                            trainer_image=os.environ.get(TRAINER_IMAGE_ENV))
         record = RunRecordFile(run_id=self.cfg.run_id, inputs=inputs, spec=spec)
         text = json.dumps(record.to_api(), indent=1) + "\n"
@@ -167,3 +170,15 @@ class PinnedReader:
             raise InputsChanged(PinnedFile(uri=uri, size=0), self.record_uri,
                                 "was not there at the run's first start (a new file under the data prefix)")
         return read_pinned(pinned, self.record_uri)
+
+
+def pinned_features(tokenize: Callable[[PinnedReader], T], reader: PinnedReader, progress) -> T:
+    """``tokenize(reader)``, with the pin recorded in progress.json (the operator mirrors it into status), or the
+    attempt marked failed there with the InputsChanged message before the error goes on (exit code 4)."""
+    try:
+        features = tokenize(reader)
+    except InputsChanged as err:
+        progress.update(force=True, state="failed", message=str(err))
+        raise
+    progress.update(force=True, inputs=reader.record().inputs)
+    return features

@@ -230,7 +230,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     from .checkpoints import CheckpointManager
     from .dataset import lengths_of
     from .guard import NonFiniteGuard, NonFiniteLoss
-    from .inputs import InputsChanged, PinnedReader
+    from .inputs import PinnedReader, pinned_features
     from .model import load_tokenizer, resolve_model_dir
     from .progress import ProgressWriter
     from .rows import data_files
@@ -254,14 +254,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
         tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
-        pinned = PinnedReader(cfg, run_store, data_files, model_dir)
-        try:
-            train_features, eval_features = tokenized_features(cfg, tokenizer, rank, read=pinned)
-        except InputsChanged as err:
-            progress.update(force=True, state="failed", message=str(err))
-            raise
-        if rank.is_writer:
-            progress.update(force=True, inputs=pinned.record().inputs)
+        train_features, eval_features = pinned_features(
+            lambda read: tokenized_features(cfg, tokenizer, rank, read=read),
+            PinnedReader(cfg, run_store, data_files, model_dir), progress)
 
         set_seed(spec.training.seed)
         model, collator = model_and_collator(model_dir, spec, plan, rank, tokenizer)
