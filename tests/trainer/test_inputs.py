@@ -14,9 +14,9 @@ import json
 import shutil
 
 import pytest
-from gemma_operator.api.inputs import PinnedFile, RunRecordFile
+from gemma_operator.api.inputs import PinnedFile, PinnedModel, RunRecordFile
 from gemma_operator.api.run import EXIT_INPUTS_CHANGED, EXIT_OK
-from gemma_trainer.inputs import InputsChanged, pin_file, read_pinned
+from gemma_trainer.inputs import InputsChanged, model_change, pin_file, read_pinned
 from gemma_trainer.tiny import make_dataset_rows
 
 from .conftest import make_manifest, run_folder, train_in_process, write_jsonl
@@ -104,3 +104,32 @@ def test_local_data_changed_between_attempts_fails_inputs_changed(tmp_path, tiny
     assert f"InputsChanged: {train} sha256" in err and "Traceback" not in err
     shutil.copy(tmp_path / "copy.jsonl", train)  # restored: the same run goes on
     assert _attempt(manifest, tmp_path, "a2", monkeypatch) == EXIT_OK
+
+
+def test_other_base_weights_on_a_later_attempt_fail_inputs_changed(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    train = write_jsonl(tmp_path / "train.jsonl", make_dataset_rows("text", 16, seed=4))
+    manifest = make_manifest(tmp_path / "ft.yaml", model_dir=model, train_uri=train, output_uri=tmp_path / "out",
+                             training={"maxSteps": 2})
+    assert _attempt(manifest, tmp_path, "a0", monkeypatch) == EXIT_OK
+    config = model / "config.json"
+    pinned = next(f for f in RunRecordFile.model_validate_json(
+        (tmp_path / "out" / run_folder(manifest).rsplit("/", 1)[1] / "run.json").read_text()).inputs.model.files
+        if f.uri == str(config))
+    config.write_text(config.read_text().replace("{", '{"_edited": true, ', 1))  # the folder's weights changed
+    capsys.readouterr()
+    assert _attempt(manifest, tmp_path, "a1", monkeypatch) == EXIT_INPUTS_CHANGED
+    assert f"InputsChanged: the base weights {config} sha256 {pinned.sha256}" in capsys.readouterr().err
+
+
+def test_model_change_names_the_commit_the_generation_or_the_new_file():
+    hub = PinnedModel(uri="hf://google/gemma-2-2b", revision="a" * 40)
+    assert model_change(hub, hub) is None and model_change(None, hub) is None
+    assert model_change(hub, hub.model_copy(update={"revision": "b" * 40})) == (
+        f"hf://google/gemma-2-2b commit {'a' * 40} (this attempt resolved {'b' * 40})")
+    one = PinnedFile(uri="gs://w/m/model.safetensors", size=9, generation=5)
+    gcs = PinnedModel(uri="gs://w/m", files=[one])
+    assert model_change(gcs, gcs.model_copy(update={"files": [one.model_copy(update={"generation": 6})]})) == (
+        "gs://w/m/model.safetensors generation 5 (9 bytes)")
+    extra = PinnedFile(uri="gs://w/m/extra.bin", size=1, generation=1)
+    assert model_change(gcs, gcs.model_copy(update={"files": [one, extra]})) == "gs://w/m (new file gs://w/m/extra.bin)"

@@ -32,17 +32,33 @@ T = TypeVar("T")
 
 
 class InputsChanged(Exception):
-    """A data file pinned at the run's first start is gone or changed; the run must not train on other data."""
+    """An input pinned at the run's first start is gone or changed; the run must not train on other inputs."""
 
-    def __init__(self, pinned: PinnedFile, record_uri: str, what: str):
-        self.pinned = pinned
-        at = f"generation {pinned.generation}" if pinned.generation is not None else f"sha256 {pinned.sha256}"
+    def __init__(self, subject: str, record_uri: str, what: str):
         super().__init__(
-            f"InputsChanged: {pinned.uri} {at} ({pinned.size} bytes), pinned at the run's first start in "
-            f"{record_uri}, {what}; the run never trains on other data under the same run id. Fix: restore that "
-            "version (with object versioning on, an overwritten generation stays readable until the bucket's "
-            "noncurrent-version lifecycle deletes it), or write the new data under a new URI and point "
-            "dataset.trainUri/evalUri at it (a new run id)")
+            f"InputsChanged: {subject}, pinned at the run's first start in {record_uri}, {what}; the run never "
+            "trains on other inputs under the same run id. Fix: restore that version (with object versioning on, "
+            "an overwritten generation stays readable until the bucket's noncurrent-version lifecycle deletes it), "
+            "or write the new data or weights under a new URI and point the spec at it (a new run id)")
+
+
+def describe(pinned: PinnedFile) -> str:
+    """A pinned file as messages name it: its URI and version."""
+    at = f"generation {pinned.generation}" if pinned.generation is not None else f"sha256 {pinned.sha256}"
+    return f"{pinned.uri} {at} ({pinned.size} bytes)"
+
+
+def model_change(recorded: PinnedModel | None, current: PinnedModel) -> str | None:
+    """How the weights this attempt loaded differ from those pinned at the first start; None when they do not."""
+    if recorded is None:
+        return None
+    if recorded.revision != current.revision:
+        return f"{recorded.uri} commit {recorded.revision} (this attempt resolved {current.revision})"
+    now = {f.uri: f for f in current.files}
+    for pinned in recorded.files:
+        if now.pop(pinned.uri, None) != pinned:
+            return describe(pinned)
+    return f"{recorded.uri} (new file {min(now)})" if now else None
 
 
 def _sha256_file(path: Path) -> str:
@@ -79,13 +95,13 @@ def read_pinned(pinned: PinnedFile, record_uri: str) -> bytes:
         try:
             return _gcs_blob(pinned.uri, pinned.generation).download_as_bytes()
         except GcsNotFound:
-            raise InputsChanged(pinned, record_uri, "is gone (overwritten or deleted)") from None
+            raise InputsChanged(describe(pinned), record_uri, "is gone (overwritten or deleted)") from None
     try:
         data = Path(pinned.uri).read_bytes()
     except FileNotFoundError:
-        raise InputsChanged(pinned, record_uri, "is gone (deleted or moved)") from None
+        raise InputsChanged(describe(pinned), record_uri, "is gone (deleted or moved)") from None
     if hashlib.sha256(data).hexdigest() != pinned.sha256:
-        raise InputsChanged(pinned, record_uri, f"has changed (now {len(data)} bytes, another sha256)")
+        raise InputsChanged(describe(pinned), record_uri, f"has changed (now {len(data)} bytes, another sha256)")
     return data
 
 
@@ -132,9 +148,18 @@ class PinnedReader:
         return self.run_store.url(RUN_RECORD_FILE)
 
     def record(self) -> RunRecordFile:
+        """The run's pin: written now at its first start, else loaded (and the weights checked against it)."""
         if self._record is None:
-            self._record = self._load() or self._pin()
+            earlier = self._load()
+            if earlier is not None:
+                self._check_model(earlier.inputs.model)
+            self._record = earlier or self._pin()
         return self._record
+
+    def _check_model(self, recorded: PinnedModel | None) -> None:
+        change = model_change(recorded, pin_model(self.model_uri, self.model_dir))
+        if change is not None:
+            raise InputsChanged(f"the base weights {change}", self.record_uri, "differ from what this attempt loaded")
 
     def _load(self) -> RunRecordFile | None:
         try:
@@ -167,7 +192,7 @@ class PinnedReader:
         inputs = self.record().inputs
         pinned = next((f for f in (*inputs.train, *inputs.eval) if f.uri == uri), None)
         if pinned is None:
-            raise InputsChanged(PinnedFile(uri=uri, size=0), self.record_uri,
+            raise InputsChanged(f"{uri} (not among the pinned data files)", self.record_uri,
                                 "was not there at the run's first start (a new file under the data prefix)")
         return read_pinned(pinned, self.record_uri)
 
@@ -177,8 +202,9 @@ def pinned_features(tokenize: Callable[[PinnedReader], T], reader: PinnedReader,
     attempt marked failed there with the InputsChanged message before the error goes on (exit code 4)."""
     try:
         features = tokenize(reader)
+        inputs = reader.record().inputs  # already read when this host tokenized; else loaded (and checked) now
     except InputsChanged as err:
         progress.update(force=True, state="failed", message=str(err))
         raise
-    progress.update(force=True, inputs=reader.record().inputs)
+    progress.update(force=True, inputs=inputs)
     return features
