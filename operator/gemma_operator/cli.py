@@ -118,6 +118,7 @@ def cmd_serve_manifest(args: argparse.Namespace) -> int:
     finetunes = _load_finetunes(args.file)
     if finetunes is None:
         return EXIT_INVALID
+    settings = OperatorSettings.from_env().render_settings()
     objects = []
     for ft in finetunes:
         if ft.spec.serving is None:
@@ -127,7 +128,7 @@ def cmd_serve_manifest(args: argparse.Namespace) -> int:
         namespace = args.namespace or ft.metadata.namespace or "default"
         rid = args.run or RunConfig.for_finetune(ft).run_id
         run = ServedRun(rid, run_uri(ft.spec, rid))
-        objects.extend(render_serving(ft, OperatorSettings.from_env().render_settings(), namespace, run))
+        objects.extend(render_serving(ft, settings, namespace, run))
     sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=120))
     return 0
 
