@@ -60,6 +60,32 @@ resource "google_service_account_iam_member" "trainer_workload_identity" {
   depends_on = [google_container_cluster.this]
 }
 
+# --- Serving: vLLM pods read the served run's adapter (Cloud Storage FUSE CSI volume), nothing else -------------
+
+resource "google_service_account" "server" {
+  project      = var.project_id
+  account_id   = "${var.cluster_name}-server"
+  display_name = "gemma-finetune-operator serving pods"
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_storage_bucket_iam_member" "server_object_viewer" {
+  bucket = google_storage_bucket.runs.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.server.email}"
+}
+
+resource "google_service_account_iam_member" "server_workload_identity" {
+  for_each = toset(var.trainer_namespaces)
+
+  service_account_id = google_service_account.server.name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project_id}.svc.id.goog[${each.value}/${var.serving_ksa_name}]"
+
+  depends_on = [google_container_cluster.this]
+}
+
 # --- Operator: reads progress.json of running trainers -------------------------------------------------------------
 
 resource "google_service_account" "operator" {

@@ -121,5 +121,14 @@ locals {
         "iam.gke.io/gcp-service-account" = google_service_account.trainer.email
       }
     }
+    serving = {
+      serviceAccount = {
+        create = true
+        name   = var.serving_ksa_name
+        annotations = {
+          "iam.gke.io/gcp-service-account" = google_service_account.server.email
+        }
+      }
+    }
   }
 }

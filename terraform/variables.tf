@@ -87,7 +87,7 @@ variable "deletion_protection" {
 
 variable "enable_gcs_fuse_csi_driver" {
   type        = bool
-  description = "Enable the Cloud Storage FUSE CSI driver add-on (mount gs:// buckets as volumes)."
+  description = "Enable the Cloud Storage FUSE CSI driver add-on (mount gs:// buckets as volumes): serving pods (spec.serving) read the run's adapter through it."
   default     = true
 }
 
@@ -707,6 +707,17 @@ variable "trainer_namespaces" {
   validation {
     condition     = length(var.trainer_namespaces) > 0 && alltrue([for n in var.trainer_namespaces : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", n))])
     error_message = "trainer_namespaces must list at least one namespace name (DNS label)."
+  }
+}
+
+variable "serving_ksa_name" {
+  type        = string
+  description = "Name of the Kubernetes ServiceAccount serving pods (spec.serving's vLLM Deployment) run as (the chart's serving.serviceAccount.name); it may only read the runs bucket."
+  default     = "gemma-server"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.serving_ksa_name))
+    error_message = "serving_ksa_name must be a DNS label."
   }
 }
 

@@ -99,6 +99,40 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+def cmd_serve_manifest(args: argparse.Namespace) -> int:
+    """The vLLM Deployment and Service of each fine-tune, for the run given or the one the spec describes now."""
+    import re
+
+    import yaml
+
+    from gemma_operator.api import RunConfig, run_uri
+    from gemma_operator.render import ServedRun, render_serving
+    from gemma_operator.settings import OperatorSettings
+
+    if args.run is not None and not re.match(RUN_ID_PATTERN, args.run):
+        print(f"--run {args.run!r} is not a run id (see status.runs[].runId)", file=sys.stderr)
+        return EXIT_INVALID
+    finetunes = _load_finetunes(args.file)
+    if finetunes is None:
+        return EXIT_INVALID
+    settings = OperatorSettings.from_env().render_settings()
+    objects = []
+    for ft in finetunes:
+        if ft.spec.serving is None:
+            print(f"{args.file}: {ft.metadata.name}: spec.serving is not set: add serving: {{accelerator: {{type: "
+                  "nvidia-l4}}}}", file=sys.stderr)
+            return EXIT_INVALID
+        namespace = args.namespace or ft.metadata.namespace or "default"
+        rid = args.run or RunConfig.for_finetune(ft).run_id
+        run = ServedRun(rid, run_uri(ft.spec, rid))
+        objects.extend(render_serving(ft, settings, namespace, run))
+    sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, width=120))
+    return 0
+
+
 def _stage_configs(ft, namespace: str) -> list:
     """One run config per Job: None for a plain run; the teacher and student stages of a distillation."""
     from gemma_operator.api import RunConfig
@@ -250,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
     p.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else default)")
     p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("serve-manifest", help="print the vLLM Deployment and Service that serve a run, as YAML")
+    p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
+    p.add_argument("--run", help="run id to serve (default: the run the spec describes now)")
+    p.add_argument("-n", "--namespace", help="namespace (default: the manifest's, else default)")
+    p.set_defaults(func=cmd_serve_manifest)
 
     p = sub.add_parser("plan", help="the run as it will be (hosts, batches, steps, memory, checkpoint) as JSON")
     p.add_argument("-f", "--file", help="YAML file (or - for stdin)")

@@ -46,6 +46,10 @@ class OperatorSettings:
     allowed_service_accounts: tuple[str, ...] = ()
     """GEMMAFT_ALLOWED_SERVICE_ACCOUNTS: comma-separated service accounts spec.pod.serviceAccountName may name;
     empty: only GEMMAFT_TRAINER_SERVICE_ACCOUNT."""
+    serving_image: str = RenderSettings.serving_image
+    """GEMMAFT_SERVING_IMAGE: default vLLM image of serving pods (spec.serving.image wins)."""
+    serving_service_account: str = RenderSettings.serving_service_account
+    """GEMMAFT_SERVING_SERVICE_ACCOUNT: Kubernetes service account of serving pods (reads run folders in GCS)."""
     metrics_port: int = 9090
     """GEMMAFT_METRICS_PORT: Prometheus metrics on http://:PORT/metrics (0 disables)."""
     health_port: int = 8080
@@ -79,6 +83,8 @@ class OperatorSettings:
             allowed_image_prefixes=_list(env.get("GEMMAFT_ALLOWED_IMAGE_PREFIXES")),
             trainer_service_account=env.get("GEMMAFT_TRAINER_SERVICE_ACCOUNT") or d.trainer_service_account,
             allowed_service_accounts=_list(env.get("GEMMAFT_ALLOWED_SERVICE_ACCOUNTS")),
+            serving_image=env.get("GEMMAFT_SERVING_IMAGE") or d.serving_image,
+            serving_service_account=env.get("GEMMAFT_SERVING_SERVICE_ACCOUNT") or d.serving_service_account,
             metrics_port=_int(env, "GEMMAFT_METRICS_PORT", d.metrics_port),
             health_port=_int(env, "GEMMAFT_HEALTH_PORT", d.health_port),
             log_format=log_format,
@@ -88,7 +94,8 @@ class OperatorSettings:
 
     def render_settings(self) -> RenderSettings:
         return RenderSettings(image_gpu=self.image_gpu, image_tpu=self.image_tpu, image_cpu=self.image_cpu,
-                              service_account=self.trainer_service_account)
+                              service_account=self.trainer_service_account, serving_image=self.serving_image,
+                              serving_service_account=self.serving_service_account)
 
     def image_prefixes(self) -> tuple[str, ...]:
         """The allowed prefixes; by default the repositories of the default trainer images."""
@@ -103,6 +110,10 @@ class OperatorSettings:
             if want and segments[: len(want)] == want:
                 return True
         return False
+
+    def serving_image_allowed(self, image: str) -> bool:
+        """spec.serving.image: the default serving image's repository, or under the allowed prefixes."""
+        return _repository(image) == _repository(self.serving_image) or self.image_allowed(image)
 
     def service_accounts(self) -> tuple[str, ...]:
         return self.allowed_service_accounts or (self.trainer_service_account,)

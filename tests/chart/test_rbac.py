@@ -11,7 +11,8 @@ EXPECTED_NAMESPACED_RULES = {  # the calls the operator makes: runtime/reconcile
     ("batch", "jobs"): {"list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "watch"},
     ("", "configmaps"): {"create"},
-    ("", "services"): {"create", "delete"},
+    ("", "services"): {"create", "delete"},  # a slice's headless Service; the serving Service
+    ("apps", "deployments"): {"create", "patch", "delete"},  # spec.serving's vLLM Deployment (runtime/serving.py)
     ("", "events"): {"create", "list", "watch"},  # watch: the Job controller's FailedCreate Events
 }
 EXPECTED_CLUSTER_READS = {

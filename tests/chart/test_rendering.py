@@ -40,9 +40,10 @@ def test_every_object_passes_the_kubernetes_schema_strictly(objects, case):
 
 def test_each_case_renders_the_expected_objects(objects):
     kinds = {case: sorted(o["kind"] for o in objs) for case, objs in objects.items()}
-    assert kinds["defaults"] == sorted(["ServiceAccount", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+    # ServiceAccounts: the operator's, and the trainer's and the serving pods' in each trainer namespace.
+    assert kinds["defaults"] == sorted(["ServiceAccount"] * 3 + ["ClusterRole", "ClusterRoleBinding",
                                         "Deployment", "Service", "NetworkPolicy"])
-    assert kinds["namespaced"] == sorted(["ServiceAccount"] * 3 + ["Role", "RoleBinding"] * 2 + [
+    assert kinds["namespaced"] == sorted(["ServiceAccount"] * 5 + ["Role", "RoleBinding"] * 2 + [
         "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "NetworkPolicy"])
     assert kinds["monitoring"] == sorted(kinds["defaults"] + ["ServiceMonitor"])
     for objs in objects.values():

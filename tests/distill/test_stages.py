@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
+from gemma_operator.api.inputs import RunRecordFile
+from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED, RUN_RECORD_FILE
 from gemma_trainer.callbacks import PreemptionCallback
 
 from tests.trainer.conftest import make_manifest, read_metrics, run_folder, train_in_process
@@ -219,6 +220,11 @@ def test_student_only_changes_reuse_the_teacher_outputs(tmp_path, tiny_model_dir
     assert "teacher stage skipped" in second_log
     assert all("kd_loss" in m for cfg, _ in runs for m in read_metrics(Path(cfg.run_uri)) if "loss" in m)
     assert (Path(first.run_uri) / "adapter" / "trainable.safetensors").is_file()  # freeze's output
+    # The teacher pass and each student run pin what they read (gemma_trainer.inputs): the teacher its own weights.
+    teacher = RunRecordFile.model_validate_json((Path(first.teacher_uri) / RUN_RECORD_FILE).read_text())
+    assert teacher.inputs.model.uri == first.teacher.model_uri and teacher.inputs.train[0].uri == str(task["train"])
+    student = RunRecordFile.model_validate_json((Path(first.run_uri) / RUN_RECORD_FILE).read_text())
+    assert student.inputs.train == teacher.inputs.train and student.run_id == first.run_id
 
 
 def test_a_teacher_with_another_tokenizer_is_refused_naming_the_row(tmp_path, tiny_model_dir, task, monkeypatch):

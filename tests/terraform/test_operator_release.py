@@ -25,6 +25,8 @@ SAMPLE = {
     "${var.trainer_namespaces}": ["ml", "research"],
     "${var.operator_ksa_name}": "gemma-finetune-operator",
     "${var.trainer_ksa_name}": "gemma-trainer",
+    "${var.serving_ksa_name}": "gemma-server",
+    "${google_service_account.server.email}": "gemmaft-server@my-proj.iam.gserviceaccount.com",
     "${google_service_account.operator.email}": "gemmaft-operator@my-proj.iam.gserviceaccount.com",
     "${google_service_account.trainer.email}": "gemmaft-trainer@my-proj.iam.gserviceaccount.com",
 }

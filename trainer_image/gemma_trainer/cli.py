@@ -20,7 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gemma_operator.api.run import EXIT_FAILED, EXIT_INVALID_INPUT, EXIT_OK, EXIT_PREEMPTED
+from gemma_operator.api.run import (
+    EXIT_FAILED,
+    EXIT_INPUTS_CHANGED,
+    EXIT_INVALID_INPUT,
+    EXIT_OK,
+    EXIT_PREEMPTED,
+)
 
 log = logging.getLogger("gemma_trainer")
 
@@ -66,6 +72,8 @@ def train_main(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .inputs import InputsChanged
+
     ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
     try:
         from .config import load_run_config
@@ -88,6 +96,8 @@ def _train(args: argparse.Namespace) -> int:
         return _fail(EXIT_INVALID_INPUT, err.describe())
     except (ModelError, DataError) as err:
         return _fail(EXIT_INVALID_INPUT, str(err))
+    except InputsChanged as err:
+        return _fail(EXIT_INPUTS_CHANGED, str(err))
     except (StorageError, CheckpointError, AcceleratorUnavailable) as err:
         return _fail(EXIT_FAILED, str(err))
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .storage import NotFound, Store, open_store, split_uri
@@ -206,9 +206,21 @@ def _validate_messages(messages: Any) -> str | None:
     return None
 
 
-def load_rows(uri: str, format: str = "auto") -> tuple[list[dict], str]:
+def data_files(uri: str) -> list[tuple[Store, str]]:
+    """(store, key) of every data file ``uri`` names (what ``gemma_trainer.inputs`` pins)."""
+    return _data_files(uri)
+
+
+def read_current(store: Store, key: str) -> bytes:
+    """A data file as it is now (unpinned)."""
+    return store.read_bytes(key)
+
+
+def load_rows(uri: str, format: str = "auto", read: Callable[[Store, str], bytes] = read_current,
+              ) -> tuple[list[dict], str]:
     """Every row of a JSONL or Parquet file, or of every *.jsonl / *.parquet below a folder or prefix, validated.
-    Returns ``(rows, format)``; ``format="auto"`` detects it from the first row. Raises :class:`DataError`."""
+    Returns ``(rows, format)``; ``format="auto"`` detects it from the first row. ``read``: how a file's bytes are
+    read (``inputs.PinnedReader``: the version pinned at the run's first start). Raises :class:`DataError`."""
     if format != "auto" and format not in FORMATS:
         raise DataError(str(uri), None, f"unknown format {format!r}; use auto, {', '.join(FORMATS)}")
     fmt = None if format == "auto" else format
@@ -216,7 +228,7 @@ def load_rows(uri: str, format: str = "auto") -> tuple[list[dict], str]:
     for store, key in _data_files(str(uri)):
         source = store.url(key)
         try:
-            data = store.read_bytes(key)
+            data = read(store, key)
         except NotFound:
             raise DataError(source, None, "file not found") from None
         reader = _read_parquet if key.endswith(".parquet") else _read_jsonl

@@ -208,16 +208,17 @@ def _make_trainer_class():
     return GemmaTrainer
 
 
-def _tokenize(uri: str, spec, tokenizer, folder: Path, rank: Rank):
+def _tokenize(uri: str, spec, tokenizer, folder: Path, rank: Rank, read=None):
     """The run's tokenized rows of ``uri``: a memory-mapped ``datasets.Dataset`` in ``folder``, written once per
-    host by local rank 0 (same validation and messages as reading the rows directly)."""
+    host by local rank 0 (same validation and messages as reading the rows directly); ``read``: the run's
+    ``inputs.PinnedReader`` (the data files pinned at its first start)."""
     from .callbacks import barrier
     from .data import format_and_tokenize
     from .dataset import tokenized_dataset
-    from .rows import load_rows
+    from .rows import load_rows, read_current
 
     def tokenize():
-        rows, fmt = load_rows(uri, spec.dataset.format)
+        rows, fmt = load_rows(uri, spec.dataset.format, read or read_current)
         features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
         log.info("%s: %d rows, format %s", uri, len(features), fmt)
         return features
@@ -235,8 +236,10 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     from .checkpoints import CheckpointManager
     from .dataset import lengths_of
     from .guard import NonFiniteGuard, NonFiniteLoss
+    from .inputs import PinnedReader, pinned_features
     from .model import load_tokenizer, resolve_model_dir
     from .progress import ProgressWriter
+    from .rows import data_files
     from .storage import open_store
 
     spec = cfg.spec
@@ -257,7 +260,9 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     try:
         model_dir = resolve_model_dir(spec.resolved_model_uri)
         tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
-        train_features, eval_features = tokenized_features(cfg, tokenizer, rank)
+        train_features, eval_features = pinned_features(
+            lambda read: tokenized_features(cfg, tokenizer, rank, read=read),
+            PinnedReader(cfg, run_store, data_files, model_dir), progress)
 
         set_seed(spec.training.seed)
         model, collator = model_and_collator(model_dir, spec, plan, rank, tokenizer)
@@ -330,13 +335,13 @@ def _cap_cpu_threads(plan: AcceleratorPlan) -> None:
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
 
 
-def tokenized_features(cfg, tokenizer, rank: Rank, folder: str = "data"):
+def tokenized_features(cfg, tokenizer, rank: Rank, folder: str = "data", read=None):
     """The run's train and eval rows tokenized by ``tokenizer`` into ``<run scratch>/<folder>`` (eval None
-    without ``dataset.evalUri``)."""
+    without ``dataset.evalUri``); ``read``: see :func:`_tokenize`."""
     spec = cfg.spec
     data_dir = work_dir(cfg.run_id) / folder
-    train = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank)
-    evaluation = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank) \
+    train = _tokenize(spec.dataset.train_uri, spec, tokenizer, data_dir / "train", rank, read)
+    evaluation = _tokenize(spec.dataset.eval_uri, spec, tokenizer, data_dir / "eval", rank, read) \
         if spec.dataset.eval_uri else None
     return train, evaluation
 

@@ -21,6 +21,7 @@ RESOURCES = {
     "ConfigMap": kmock.resource("", "v1", "configmaps"),
     "Secret": kmock.resource("", "v1", "secrets"),
     "Service": kmock.resource("", "v1", "services"),
+    "Deployment": kmock.resource("apps", "v1", "deployments"),
     "ServiceAccount": kmock.resource("", "v1", "serviceaccounts"),
     "Event": kmock.resource("", "v1", "events"),
     "Node": kmock.resource("", "v1", "nodes"),

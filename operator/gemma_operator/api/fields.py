@@ -38,3 +38,10 @@ def not_bool(value):
     if isinstance(value, bool):  # Literal[1, 2, 4] would take True as 1
         raise ValueError(f"expected an integer ({spelled_list(all_gpu_counts())}), not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
     return value
+
+
+def reject_bool(value):
+    """For integer Literals (pydantic takes True as 1 there): a boolean is refused."""
+    if isinstance(value, bool):
+        raise ValueError("expected an integer, not a boolean")  # noqa: TRY004 (pydantic reports ValueError)
+    return value

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .accelerator_spec import Accelerator
 from .accelerators import names_of, profile, spelled_list
 from .distillation import teacher_accelerator
 from .facts import MODEL_PACKAGES, MODELS, tokenizer_family
 from .memory import estimate
+from .problem import Problem, accelerator_problems
+from .serving_rules import check_serving
 from .spec import GemmaFineTuneSpec
 from .teacher_memory import teacher_estimate
-
-
-@dataclass(frozen=True)
-class Problem:
-    field: str  # dotted path in camelCase, e.g. "spec.accelerator.count"
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
 
 
 def _smaller_fix(spec: GemmaFineTuneSpec) -> str:
@@ -93,7 +83,7 @@ def check_rules(spec: GemmaFineTuneSpec, local_run: bool = False) -> list[Proble
     """Every rule, including those the CRD's CEL rules also enforce (a spec may arrive without the API server).
     ``local_run``: the spec runs on this machine (``--emulate-accelerator``, ``check-numerics``), where a local
     output folder is fine whatever the accelerator."""
-    problems: list[Problem] = _accelerator_problems(spec.accelerator, "spec.accelerator")
+    problems: list[Problem] = accelerator_problems(spec.accelerator, "spec.accelerator")
     acc = spec.accelerator
     if spec.method == "qlora" and profile(acc.type).kind != "gpu":
         problems.append(Problem("spec.method",
@@ -116,32 +106,9 @@ def check_rules(spec: GemmaFineTuneSpec, local_run: bool = False) -> list[Proble
         problems.extend(check_distillation(spec))
     if not problems:
         problems.extend(check_fit(spec))
+    if spec.serving is not None and not problems:
+        problems.extend(check_serving(spec))
     return problems
-
-
-def _accelerator_problems(acc: Accelerator, path: str) -> list[Problem]:
-    record = profile(acc.type)
-    problems = []
-    if acc.count is not None and acc.count not in record.gpu_counts:
-        problems.append(Problem(f"{path}.count", _count_message(acc)))
-    if acc.topology is not None and acc.topology not in record.topologies:
-        problems.append(Problem(f"{path}.topology", _topology_message(acc)))
-    return problems
-
-
-def _count_message(acc: Accelerator) -> str:
-    counts = profile(acc.type).gpu_counts
-    if not counts:
-        return (f"count applies only to {spelled_list(names_of('gpu'))}, not {acc.type}: remove it "
-                "(a TPU slice is sized by topology)")
-    return f"{acc.type} takes count {spelled_list(counts)}, not {acc.count}"
-
-
-def _topology_message(acc: Accelerator) -> str:
-    topologies = profile(acc.type).topologies
-    if not topologies:
-        return f"topology applies only to {spelled_list(names_of('tpu'))}: remove it or set a TPU type"
-    return f"{acc.type} topologies: {spelled_list(topologies)}, not {acc.topology}"
 
 
 def _teacher_fit(spec: GemmaFineTuneSpec) -> list[Problem]:
@@ -165,7 +132,7 @@ def check_distillation(spec: GemmaFineTuneSpec) -> list[Problem]:
     d = spec.distillation
     teacher, acc = d.teacher, teacher_accelerator(spec)
     path = "spec.distillation.teacher"
-    problems = _accelerator_problems(d.accelerator, "spec.distillation.accelerator") if d.accelerator else []
+    problems = accelerator_problems(d.accelerator, "spec.distillation.accelerator") if d.accelerator else []
     if teacher.from_fine_tune is not None and (teacher.model_uri or teacher.adapter_uri):
         problems.append(Problem(f"{path}.fromFineTune",
                                 "fromFineTune takes the weights and adapter of that fine-tune: remove "

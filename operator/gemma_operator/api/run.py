@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from .base import ApiModel
+from .inputs import RunInputs
 
 # Trainer exit codes (the Job's podFailurePolicy acts on them).
 EXIT_OK = 0
 EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
 EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
 EXIT_NON_FINITE = 3  # the loss or gradients became inf/NaN: permanent (same arithmetic, same result), no retry
+EXIT_INPUTS_CHANGED = 5  # a data file pinned at the run's first start is gone or changed: permanent (api/inputs.py)
 EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
 
 # Where the run config is mounted in trainer pods.
@@ -19,12 +22,33 @@ CONFIG_FILE = "run.yaml"
 
 # Layout of <output.uri>/<runId>/.
 PROGRESS_FILE = "progress.json"
+RUN_RECORD_FILE = "run.json"  # the pinned inputs and the resolved spec (api/inputs.py), written at the first start
 METRICS_FILE = "metrics.jsonl"
 LOSS_PLOT_FILE = "loss.png"
 CHECKPOINTS_DIR = "checkpoints"
 COMMIT_MARKER = "COMMITTED"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
+
+
+
+@dataclass(frozen=True)
+class ServedWeights:
+    """What a finished run of one method leaves for a server: the folder, and whether it is a LoRA adapter on the
+    base model (else whole weights)."""
+
+    folder: str
+    adapter: bool
+
+
+# lora/qlora: the peft adapter; freeze: only the trained layers in adapter/, so merged/ (output.mergeAdapter);
+# full: adapter/ holds the whole model (save_pretrained).
+SERVED_WEIGHTS: dict[str, ServedWeights] = {
+    "lora": ServedWeights(ADAPTER_DIR, adapter=True),
+    "qlora": ServedWeights(ADAPTER_DIR, adapter=True),
+    "freeze": ServedWeights(MERGED_DIR, adapter=False),
+    "full": ServedWeights(ADAPTER_DIR, adapter=False),
+}
 
 RunState = Literal["starting", "training", "checkpointing", "preempted", "completed", "failed"]
 
@@ -52,3 +76,5 @@ class RunProgress(ApiModel):
     adapter_uri: str | None = None
     merged_model_uri: str | None = None
     message: str | None = None
+    inputs: RunInputs | None = None
+    """What the run read, pinned at its first start (``run.json``)."""

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from .accelerator_spec import Accelerator, cel_list
 from .accelerators import names_of, profile, spelled_list
 from .base import ApiModel, cel, with_cel
+from .container_resources import Resources
 from .distillation import Distillation
 from .facts import LINEAR_MODULES, hub_id
 from .fields import (
@@ -23,6 +24,7 @@ from .fields import (
     TargetModule,
     Uri,
 )
+from .serving import Serving
 
 
 class Dataset(ApiModel):
@@ -135,13 +137,6 @@ class Toleration(ApiModel):
     toleration_seconds: int | None = None
 
 
-class Resources(ApiModel):
-    """Extra CPU and memory for the trainer container (accelerators are set from accelerator)."""
-
-    requests: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9.]+[a-zA-Z]*$")]] | None = None
-    limits: dict[str, Annotated[str, StringConstraints(pattern=r"^[0-9.]+[a-zA-Z]*$")]] | None = None
-
-
 class EnvVar(ApiModel):
     """A plain environment variable for the trainer (use hfTokenSecretRef for the token)."""
 
@@ -209,6 +204,8 @@ class GemmaFineTuneSpec(ApiModel):
     pod: Pod = Field(default_factory=Pod)
     distillation: Distillation | None = None
     """Train this model on a teacher's next-token distribution (two stages: teacher pass, student run)."""
+    serving: Serving | None = None
+    """Serve the base model with the adapter of the newest passing run (a vLLM Deployment and Service)."""
 
     @property
     def resolved_model_uri(self) -> str:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApiModel
+from .inputs import RunInputs
 
 Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -95,6 +96,8 @@ class RunRecord(ApiModel):
     completion_time: str | None = None
     run_uri: str | None = None
     adapter_uri: str | None = None
+    inputs: RunInputs | None = None
+    """The data files (GCS generation, size, checksum), model identity and trainer image the run pinned."""
 
 
 class StageStatus(ApiModel):
@@ -122,6 +125,22 @@ class RecordedTeacher(ApiModel):
     quantization: Literal["none", "nf4"] = "none"
     from_fine_tune: str | None = None
     """The GemmaFineTune it was resolved from."""
+
+
+class ServingStatus(ApiModel):
+    """What spec.serving's vLLM Deployment serves."""
+
+    run_id: str | None = None
+    """The served run (newest that passed its gate, or the one gemmaft.dev/serve-run pins)."""
+    run_uri: str | None = None
+    deployment: str | None = None
+    service: str | None = None
+    """The Service of the OpenAI-compatible API (port 8000)."""
+    pinned: bool = False
+    """Whether gemmaft.dev/serve-run chose the run."""
+    template_hash: str | None = None
+    """Hash of the Deployment's spec as last applied."""
+    message: str | None = None
 
 
 class GemmaFineTuneStatus(ApiModel):
@@ -156,3 +175,7 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: progress of each stage of the current run."""
     teacher: RecordedTeacher | None = None
     """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""
+    inputs: RunInputs | None = None
+    """What the current run read, pinned at its first start (``<run>/run.json``)."""
+    serving: ServingStatus | None = None
+    """spec.serving: the run the Deployment serves."""

@@ -27,6 +27,12 @@ def admit(body: dict[str, Any], policy: OperatorSettings) -> GemmaFineTune | Ref
         return Refusal("ImageNotAllowed", f"spec.pod.image: image {image!r} is not allowed: it must be under one of "
                                           f"the operator's image prefixes ({allowed}); use an image from there or "
                                           "ask the operator's admin to add its repository")
+    serving_image = ft.spec.serving.image if ft.spec.serving is not None else None
+    if serving_image and not policy.serving_image_allowed(serving_image):
+        allowed = ", ".join((*policy.image_prefixes(), policy.serving_image))
+        return Refusal("ImageNotAllowed", f"spec.serving.image: image {serving_image!r} is not allowed: use the "
+                                          f"operator's serving image's repository or one of its image prefixes "
+                                          f"({allowed}), or remove the field")
     account = pod.service_account_name or policy.trainer_service_account
     if not policy.service_account_allowed(account):
         allowed = ", ".join(policy.service_accounts())

@@ -113,6 +113,10 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
         detail = trainer_message or f"see the logs of Job {job.name}"
         return Verdict("Failed", "NonFiniteLoss", f"the training loss became inf/NaN (exit code 3), nothing of it "
                                                   f"was committed: {detail}")
+    if any(p.inputs_changed for p in mine):
+        detail = trainer_message or f"see the logs of Job {job.name}"
+        return Verdict("Failed", "InputsChanged", f"a data file pinned at the run's first start is gone or changed "
+                                                  f"(exit code 5), nothing was trained on other data: {detail}")
     if any(p.invalid_input for p in mine):
         return Verdict("Failed", "InvalidInput", f"the trainer refused its input (exit code 2): see the logs of Job "
                                                  f"{job.name}; fix the data, model or config and re-apply")

@@ -15,7 +15,7 @@ from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetu
 from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
 
-from . import attempts, changes, runs, stages
+from . import attempts, changes, runs, serving, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
@@ -288,6 +288,8 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
     restarts["sliceRestarts"] = int(restarts.get("sliceRestarts") or 0) + d.slice_restarts
     if run.obs.progress is not None:
         status["progress"] = runs.progress_fields(run.obs.progress)
+        if run.obs.progress.inputs is not None:
+            status["inputs"] = run.obs.progress.inputs.to_api()
         if run.obs.progress.last_checkpoint:
             status["lastCheckpoint"] = run.obs.progress.last_checkpoint
     if reason != "Reused":
@@ -338,7 +340,21 @@ def decide(obs: Observed, policy: Policy) -> Decision:
     if plan is not None:
         stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
                             run.generation)
+    _serve(run, d)
     return d
+
+
+def _serve(run: Run, d: Decision) -> None:
+    """Keep spec.serving's Deployment on the run the gate chooses (``reconcile/serving.py``)."""
+    plan = serving.plan_serving(run.ft, run.obs.body, d.status, run.prev, run.policy, owner_reference(run.obs.body))
+    d.create += [o for o in plan.apply if o["kind"] != "Deployment"]
+    d.apply += [o for o in plan.apply if o["kind"] == "Deployment"]
+    d.delete += plan.delete
+    d.events += plan.events
+    if plan.status is None:
+        d.status.pop("serving", None)
+    else:
+        d.status["serving"] = plan.status
 
 
 __all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "Policy", "decide", "owner_reference",

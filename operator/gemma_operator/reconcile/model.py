@@ -46,6 +46,8 @@ class Observed:
 class Decision:
     create: list[dict[str, Any]] = field(default_factory=list)
     """Objects to create, in order, owner references set ("already exists" counts as done)."""
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    """Objects to create, or to merge-patch (labels and spec) when they exist: the serving Deployment."""
     patch_jobs: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """(Job name, merge patch)."""
     delete: list[tuple[str, str]] = field(default_factory=list)

@@ -12,7 +12,7 @@ from .model import TERMINAL, Event
 
 RETRY_ANNOTATION = "gemmaft.dev/retry"
 RUN_FIELDS = ("progress", "lastCheckpoint", "outputs", "startTime", "completionTime", "jobName", "job", "message",
-              "updates")
+              "updates", "inputs")
 
 
 def begin(prev: dict[str, Any], rid: str) -> tuple[dict[str, Any], list[Event], bool]:
@@ -82,7 +82,7 @@ def history(status: dict[str, Any], rid: str, gen: int | None, phase: str, reaso
             limit: int) -> list[dict[str, Any]]:
     record = {"runId": rid, "generation": gen, "phase": phase, "reason": reason, "startTime": status.get("startTime"),
               "completionTime": status.get("completionTime"), "runUri": uri,
-              "adapterUri": (status.get("outputs") or {}).get("adapterUri")}
+              "adapterUri": (status.get("outputs") or {}).get("adapterUri"), "inputs": status.get("inputs")}
     runs = [{k: v for k, v in record.items() if v is not None}]
     runs += [r for r in status.get("runs") or [] if r.get("runId") != rid]
     return runs[:limit]

@@ -17,13 +17,14 @@ from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import (
     CONFIG_DIR,
     CONFIG_FILE,
+    EXIT_INPUTS_CHANGED,
     EXIT_INVALID_INPUT,
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
 )
 
 from . import names as naming
-from .placement import Placement, placement, slice_affinity
+from .placement import Placement, container_resources, placement, slice_affinity
 from .settings import RenderSettings
 
 TRAINER_UID = 10001
@@ -90,13 +91,14 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _render(template: str, **context: Any) -> dict[str, Any]:
+def render_template(template: str, **context: Any) -> dict[str, Any]:
     return yaml.load(_environment().get_template(template).render(**context), Loader=_LOADER)  # a SafeLoader
 
 
-def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[dict[str, Any]]:
+def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement, image: str) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
         {"name": "GEMMAFT_RUN_ID", "value": config.run_id},
+        {"name": "GEMMAFT_TRAINER_IMAGE", "value": image},  # recorded in the run's run.json
         {"name": "GEMMAFT_RUN_URI", "value": config.run_uri},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
         {"name": "HOME", "value": "/tmp"},
@@ -108,19 +110,6 @@ def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement) -> list[di
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
     env += [{"name": e.name, "value": e.value} for e in ft.spec.pod.env or ()]
     return env
-
-
-def _resources(ft: GemmaFineTune, where: Placement) -> dict[str, Any]:
-    extra = ft.spec.pod.resources
-    limits = dict(extra.limits or {}) if extra else {}
-    # Default requests keep trainer pods out of BestEffort; a user's limit without a request wins (the API
-    # server then sets the request to the limit), so a default can never exceed a limit.
-    defaults = {k: v for k, v in where.requests.items() if k not in limits}
-    requests = {**defaults, **(dict(extra.requests or {}) if extra else {})}
-    limits.update(where.limits)  # the accelerator count comes from spec.accelerator, never from pod.resources
-    for key in where.limits:
-        requests.pop(key, None)
-    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 
 def render_run(
@@ -143,17 +132,18 @@ def render_run(
         job_labels[KUEUE_QUEUE_LABEL] = spec.pod.queue_name
     pod_labels = {**(spec.pod.labels or {}), **attempt_labels}
     command = ["gemmaft", "train", "-f", f"{CONFIG_DIR}/{CONFIG_FILE}"]
+    image = spec.pod.image or settings.image_for(spec.accelerator.type)
     objects = [
-        _render(
+        render_template(
             "configmap.yaml.j2", names=names, namespace=namespace, labels=labels, config_file=CONFIG_FILE,
             run_config_yaml=yaml.safe_dump(config.to_api(), sort_keys=False),
         )
     ]
     if where.multi_host:
-        objects.append(_render("service.yaml.j2", names=names, namespace=namespace, labels=attempt_labels,
+        objects.append(render_template("service.yaml.j2", names=names, namespace=namespace, labels=attempt_labels,
                                selector=attempt_labels))
     objects.append(
-        _render(
+        render_template(
             "job.yaml.j2",
             names=names, namespace=namespace, spec=spec, pod=spec.pod, placement=where,
             job_labels=job_labels, pod_labels=pod_labels,
@@ -162,10 +152,12 @@ def render_run(
             grace_seconds=settings.grace_seconds, shm_size=settings.shm_size, uid=TRAINER_UID,
             node_selector={**(spec.pod.node_selector or {}), **where.node_selector},
             tolerations=where.tolerations + [t.to_api() for t in spec.pod.tolerations or ()],
-            image=spec.pod.image or settings.image_for(spec.accelerator.type),
+            image=image,
             affinity=slice_affinity(names.job) if where.multi_host else None,
-            command=command, env=_env_vars(ft, config, where), resources=_resources(ft, where),
-            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE], exit_preempted=EXIT_PREEMPTED,
+            command=command, env=_env_vars(ft, config, where, image),
+            resources=container_resources(ft.spec.pod.resources, where),
+            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_INPUTS_CHANGED],
+            exit_preempted=EXIT_PREEMPTED,
         )
     )
     return objects

@@ -61,3 +61,8 @@ def service_name(name: str, run_id: str, attempt: int = 0) -> str:
 
 def config_map_name(name: str, run_id: str) -> str:
     return bounded_name(name, f"{run_id}-config")
+
+
+def serving_name(name: str) -> str:
+    """The serving Deployment and its Service (one per fine-tune, whatever run it serves)."""
+    return bounded_name(name, "serve")

@@ -4,9 +4,11 @@ registry record (``api/accelerators.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from gemma_operator.api import GemmaFineTuneSpec
 from gemma_operator.api.accelerators import TPU_ENV, AcceleratorProfile, profile
+from gemma_operator.api.container_resources import Resources
 from gemma_operator.api.facts import (
     GKE_NODEPOOL_LABEL,
     GKE_SPOT_LABEL,
@@ -47,10 +49,11 @@ def slice_affinity(job_name: str) -> dict:
     }
 
 
-def _sizing(spec: GemmaFineTuneSpec, acc: AcceleratorProfile) -> tuple[dict[str, str], str]:
+def sizing(model: str, acc: AcceleratorProfile, devices: int) -> tuple[dict[str, str], str]:
+    """Default CPU, memory and ephemeral-storage requests of a pod with ``devices`` accelerator units, and the
+    size of its model cache (scratch) volume."""
     per = acc.pod_requests
-    devices = acc.units_per_pod(spec.accelerator.count, spec.topology)
-    arch = MODELS[spec.model]
+    arch = MODELS[model]
     scratch_gib = -(-arch.checkpoint_params * MODEL_CACHE_BYTES_PER_PARAM // 1024**3) + SCRATCH_HEADROOM_GIB
     cpu = per.cpu * devices
     requests = {"cpu": str(int(cpu)) if float(cpu).is_integer() else str(cpu),
@@ -62,14 +65,42 @@ def _taint_toleration(key: str) -> dict[str, str]:
     return {"key": key, "operator": "Exists", "effect": "NoSchedule"}
 
 
-def placement(spec: GemmaFineTuneSpec) -> Placement:
-    acc = profile(spec.accelerator.type)
-    selector = acc.node_selector(spec.topology)
+def node_placement(acc: AcceleratorProfile, topology: str | None, spot: bool) -> tuple[dict, list]:
+    """Node selector and tolerations of the accelerator's nodes (and of spot nodes)."""
+    selector = acc.node_selector(topology)
     tolerations = [_taint_toleration(acc.taint_key)] if acc.taint_key else []
-    env = dict(TPU_ENV) if acc.kind == "tpu" else {}
-    if spec.accelerator.spot:
+    if spot:
         selector[GKE_SPOT_LABEL] = "true"
         tolerations.append({"key": GKE_SPOT_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"})
-    requests, scratch = _sizing(spec, acc)
+    return selector, tolerations
+
+
+def placement(spec: GemmaFineTuneSpec) -> Placement:
+    acc = profile(spec.accelerator.type)
+    selector, tolerations = node_placement(acc, spec.topology, spec.accelerator.spot)
+    env = dict(TPU_ENV) if acc.kind == "tpu" else {}
+    requests, scratch = sizing(spec.model, acc, acc.units_per_pod(spec.accelerator.count, spec.topology))
     limits = acc.limits(spec.accelerator.count, spec.topology)
     return Placement(acc.hosts(spec.topology), selector, tolerations, limits, env, requests, scratch)
+
+
+def serving_placement(spec: GemmaFineTuneSpec) -> Placement:
+    """Where one serving replica runs: ``spec.serving.accelerator``'s GPUs, sized like a trainer pod."""
+    accelerator = spec.serving.accelerator
+    acc = profile(accelerator.type)
+    selector, tolerations = node_placement(acc, None, accelerator.spot)
+    requests, scratch = sizing(spec.model, acc, acc.gpus(accelerator.count))
+    return Placement(1, selector, tolerations, acc.limits(accelerator.count, None), {}, requests, scratch)
+
+
+def container_resources(extra: Resources | None, where: Placement) -> dict[str, Any]:
+    """Requests and limits of a container: ``where``'s defaults, the spec's own per key, the accelerator's limit."""
+    limits = dict(extra.limits or {}) if extra else {}
+    # Default requests keep pods out of BestEffort; a user's limit without a request wins (the API server then
+    # sets the request to the limit), so a default can never exceed a limit.
+    defaults = {k: v for k, v in where.requests.items() if k not in limits}
+    requests = {**defaults, **(dict(extra.requests or {}) if extra else {})}
+    limits.update(where.limits)  # the accelerator count comes from the spec's accelerator, never from resources
+    for key in where.limits:
+        requests.pop(key, None)
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}

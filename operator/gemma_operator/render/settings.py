@@ -21,6 +21,10 @@ class RenderSettings:
     """Pod termination grace: time to finish a step and commit a checkpoint (spot nodes give about 30 s)."""
     shm_size: str = "8Gi"
     """Size limit of the in-memory /dev/shm volume."""
+    serving_image: str = "vllm/vllm-openai:v0.11.0"
+    """Default vLLM OpenAI-compatible server image of serving pods (its LoRA limits: api/serving_engine.py)."""
+    serving_service_account: str = "gemma-server"
+    """Default Kubernetes service account of serving pods (reads the run's adapter from GCS)."""
 
     def image_for(self, accelerator_type: str) -> str:
         images = {"gpu": self.image_gpu, "tpu": self.image_tpu, "cpu": self.image_cpu}

@@ -38,6 +38,7 @@ def _paths(kind: str, namespace: str, name: str | None = None) -> str:
         "Pod": f"/api/v1/namespaces/{namespace}/pods",
         "ConfigMap": f"/api/v1/namespaces/{namespace}/configmaps",
         "Service": f"/api/v1/namespaces/{namespace}/services",
+        "Deployment": f"/apis/apps/v1/namespaces/{namespace}/deployments",
         "Event": f"/api/v1/namespaces/{namespace}/events",
     }[kind]
     return f"{base}/{name}" if name else base

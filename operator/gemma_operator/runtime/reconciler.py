@@ -191,6 +191,12 @@ class Reconciler:
                 self.written.pop((namespace, name), None)
                 raise
         metrics.record(decision)  # once the status says so
+        for obj in decision.apply:
+            if await self.kube.create(obj) is None:
+                meta = obj["metadata"]
+                await self.kube.patch(obj["kind"], namespace, meta["name"], {"metadata": {"labels": meta["labels"]},
+                                                                              "spec": obj["spec"]})
+            log.info("applied %s/%s", obj["kind"], obj["metadata"]["name"])
         for job, job_patch in decision.patch_jobs:
             await self.kube.patch("Job", namespace, job, job_patch)
         for kind, obj_name in decision.delete:

@@ -47,7 +47,9 @@ def run_config(cfg, rank, plan, preemption=None, make_plan=accelerator_plan) -> 
 
 def run_teacher(cfg, rank, plan, preemption=None) -> int:
     from ..callbacks import PreemptionCallback, barrier
+    from ..inputs import PinnedReader, pinned_features
     from ..progress import ProgressWriter
+    from ..rows import data_files
     from ..storage import open_store
     from ..train import process_rank, tokenized_features, work_dir
     from .targets import read_stage_marker
@@ -66,7 +68,9 @@ def run_teacher(cfg, rank, plan, preemption=None) -> int:
     try:
         per_shard = rows_per_shard()
         model, tokenizer = load_teacher(cfg.teacher, plan)
-        train, evaluation = tokenized_features(cfg, tokenizer, rank, "teacher-data")  # by the teacher's tokenizer
+        train, evaluation = pinned_features(  # by the teacher's tokenizer; pinned in the teacher folder's run.json
+            lambda read: tokenized_features(cfg, tokenizer, rank, "teacher-data", read=read),
+            PinnedReader(cfg, store, data_files, model_uri=cfg.teacher.model_uri), progress)
         features = {"train": train} if evaluation is None else {"train": train, "eval": evaluation}
         collator = teacher_collator(model, tokenizer, plan)
         log.info("teacher %s -> %s: %s", cfg.teacher.model, cfg.teacher_uri,
