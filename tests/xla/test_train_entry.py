@@ -20,14 +20,17 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from gemma_operator.api import GemmaFineTuneSpec, RunConfig
     from gemma_trainer.tiny import dataset_texts, make_dataset_rows, save_tiny_model
+    from gemma_trainer.tiny_image_text import save_tiny_checkpoint
     from gemma_trainer.train import run_training
 
-    d = Path(sys.argv[1])
+    d, kind, model_name = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     rows = make_dataset_rows("prompt-completion", 64)
     (d / "train.jsonl").write_text("\\n".join(json.dumps(r) for r in rows))
-    model = save_tiny_model(d / "model", texts=dataset_texts(rows))
+    texts = dataset_texts(rows)
+    model = save_tiny_model(d / "model", texts=texts) if kind == "gemma2" else \\
+        save_tiny_checkpoint(kind, d / "model", texts=texts)
     spec = GemmaFineTuneSpec.model_validate({
-        "model": "gemma-2-2b", "modelUri": str(model), "dataset": {"trainUri": str(d / "train.jsonl")},
+        "model": model_name, "modelUri": str(model), "dataset": {"trainUri": str(d / "train.jsonl")},
         "training": {"maxSteps": 6, "batchSize": 8, "gradientAccumulationSteps": 1, "maxSeqLength": 64,
                      "learningRate": 0.03, "loggingSteps": 1},
         "accelerator": {"type": "tpu-v3", "topology": "2x2"},
@@ -38,10 +41,11 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.timeout(420)
-def test_tpu_spec_trains_checkpoints_and_writes_a_cpu_loadable_adapter(tmp_path: Path):
+@pytest.mark.parametrize("kind,model_name", [("gemma2", "gemma-2-2b"), ("gemma4-text", "gemma-4-e2b-it")])
+def test_tpu_spec_trains_checkpoints_and_writes_a_cpu_loadable_adapter(tmp_path: Path, kind, model_name):
     env = {**os.environ, "GEMMAFT_WORK_DIR": str(tmp_path / "work")}
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], check=False, capture_output=True, text=True, env=env,
-                         timeout=400)
+    out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), kind, model_name], check=False,
+                         capture_output=True, text=True, env=env, timeout=400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = tmp_path / "out" / "r1"
     progress = json.loads((run / "progress.json").read_text())
