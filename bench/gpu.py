@@ -2,7 +2,7 @@
 bf16 where the GPU supports it (else fp16): the project's trainer against TRL's SFTTrainer + peft; then Gemma-2-9B
 QLoRA at batch 2 x 2048 under a T4's 14.7 GB cap. Exits 0 with "no CUDA GPU: skipped" where CUDA is not available.
 
-* ours: ``gemma_trainer.config.accelerator_plan`` (precision from the compute capability),
+* ours: ``gemma_trainer.backends.device_setup`` (precision from the compute capability),
   ``gemma_trainer.model.apply_method`` (LoRA, fp32 adapter weights), ``gemma_trainer.train.training_arguments``
   (activation checkpointing), the ``GemmaTrainer`` (chunked loss head) with ``PackedCollator`` and
   ``packed_attention`` (padding-free, attention row by row);
@@ -217,10 +217,10 @@ def run(kind: str, args, spec, plan, dtype) -> dict:
 def run_qlora_9b(args) -> dict:
     """9B QLoRA, batch 2 x 2048, with ours under a T4's usable memory: does it complete its steps?"""
     import torch
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
     spec = spec_for("gemma-2-9b", "qlora", 2, 2048, args.qlora_steps)
-    plan = accelerator_plan(spec, capability=(7, 5))  # T4 precision: fp16 autocast, fp32 adapters
+    plan = device_setup(spec, capability=(7, 5))  # T4 precision: fp16 autocast, fp32 adapters
     torch.cuda.empty_cache()
     model = quantized_9b_model()
     total = torch.cuda.get_device_properties(0).total_memory
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
         final_json("gpu", {"skipped": "no CUDA GPU"})
         return 0
 
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
     name = torch.cuda.get_device_name(0)
     if args.peak_tflops is None:
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
             say(f"unknown GPU {name!r}: pass --peak-tflops for MFU; using 100")
             args.peak_tflops = 100.0
     spec = spec_for("gemma-2-2b", "lora", args.batch, args.seq, args.steps)
-    plan = accelerator_plan(spec)
+    plan = device_setup(spec)
     dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float16
     say(f"GPU {name} (capability {torch.cuda.get_device_capability(0)}), {plan.precision}, peak "
         f"{args.peak_tflops:g} TFLOPS; Gemma-2-2B random weights, LoRA r=16 all-linear, batch {args.batch} x "

@@ -16,6 +16,8 @@ import math
 
 from transformers import TrainerCallback
 
+from .precision import nonfinite_parameters
+
 # A GradScaler starts at 2**16 and halves its scale on each skipped step: ten skips in a row (scale 64) leave no
 # doubt that the gradients themselves are not finite; a healthy fp16 run skips a few steps at its start.
 MAX_SKIPPED_STEPS = 10
@@ -62,8 +64,6 @@ class NonFiniteGuard(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
         if self.policy.loss_scaling or self.device == "xla" or model is None:
             return control  # the GradScaler skips such a step itself; XLA is checked at logging steps
-        from .precision import nonfinite_parameters
-
         broken = nonfinite_parameters(model)
         if broken:
             raise NonFiniteLoss(state.global_step + 1, f"the gradient of {broken[0]} ({len(broken)} tensors)",

@@ -21,11 +21,16 @@ Results in the run folder:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 from pathlib import Path
+
+from .errors import ModelError
+from .model_cache import COMPLETE_MARKER, cache_folder, cache_root, cached_download
+from .packaged import PackageMissing, package_for, prepare_packaged_model
+from .storage import open_store
+from .templates import ensure_chat_template
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +38,7 @@ TRAINABLE_WEIGHTS = "trainable.safetensors"
 TRAINABLE_INFO = "trainable.json"
 
 
-class ModelError(Exception):
-    """The model cannot be found or used as asked (exit code 2)."""
-
-
-class AcceleratorUnavailable(Exception):
-    """The accelerator the spec asks for is not visible in this container (exit code 1: retried)."""
-
-
 # ---------------------------------------------------------------- locating
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("GEMMAFT_CACHE_DIR") or Path.home() / ".cache" / "gemmaft" / "models")
 
 
 def resolve_model_dir(uri: str) -> Path:
@@ -64,31 +57,7 @@ def resolve_model_dir(uri: str) -> Path:
     return path
 
 
-COMPLETE_MARKER = ".gemmaft-complete"  # written last into a cached download: the download finished
-
-
-def cache_folder(uri: str, under: str = "") -> Path:
-    """The cache folder of a downloaded ``uri``: ``cache_root()/<under>/<hash of uri>``."""
-    return cache_root() / under / hashlib.sha256(uri.encode()).hexdigest()[:16]
-
-
-def cached_download(uri: str, local: Path) -> Path:
-    """The storage folder ``uri`` downloaded once into ``local`` (marked complete last, so an interrupted download
-    is redone); later calls return ``local`` at once."""
-    from gemma_trainer.storage import open_store
-
-    done = local / COMPLETE_MARKER
-    if not done.exists():
-        log.info("downloading %s to %s", uri, local)
-        local.mkdir(parents=True, exist_ok=True)
-        open_store(uri).download_dir("", str(local))
-        done.write_text(uri)
-    return local
-
-
 def _from_gcs(uri: str) -> Path:
-    from gemma_trainer.storage import open_store
-
     local = cache_folder(uri)
     if not (local / COMPLETE_MARKER).exists() and not open_store(uri).exists("config.json"):
         raise ModelError(f"spec.modelUri: {uri}/config.json not found (expected a save_pretrained folder)")
@@ -96,8 +65,6 @@ def _from_gcs(uri: str) -> Path:
 
 
 def _from_package(uri: str) -> Path:
-    from .packaged import PackageMissing, prepare_packaged_model
-
     try:
         return prepare_packaged_model(uri, cache_root())
     except (PackageMissing, ValueError) as err:
@@ -109,8 +76,6 @@ def base_model_reference(uri: str) -> str:
     if uri.startswith("hf://"):
         return uri[len("hf://"):]
     if uri.startswith("pkg://"):
-        from .packaged import package_for
-
         return package_for(uri)[1].upstream_id
     if uri.startswith("gs://"):
         return uri
@@ -143,8 +108,6 @@ def load_tokenizer(model_dir: Path, family: str | None = None):
     """The tokenizer of ``model_dir``; with ``family``, also the chat template it trains and answers with."""
     from transformers import AutoTokenizer
 
-    from .templates import ensure_chat_template
-
     try:
         tok = AutoTokenizer.from_pretrained(str(model_dir))
     except (OSError, ValueError) as err:
@@ -156,21 +119,21 @@ def load_tokenizer(model_dir: Path, family: str | None = None):
     return tok
 
 
-def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
-    """The base model for ``spec.method`` on ``plan``'s device, in the dtypes of ``plan.policy`` (eager
+def load_model(model_dir: Path, spec, setup, local_rank: int = 0):
+    """The base model for ``spec.method`` on ``setup``'s device, in the dtypes of ``setup.policy`` (eager
     attention): frozen weights in ``policy.weights``, what the policy keeps in its stream dtype converted
     (gemma_trainer.precision); method ``full`` loads fp32 master weights under a loss-scaled policy."""
     from transformers import AutoModelForCausalLM
 
     from .precision import apply_precision, torch_dtype
 
-    policy = plan.policy
+    policy = setup.policy
     kwargs = {"attn_implementation": "eager", "dtype": torch_dtype(policy.weights)}
     if spec.method == "qlora":
-        kwargs.update(_qlora_kwargs(plan, local_rank))
+        kwargs.update(_qlora_kwargs(setup, local_rank))
     elif spec.method == "full" and policy.loss_scaling:
         kwargs["dtype"] = torch_dtype("float32")  # every weight trains: fp32 masters, fp16 projections
-    elif spec.method in ("freeze", "full") and plan.device == "cuda" and not policy.loss_scaling:
+    elif spec.method in ("freeze", "full") and setup.device == "cuda" and not policy.loss_scaling:
         kwargs["dtype"] = torch_dtype("float32")  # bf16 autocast on fp32 masters (a bf16 master loses updates)
     try:
         model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
@@ -178,13 +141,13 @@ def load_model(model_dir: Path, spec, plan, local_rank: int = 0):
         raise ModelError(f"spec.modelUri: cannot load the model from {model_dir}: {str(err).splitlines()[0]}") \
             from None
     model.config.use_cache = False
-    return apply_precision(model, policy, emulated=plan.emulated)
+    return apply_precision(model, policy, emulated=setup.emulated)
 
 
-def _qlora_kwargs(plan, local_rank: int) -> dict:
+def _qlora_kwargs(setup, local_rank: int) -> dict:
     """4-bit NF4 base weights whose matmuls run in the policy's projection dtype (bitsandbytes hands back the
     input's dtype, so the fp32 stream of a loss-scaled policy stays fp32)."""
-    if plan.device != "cuda":
+    if setup.device != "cuda":
         raise ModelError("spec.method: qlora needs a CUDA GPU (bitsandbytes 4-bit), and none is visible here: "
                          "use method lora (cpu, tpu-v3) or run on nvidia-tesla-t4")
     try:
@@ -195,10 +158,10 @@ def _qlora_kwargs(plan, local_rank: int) -> dict:
 
     from .precision import torch_dtype
 
-    compute = torch_dtype(plan.policy.projections)
+    compute = torch_dtype(setup.policy.projections)
     config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                 bnb_4bit_compute_dtype=compute)
-    return {"quantization_config": config, "dtype": torch_dtype(plan.policy.weights),
+    return {"quantization_config": config, "dtype": torch_dtype(setup.policy.weights),
             "device_map": {"": local_rank}}
 
 
@@ -211,7 +174,7 @@ def decoder_layers(model):
     return inner, layers
 
 
-def apply_method(model, spec, plan):
+def apply_method(model, spec, setup):
     """Make only what ``spec.method`` trains trainable; lora/qlora return a PEFT model."""
     import torch
 
@@ -254,7 +217,7 @@ def apply_method(model, spec, plan):
         if norm is not None:
             for param in norm.parameters():
                 param.requires_grad_(True)
-        return trainable_to_fp32(model, plan.policy)
+        return trainable_to_fp32(model, setup.policy)
     for param in model.parameters():  # full
         param.requires_grad_(True)
     return model
@@ -297,7 +260,7 @@ def save_result(model, tokenizer, spec, local_dir: Path, base_uri: str) -> Path:
     return local_dir
 
 
-def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, plan) -> Path | None:
+def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, setup) -> Path | None:
     """The whole fine-tuned model (adapter folded in) for ``output.mergeAdapter``; None for method full."""
     if spec.method == "full":
         return None
@@ -308,7 +271,7 @@ def save_merged(model, tokenizer, spec, local_dir: Path, model_dir: Path, plan) 
         from transformers import AutoModelForCausalLM
 
         # Merge into unquantized base weights (a 4-bit base cannot be merged exactly).
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(plan.precision, torch.float32)
+        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(setup.precision, torch.float32)
         base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, attn_implementation="eager")
         adapter_dir = local_dir.parent / "_adapter_for_merge"
         model.save_pretrained(str(adapter_dir), save_embedding_layers=False)

@@ -20,7 +20,8 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .storage import NotFound, Store, open_store, split_uri
+from .object_store import NotFound, ObjectStore
+from .storage import open_store, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class DataError(Exception):
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _data_files(uri: str) -> list[tuple[Store, str]]:
+def _data_files(uri: str) -> list[tuple[ObjectStore, str]]:
     """(store, key) of every data file named by ``uri``: one file, or every *.jsonl / *.parquet below a folder."""
     uri = str(uri)
     is_bucket_root = uri.startswith("gs://") and "/" not in uri[len("gs://"):].strip("/")
