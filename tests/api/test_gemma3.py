@@ -6,7 +6,8 @@ import pytest
 from gemma_local import crd_schema
 from gemma_operator.api import parse_finetune
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
-from gemma_operator.api.memory import estimate, lora_params
+from gemma_operator.api.memory import estimate
+from gemma_operator.api.methods import lora_params
 
 from tests.conftest import manifest
 

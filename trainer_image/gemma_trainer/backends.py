@@ -15,6 +15,7 @@ from typing import Any
 
 from gemma_operator.api.accelerators import profile as accelerator_profile
 from gemma_operator.api.facts import MODELS
+from gemma_operator.api.methods import training_method
 from gemma_operator.api.precision import POLICIES, PrecisionPolicy, precision_policy
 
 from . import xla
@@ -67,15 +68,15 @@ def policy_for(spec, arithmetic: str | None = None, override: str | None = None)
     return precision_policy(MODELS[spec.model].family, arithmetic)
 
 
-QLORA_NOT_EMULATED = ("spec.method qlora needs bitsandbytes' 4-bit CUDA kernels, which have no CPU emulation: "
-                      "check the arithmetic with method lora (the same fp16 projections around the same model)")
+CUDA_ONLY_NOT_EMULATED = ("spec.method {method} needs bitsandbytes' 4-bit CUDA kernels, which have no CPU emulation: "
+                          "check the arithmetic with method lora (the same fp16 projections around the same model)")
 
 
 def emulated_setup(spec, override: str | None = None) -> DeviceSetup:
     """The device setup of ``spec``'s accelerator with its arithmetic emulated on the CPU (``--emulate-accelerator``)."""
     policy = policy_for(spec, override=override)
-    if spec.method == "qlora":
-        raise ConfigError("--emulate-accelerator", [QLORA_NOT_EMULATED])
+    if training_method(spec.method).needs_cuda:
+        raise ConfigError("--emulate-accelerator", [CUDA_ONLY_NOT_EMULATED.format(method=spec.method)])
     args: dict[str, Any] = {"use_cpu": True}
     if policy.training_flag:
         args[policy.training_flag] = True

@@ -24,7 +24,8 @@ from .data import format_and_tokenize
 from .device import DeviceSetup
 from .guard import MAX_SKIPPED_STEPS
 from .loss_head import causal_lm_loss, output_softcap
-from .model import decoder_layers, load_tokenizer, resolve_model_dir
+from .methods import decoder_layers
+from .model import load_tokenizer, resolve_model_dir
 from .precision import ActivationProbe, nonfinite_parameters, probing
 from .rows import load_rows
 from .train import Rank, model_and_collator

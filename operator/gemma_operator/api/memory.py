@@ -30,11 +30,11 @@ from dataclasses import dataclass
 
 from .accelerators import profile as accelerator_profile
 from .facts import GB, MODELS, ModelArch
+from .methods import training_method
 from .precision import precision_policy
 from .spec import GemmaFineTuneSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-NF4_BYTES_PER_PARAM = 0.5 + 0.0625  # 4-bit values plus block-wise quantisation constants
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + two fp32 AdamW moments
 RUNTIME_OVERHEAD_BYTES = int(0.6 * GB)  # CUDA context / XLA runtime and allocator slack
 FP32_BYTES = 4
@@ -78,29 +78,14 @@ class MemoryEstimate:
         )
 
 
-def lora_params(arch: ModelArch, r: int, targets: list[str]) -> int:
-    shapes = arch.linear_shapes()
-    names = shapes if "all-linear" in targets else targets
-    return arch.layers * sum(r * (shapes[n][0] + shapes[n][1]) for n in names)
-
-
 def trainable_params(spec: GemmaFineTuneSpec, arch: ModelArch) -> int:
-    if spec.method in ("lora", "qlora"):
-        return lora_params(arch, spec.lora.r, list(spec.lora.target_modules))
-    if spec.method == "freeze":
-        per_layer = (arch.params - arch.embedding_params) / arch.layers
-        return int(per_layer * min(spec.freeze.trainable_layers, arch.layers))
-    return arch.params
+    """Parameters with fp32 master weight, gradient and AdamW state under ``spec.method``."""
+    return training_method(spec.method).trainable_params(spec, arch)
 
 
-def weight_bytes(method: str, arch: ModelArch, dtype_bytes: int) -> int:
-    if method == "full":
-        return 0  # every weight is trainable state
-    if method == "qlora":
-        largest = max(i * o for i, o in arch.linear_shapes().values())
-        return (int((arch.params - arch.embedding_params) * NF4_BYTES_PER_PARAM) + arch.embedding_params * 2
-                + largest * 2)
-    return arch.params * dtype_bytes
+def weight_bytes(method_name: str, arch: ModelArch, dtype_bytes: int) -> int:
+    """Frozen base weights under method ``method_name`` at ``dtype_bytes`` per weight."""
+    return training_method(method_name).frozen_weight_bytes(arch, dtype_bytes)
 
 
 @dataclass(frozen=True)
@@ -143,11 +128,11 @@ def activation_bytes(arch: ModelArch, shape: StepShape) -> int:
     return kept + max(layer_bytes(arch, shape), loss_head_bytes(arch, shape))
 
 
-def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepShape, devices: int = 1,
+def training_memory(arch: ModelArch, method_name: str, trainable: int, shape: StepShape, devices: int = 1,
                     capacity: int | None = None, overhead: int = 0) -> MemoryEstimate:
     """The estimate for any architecture and micro-batch (the measurement test calls it on scaled shapes)."""
     return MemoryEstimate(
-        weights=weight_bytes(method, arch, shape.frozen_dtype_bytes or shape.dtype_bytes),
+        weights=weight_bytes(method_name, arch, shape.frozen_dtype_bytes or shape.dtype_bytes),
         trainable=trainable * TRAINABLE_BYTES_PER_PARAM,
         activations=activation_bytes(arch, shape),
         overhead=overhead,

@@ -17,7 +17,8 @@ from __future__ import annotations
 from .accelerators import profile as accelerator_profile
 from .distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK, teacher_accelerator
 from .facts import MODELS, ModelArch
-from .memory import DTYPE_BYTES, NF4_BYTES_PER_PARAM, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
+from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
+from .methods import NF4_BYTES_PER_PARAM
 
 LOGIT_BLOCKS_ALIVE = 3  # logits, exp / masked copy, top-k merge buffer
 

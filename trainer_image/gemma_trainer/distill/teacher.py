@@ -18,13 +18,15 @@ from types import SimpleNamespace
 
 import torch
 from gemma_operator.api.facts import MODELS
+from gemma_operator.api.methods import adapter_method_for
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 
 from .. import xla
 from ..batches import PackedCollator, PadCollator
 from ..errors import ModelError
 from ..loss_head import labelled_hidden_states, output_softcap
-from ..model import TRAINABLE_WEIGHTS, load_model, load_tokenizer, resolve_model_dir
+from ..methods import TRAINABLE_WEIGHTS
+from ..model import load_model, load_tokenizer, resolve_model_dir
 from ..model_cache import cache_folder, cached_download
 from ..packed_attention import use_packed_attention
 from .heads import teacher_topk
@@ -58,8 +60,8 @@ def load_teacher(teacher, setup):
     adapter = _adapter_dir(teacher.adapter_uri) if teacher.adapter_uri else None
     if adapter is not None and (adapter / "config.json").is_file():
         model_dir = adapter  # method full: the adapter folder is the whole model
-    method = SimpleNamespace(method="qlora" if teacher.quantization == "nf4" else "lora")
-    model = load_model(model_dir, method, setup)
+    method = adapter_method_for(teacher.quantization)
+    model = load_model(model_dir, SimpleNamespace(method=method.name), setup)
     if adapter is not None and (adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -74,7 +76,7 @@ def load_teacher(teacher, setup):
     elif adapter is not None and model_dir != adapter:
         raise ModelError(f"spec.distillation.teacher.adapterUri: {teacher.adapter_uri} holds no adapter "
                          "(adapter_config.json, trainable.safetensors or config.json)")
-    if setup.device == "cuda" and teacher.quantization != "nf4":
+    if setup.device == "cuda" and method.base_quantization is None:  # a quantized base is placed as loaded
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
     elif setup.device == "xla":
         model = xla.prepare_model(model, activation_checkpointing=False)
