@@ -1,6 +1,7 @@
 """Registries in place of string switches: the training methods are one record each on the contract side
 (``gemma_operator.api.methods``) and one entry each on the torch side (``gemma_trainer.methods``); no other code
-compares a method with a method's name."""
+compares a method with a method's name. The model families are one record each (``gemma_operator.api.families``)
+with one chat template each in the trainer."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import ast
 import typing
 from pathlib import Path
 
+from gemma_operator.api.facts import MODELS
+from gemma_operator.api.families import FAMILIES
 from gemma_operator.api.fields import Method
 from gemma_operator.api.methods import METHODS
 from gemma_trainer.methods import METHOD_STEPS
+from gemma_trainer.templates import CHAT_TEMPLATES
 
 from tests.conftest import REPO
 
@@ -25,6 +29,12 @@ def test_every_method_of_the_contract_has_its_torch_steps():
 
 def test_the_spec_offers_the_registered_methods_in_order():
     assert typing.get_args(Method) == tuple(METHODS) == ("lora", "qlora", "freeze", "full")
+
+
+def test_every_family_has_its_chat_template_and_every_model_its_family():
+    assert list(CHAT_TEMPLATES) == list(FAMILIES)
+    for name, arch in MODELS.items():
+        assert arch.architecture == FAMILIES[arch.family].architecture, name
 
 
 def _names(node: ast.expr) -> set[str]:

@@ -15,8 +15,9 @@ from typing import Any
 
 from gemma_operator.api.accelerators import profile as accelerator_profile
 from gemma_operator.api.facts import MODELS
+from gemma_operator.api.families import precision_policy
 from gemma_operator.api.methods import training_method
-from gemma_operator.api.precision import POLICIES, PrecisionPolicy, precision_policy
+from gemma_operator.api.precision import POLICIES, PrecisionPolicy
 
 from . import xla
 from .device import DeviceSetup

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .families import tokenizer_of
+
 GIB = 1024**3
 GB = 1000**3
 
@@ -27,7 +29,7 @@ class ModelArch:
     kv_heads: int
     head_dim: int
     vocab: int = 256_000
-    family: str = "gemma2"  # chat template and architecture: "gemma2" or "gemma3"
+    family: str = "gemma2"  # a key of families.FAMILIES: tokenizer, chat template rule, precision rows
     architecture: str = "Gemma2ForCausalLM"
     sliding_window: int = 4096  # local attention window of the sliding layers
     max_positions: int = 8192  # max_position_embeddings
@@ -115,17 +117,7 @@ GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 MODEL_CACHE_BYTES_PER_PARAM = 4
 SCRATCH_HEADROOM_GIB = 8
 
-# Tokenizer of each model family (``ModelArch.family``): a distillation's teacher and student must share one (the
-# student learns the teacher's distribution over the same token ids). Gemma 2 (all sizes): SentencePiece,
-# 256,000 entries (transformers configuration_gemma2.py). Gemma 3 text models: 262,144 entries
-# (google/gemma-3-270m config.json; the same in the pkg:// GGUF's tokenizer), a different vocabulary.
-TOKENIZER_FAMILIES: dict[str, str] = {
-    "gemma2": "Gemma 2 (256,000 tokens)",
-    "gemma3": "Gemma 3 (262,144 tokens)",
-}
-
-
 def tokenizer_family(model: str) -> str:
-    """The tokenizer family of a model (``TOKENIZER_FAMILIES`` by the model's ``family``)."""
-    family = MODELS[model].family
-    return TOKENIZER_FAMILIES.get(family, family)
+    """The tokenizer of a model's family (``families.py``): a distillation's teacher and student must share one
+    (the student learns the teacher's distribution over the same token ids)."""
+    return tokenizer_of(MODELS[model].family)

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from .accelerators import profile as accelerator_profile
 from .facts import GB, MODELS, ModelArch
+from .families import precision_policy
 from .methods import training_method
-from .precision import precision_policy
 from .spec import GemmaFineTuneSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
