@@ -10,26 +10,12 @@ from __future__ import annotations
 import ast
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.import_graph import _named, module_files
+from tests.support.import_graph import Edge, _named, module_files
 
 HEAVY = {"torch", "transformers", "peft", "torch_xla", "bitsandbytes", "safetensors", "datasets", "accelerate"}
 ALWAYS_LOADED = {"gemma_operator", "pydantic", "yaml", "__future__"}
-
-
-@dataclass(frozen=True)
-class DeferredImport:
-    """``module`` imports ``target`` inside a function at ``path:line``."""
-
-    module: str
-    target: str
-    path: str
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.module} imports {self.target} inside a function"
 
 
 def _imports(tree: ast.AST, in_function: bool = False) -> Iterator[tuple[ast.stmt, bool]]:
@@ -46,18 +32,18 @@ def _targets(node: ast.stmt, module: str, path: Path, modules: dict[str, Path]) 
     return [name for name in _named(node, module, path, modules) if name]
 
 
-def deferred_imports(root: Path, repo: Path) -> tuple[list[DeferredImport], set[str]]:
+def deferred_imports(root: Path, repo: Path) -> tuple[list[Edge], set[str]]:
     """Every import inside a function in the package at ROOT, and the package's modules that load a HEAVY module
     when imported (through their module-level imports, directly or through other modules of the package)."""
     modules = module_files(root)
     eager: dict[str, set[str]] = {}
-    deferred: list[DeferredImport] = []
+    deferred: list[Edge] = []
     for module, path in modules.items():
         eager[module] = set()
         for node, in_function in _imports(ast.parse(path.read_text(), filename=str(path))):
             for target in _targets(node, module, path, modules):
                 if in_function:
-                    deferred.append(DeferredImport(module, target, path.relative_to(repo).as_posix(), node.lineno))
+                    deferred.append(Edge(module, target, path.relative_to(repo).as_posix(), node.lineno))
                 else:
                     eager[module].add(target)
     heavy = {m for m, targets in eager.items() if {t.split(".")[0] for t in targets} & HEAVY}
@@ -71,7 +57,7 @@ def deferred_imports(root: Path, repo: Path) -> tuple[list[DeferredImport], set[
     return deferred, heavy
 
 
-def unjustified(root: Path, repo: Path) -> list[DeferredImport]:
+def unjustified(root: Path, repo: Path) -> list[Edge]:
     """The imports inside functions of the package at ROOT that name a light module of the package, the standard
     library or a module every process has loaded already."""
     deferred, heavy = deferred_imports(root, repo)
