@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent("""
     from gemma_trainer.backends import device_setup
     from gemma_trainer.distill.pipeline import run_teacher
     from gemma_trainer.tiny import dataset_texts, make_dataset_rows, save_tiny_model
-    from gemma_trainer.train import Rank
+    from gemma_trainer.process import Rank
 
     d, device = Path(sys.argv[1]), sys.argv[2]
     rows = make_dataset_rows("prompt-completion", 24)

@@ -14,7 +14,7 @@ functions included: tests/test_import_cycles.py), each layer importing only thos
 * data: ``rows``, ``templates``, ``data``, ``batches``, ``dataset``;
 * storage: ``object_store`` (the interface), ``storage`` (local folders, ``open_store``), ``gcs_store``,
   ``checkpoints``, ``model_cache``, ``progress``, ``plot``;
-* ``config`` (the run config), ``device`` (``DeviceSetup``), ``errors``, ``logs``.
+* ``config`` (the run config), ``device`` (``DeviceSetup``), ``process`` (``Rank``, scratch), ``errors``, ``logs``.
 
 Torch, transformers, peft, torch_xla and bitsandbytes are imported inside functions where a light module needs
 them (so ``gemmaft train`` starts without them); nothing else is.

@@ -29,6 +29,7 @@ from .config import load_run_config, stage_spec
 from .errors import AcceleratorUnavailable, ConfigError, ModelError
 from .logs import setup_logging
 from .object_store import StorageError
+from .process import Rank, invocation_scratch
 from .rows import DataError
 
 log = logging.getLogger("gemma_trainer")
@@ -44,8 +45,6 @@ def _fail(code: int, message: str, command: str = "train") -> int:
 
 def train_main(args: argparse.Namespace) -> int:
     """Entry point of ``gemmaft train`` (args.file, args.output_uri, args.max_steps)."""
-    from .train import invocation_scratch  # torch and transformers
-
     setup_logging()
     with invocation_scratch():
         return _train(args)
@@ -61,7 +60,6 @@ def _train(args: argparse.Namespace) -> int:
         if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
             return launch_workers(args, nproc)
         from .distill.pipeline import run_config  # torch and transformers: the launcher needs neither
-        from .train import Rank
 
         rank = Rank.from_env()
         code = run_config(cfg, rank=rank, setup=setup, make_setup=make_setup)

@@ -27,8 +27,9 @@ from .loss_head import causal_lm_loss, output_softcap
 from .methods import decoder_layers
 from .model import load_tokenizer, resolve_model_dir
 from .precision import ActivationProbe, nonfinite_parameters, probing
+from .process import Rank
 from .rows import load_rows
-from .train import Rank, model_and_collator
+from .train import model_and_collator
 
 LOSS_TOLERANCE = 0.01  # relative difference to the fp32 loss a safe plan stays within
 INITIAL_LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's init_scale

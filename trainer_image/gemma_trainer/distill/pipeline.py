@@ -16,9 +16,10 @@ from ..callbacks import PreemptionCallback
 from ..config import stage_spec
 from ..distributed import barrier
 from ..errors import ConfigError
+from ..process import work_dir
 from ..progress import ProgressWriter
 from ..storage import open_store
-from ..train import process_rank, run_training, tokenized_features, work_dir
+from ..train import process_rank, run_training, tokenized_features
 from .student import StudentExtension
 from .targets import TeacherOutputError, read_stage_marker
 from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_stage, teacher_collator
