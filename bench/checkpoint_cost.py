@@ -9,7 +9,7 @@ Part 1 (median of 3 each, side by side in this run):
   ``adapter_config.json``, ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth``, ``trainer_state.json``,
   ``training_args.bin``) with the real tensor names and shapes of Gemma-2-2B's LoRA, written by safetensors and
   torch.save, then ``CheckpointManager.commit`` (``Store.upload_dir`` to fake-gcs-server, listing check, the
-  ``COMMITTED`` marker). The trainable count comes from ``gemma_operator.api.memory.lora_params``.
+  ``COMMITTED`` marker). The trainable count comes from ``gemma_operator.api.methods.lora_params``.
 
 Part 2: ``python -m gemma_operator.cli train`` on a tiny Gemma 2 writing to fake GCS; after its first logged
 step it gets SIGTERM; we time until it exits (expect 143 and a committed checkpoint; target well inside 30 s,
@@ -102,7 +102,7 @@ def folder_bytes(folder: Path) -> int:
 def part1(gcs_bucket: str, work: Path, repeats: int) -> dict:
     import torch
     from gemma_operator.api.facts import MODELS
-    from gemma_operator.api.memory import lora_params
+    from gemma_operator.api.methods import lora_params
     from gemma_trainer.checkpoints import CheckpointManager
     from gemma_trainer.storage import open_store
 

@@ -2,7 +2,7 @@
 bf16 where the GPU supports it (else fp16): the project's trainer against TRL's SFTTrainer + peft; then Gemma-2-9B
 QLoRA at batch 2 x 2048 under a T4's 14.7 GB cap. Exits 0 with "no CUDA GPU: skipped" where CUDA is not available.
 
-* ours: ``gemma_trainer.config.accelerator_plan`` (precision from the compute capability),
+* ours: ``gemma_trainer.backends.device_setup`` (precision from the compute capability),
   ``gemma_trainer.model.apply_method`` (LoRA, fp32 adapter weights), ``gemma_trainer.train.training_arguments``
   (activation checkpointing), the ``GemmaTrainer`` (chunked loss head) with ``PackedCollator`` and
   ``packed_attention`` (padding-free, attention row by row);
@@ -168,7 +168,7 @@ def predicted_bytes(spec) -> int:
     return est.weights + est.trainable + est.activations
 
 
-def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
+def ours_trainer(model, spec, setup, data, out: Path, callbacks, steps: int):
     from gemma_trainer.batches import PackedCollator
     from gemma_trainer.dataset import lengths_of
     from gemma_trainer.model import apply_method
@@ -176,19 +176,19 @@ def ours_trainer(model, spec, plan, data, out: Path, callbacks, steps: int):
     from gemma_trainer.precision import apply_precision
     from gemma_trainer.train import _make_trainer_class, training_arguments
 
-    model = apply_method(apply_precision(model, plan.policy), spec, plan)
+    model = apply_method(apply_precision(model, setup.policy), spec, setup)
     use_packed_attention(model)
-    args = training_arguments(spec, plan, out, steps, has_eval=False, report_tqdm=False)
+    args = training_arguments(spec, setup, out, steps, has_eval=False, report_tqdm=False)
     return _make_trainer_class()(model=model, args=args, train_dataset=data, data_collator=PackedCollator(),
-                                 callbacks=callbacks, train_lengths=lengths_of(data), plan=plan)
+                                 callbacks=callbacks, train_lengths=lengths_of(data), setup=setup)
 
 
-def trl_trainer(model, plan, args, data, out: Path, callbacks):
+def trl_trainer(model, setup, args, data, out: Path, callbacks):
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    precision = {"bf16": True, "fp16": False} if plan.precision == "bf16" else {"fp16": True, "bf16": False}
+    precision = {"bf16": True, "fp16": False} if setup.precision == "bf16" else {"fp16": True, "bf16": False}
     config = SFTConfig(output_dir=str(out), max_steps=args.steps, per_device_train_batch_size=args.batch,
                        learning_rate=2e-4, lr_scheduler_type="constant", logging_steps=1000, save_strategy="no",
                        report_to="none", disable_tqdm=True, max_length=args.seq, **precision)
@@ -198,7 +198,7 @@ def trl_trainer(model, plan, args, data, out: Path, callbacks):
                       train_dataset=Dataset.from_list([{"input_ids": f["input_ids"]} for f in data]))
 
 
-def run(kind: str, args, spec, plan, dtype, cap_bytes: int | None = None) -> dict:
+def run(kind: str, args, spec, setup, dtype, cap_bytes: int | None = None) -> dict:
     import torch
 
     torch.cuda.empty_cache()
@@ -209,9 +209,9 @@ def run(kind: str, args, spec, plan, dtype, cap_bytes: int | None = None) -> dic
     model = base_model(dtype)
     n_params = sum(p.numel() for p in model.parameters())
     if kind == "trl":
-        trainer = trl_trainer(model, plan, args, data, out, [timer.callback])
+        trainer = trl_trainer(model, setup, args, data, out, [timer.callback])
     else:
-        trainer = ours_trainer(model, spec, plan, data, out, [timer.callback], args.steps)
+        trainer = ours_trainer(model, spec, setup, data, out, [timer.callback], args.steps)
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     with memory_cap(cap_bytes):
         trainer.train()
@@ -281,7 +281,7 @@ def run_t4_policy(args) -> dict:
     """The T4's plan natively on this GPU under the T4's memory: losses against fp32 per family, then LoRA
     training under the policy and under plain fp16 autocast (tokens/s, peak memory, the memory model)."""
     import torch
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
     say("T4 precision on this GPU (fp16 forced, 14.7 GB cap):")
     losses = {}
@@ -291,8 +291,8 @@ def run_t4_policy(args) -> dict:
     spec = spec_for("gemma-2-2b", "lora", args.batch, args.seq, args.steps)
     training = {}
     for precision in ("fp16-projections", "fp16-autocast"):
-        plan = accelerator_plan(spec, capability=(7, 5), precision=precision)
-        training[precision] = run(precision, args, spec, plan, torch.float16, cap_bytes=T4_USABLE_BYTES)
+        setup = device_setup(spec, capability=(7, 5), precision=precision)
+        training[precision] = run(precision, args, spec, setup, torch.float16, cap_bytes=T4_USABLE_BYTES)
     ratio = training["fp16-projections"]["tokens_per_s"] / training["fp16-autocast"]["tokens_per_s"]
     say(f"  policy / fp16 autocast: {ratio:.2f}x tokens/s")
     return {"losses": losses, "training": training, "ratio_tokens_per_s_vs_fp16_autocast": ratio}
@@ -301,15 +301,15 @@ def run_t4_policy(args) -> dict:
 def run_qlora_9b(args) -> dict:
     """9B QLoRA, batch 2 x 2048, with ours under a T4's usable memory: does it complete its steps?"""
     import torch
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
     spec = spec_for("gemma-2-9b", "qlora", 2, 2048, args.qlora_steps)
-    plan = accelerator_plan(spec, capability=(7, 5))  # the T4's precision policy: fp16 projections, fp32 stream
+    setup = device_setup(spec, capability=(7, 5))  # the T4's precision policy: fp16 projections, fp32 stream
     torch.cuda.empty_cache()
     model = quantized_9b_model()
     torch.cuda.reset_peak_memory_stats()
     out = Path(tempfile.mkdtemp(prefix="bench-gpu-qlora-"))
-    trainer = ours_trainer(model, spec, plan, features(2 * args.qlora_steps, 2048), out, [], args.qlora_steps)
+    trainer = ours_trainer(model, spec, setup, features(2 * args.qlora_steps, 2048), out, [], args.qlora_steps)
     try:
         with memory_cap(T4_USABLE_BYTES):
             trainer.train()
@@ -345,7 +345,7 @@ def main(argv=None) -> int:
         final_json("gpu", {"skipped": "no CUDA GPU"})
         return 0
 
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
     name = torch.cuda.get_device_name(0)
     if args.peak_tflops is None:
@@ -354,18 +354,18 @@ def main(argv=None) -> int:
             say(f"unknown GPU {name!r}: pass --peak-tflops for MFU; using 100")
             args.peak_tflops = 100.0
     spec = spec_for("gemma-2-2b", "lora", args.batch, args.seq, args.steps)
-    plan = accelerator_plan(spec)
-    dtype = torch.bfloat16 if plan.precision == "bf16" else torch.float16
-    say(f"GPU {name} (capability {torch.cuda.get_device_capability(0)}), {plan.precision}, peak "
+    setup = device_setup(spec)
+    dtype = torch.bfloat16 if setup.precision == "bf16" else torch.float16
+    say(f"GPU {name} (capability {torch.cuda.get_device_capability(0)}), {setup.precision}, peak "
         f"{args.peak_tflops:g} TFLOPS; Gemma-2-2B random weights, LoRA r=16 all-linear, batch {args.batch} x "
         f"{args.seq} tokens, {args.steps} steps ({args.warmup} warm-up steps not timed)")
-    results = {kind: run(kind, args, spec, plan, dtype) for kind in ("trl", "ours")}
+    results = {kind: run(kind, args, spec, setup, dtype) for kind in ("trl", "ours")}
     ratio = results["ours"]["tokens_per_s"] / results["trl"]["tokens_per_s"]
     mem_ratio = results["ours"]["peak_memory_bytes"] / results["trl"]["peak_memory_bytes"]
     say(f"  ours / TRL: {ratio:.2f}x tokens/s, {mem_ratio:.2f}x peak memory")
     t4 = run_t4_policy(args) if args.t4 else None
     qlora = run_qlora_9b(args)
-    final_json("gpu", {"device": name, "precision": plan.precision, "peak_tflops": args.peak_tflops,
+    final_json("gpu", {"device": name, "precision": setup.precision, "peak_tflops": args.peak_tflops,
                        "batch": args.batch, "seq": args.seq, **results, "ratio_tokens_per_s_vs_trl": ratio,
                        "ratio_peak_memory_vs_trl": mem_ratio, "qlora_9b_2x2048_t4_cap": qlora, "t4_policy": t4,
                        "mfu_formula": "6 * all_params * tokens_per_s / peak (no recompute, no attention FLOPs)"})

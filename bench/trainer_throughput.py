@@ -293,7 +293,7 @@ def main(argv=None) -> int:
 
     import torch
     from gemma_operator.api.facts import MODELS
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
     from gemma_trainer.data import format_and_tokenize
     from gemma_trainer.model import load_tokenizer
 
@@ -302,7 +302,7 @@ def main(argv=None) -> int:
     try:
         model_dir, model_name, described = model_source(tmp)
         spec = make_spec(model_name, model_dir, args)
-        plan = accelerator_plan(spec)
+        plan = device_setup(spec)
         tokenizer = load_tokenizer(model_dir, MODELS[model_name].family)
         rows = make_rows(args.examples + args.eval_examples, seed=5)
         features = format_and_tokenize(rows[:args.examples], "prompt-completion", tokenizer, MAX_SEQ)

@@ -47,11 +47,11 @@ def test_tpu_runs_turn_transformers_hub_kernels_off(monkeypatch):
     import os
 
     from gemma_operator.api import parse_finetune
-    from gemma_trainer.xla import plan_for
+    from gemma_trainer.xla import device_setup
 
     from tests.conftest import manifest
 
     monkeypatch.delenv("USE_HUB_KERNELS", raising=False)
     spec = parse_finetune(manifest(model="gemma-4-e2b-it", accelerator={"type": "tpu-v5e", "topology": "2x4"})).spec
-    assert plan_for(spec).device == "xla"
+    assert device_setup(spec).device == "xla"
     assert os.environ["USE_HUB_KERNELS"] == "NO"

@@ -42,6 +42,13 @@ def test_trainer_never_imports_the_operator_runtime():
     assert not loaded & HEAVY_OPERATOR
 
 
+def test_the_trainer_command_line_starts_without_torch():
+    """``gemmaft train`` reads its config and picks its device setup (and launches workers) before torch and
+    transformers are loaded: its stages are imported when it runs them."""
+    loaded = modules_after_import("gemma_trainer.cli")
+    assert not loaded & HEAVY_TRAINER, loaded & HEAVY_TRAINER
+
+
 def test_the_import_contracts_hold():
     """Each contract in .importlinter (imports inside functions count) is kept; a broken one names the import."""
     lint_imports = str(LINT_IMPORTS) if LINT_IMPORTS.exists() else shutil.which("lint-imports")

@@ -6,7 +6,8 @@ import pytest
 from gemma_local import crd_schema
 from gemma_operator.api import parse_finetune
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
-from gemma_operator.api.memory import estimate, lora_params
+from gemma_operator.api.memory import estimate
+from gemma_operator.api.methods import lora_params
 
 from tests.conftest import manifest
 
@@ -62,12 +63,12 @@ def test_image_text_sizes_are_accepted_and_default_to_their_hub_repository(model
 
 
 def test_every_family_has_a_precision_row_on_fp16_and_a_tokenizer():
-    from gemma_operator.api.families import FAMILIES
-    from gemma_operator.api.precision import PRECISION_TABLE, SAFE_FP16, precision_policy
+    from gemma_operator.api.families import FAMILIES, precision_policy
+    from gemma_operator.api.precision import SAFE_FP16
 
     assert {arch.family for arch in MODELS.values()} == set(FAMILIES)
     for family in FAMILIES:
-        assert (family, "float16") in PRECISION_TABLE and precision_policy(family, "float16") == SAFE_FP16
+        assert "float16" in FAMILIES[family].precision and precision_policy(family, "float16") == SAFE_FP16
         assert precision_policy(family, "bfloat16").name == "bf16"
 
 

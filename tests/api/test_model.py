@@ -101,7 +101,7 @@ def test_27b_does_not_fit_one_t4_even_with_qlora():
 
 def test_lora_state_of_2b_r16_all_linear_is_about_21m_parameters():
     from gemma_operator.api.facts import LINEAR_MODULES, MODELS
-    from gemma_operator.api.memory import lora_params
+    from gemma_operator.api.methods import lora_params
 
     assert 20_000_000 < lora_params(MODELS["gemma-2-2b"], 16, list(LINEAR_MODULES)) < 22_000_000
 

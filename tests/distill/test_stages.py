@@ -39,12 +39,12 @@ def load_cfg(manifest: Path, stage: str | None = None):
 
 def run_stages(manifest: Path, preemption=None, stage: str | None = None) -> int:
     """``gemmaft train`` in this process with a chosen preemption source."""
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
     from gemma_trainer.distill.pipeline import run_config
-    from gemma_trainer.train import Rank
+    from gemma_trainer.process import Rank
 
     cfg = load_cfg(manifest, stage)
-    return run_config(cfg, Rank(), accelerator_plan(cfg.spec), preemption)
+    return run_config(cfg, Rank(), device_setup(cfg.spec), preemption)
 
 
 class SigtermBeforeBatch(PreemptionCallback):

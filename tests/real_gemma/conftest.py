@@ -22,7 +22,7 @@ LANE = [pytest.mark.real_gemma, pytest.mark.slow, pytest.mark.timeout(900)]
 @pytest.fixture(scope="session")
 def gemma3_dir() -> Path:
     """The prepared model folder: built on first use into $GEMMAFT_CACHE_DIR (default ~/.cache/gemmaft/models)."""
-    from gemma_trainer.model import cache_root
+    from gemma_trainer.model_cache import cache_root
     from gemma_trainer.packaged import prepare_packaged_model, why_unavailable
 
     reason = why_unavailable(WEIGHTS)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 from gemma_operator.api.run import EXIT_FAILED
-from gemma_trainer.config import accelerator_plan
-from gemma_trainer.model import AcceleratorUnavailable
+from gemma_trainer.backends import device_setup
+from gemma_trainer.errors import AcceleratorUnavailable
 
 from .conftest import make_manifest, train_in_process, write_jsonl
 
@@ -20,15 +20,15 @@ def _spec(accelerator: dict):
 
 def test_t4_spec_without_a_gpu_is_refused():
     with pytest.raises(AcceleratorUnavailable, match="nvidia-tesla-t4 but no CUDA GPU"):
-        accelerator_plan(_spec({"type": "nvidia-tesla-t4"}), capability=None)
+        device_setup(_spec({"type": "nvidia-tesla-t4"}), capability=None)
 
 
 def test_tpu_spec_without_a_tpu_is_refused():
     with pytest.raises(AcceleratorUnavailable, match="tpu-v3 but no TPU"):
-        accelerator_plan(_spec({"type": "tpu-v3"}), tpu=False)
+        device_setup(_spec({"type": "tpu-v3"}), tpu=False)
     # Detected here: this lane has no torch_xla (and no TPU), so detection must refuse too.
     with pytest.raises(AcceleratorUnavailable):
-        accelerator_plan(_spec({"type": "tpu-v3"}))
+        device_setup(_spec({"type": "tpu-v3"}))
 
 
 def test_gemmaft_train_of_a_t4_spec_on_this_cpu_machine_exits_1_without_training(tmp_path, tiny_model_dir, bucket,

@@ -8,8 +8,8 @@ import pytest
 from gemma_operator.api import parse_spec
 from gemma_operator.api.accelerators import names_of, profile
 from gemma_trainer import multihost, xla
-from gemma_trainer.config import accelerator_plan
-from gemma_trainer.model import AcceleratorUnavailable
+from gemma_trainer.backends import device_setup
+from gemma_trainer.errors import AcceleratorUnavailable
 
 
 def _spec(accelerator: dict):
@@ -22,7 +22,7 @@ def _spec(accelerator: dict):
 def test_each_gpu_trains_on_cuda_in_its_records_dtype(name, precision):
     record = profile(name)
     count = max(record.gpu_counts)
-    plan = accelerator_plan(_spec({"type": name, "count": count}), capability=record.compute_capability)
+    plan = device_setup(_spec({"type": name, "count": count}), capability=record.compute_capability)
     assert (plan.device, plan.precision, plan.nproc) == ("cuda", precision, count)
     assert plan.model_dtype == record.compute_dtype
     assert plan.training_args[precision] is True
@@ -31,16 +31,16 @@ def test_each_gpu_trains_on_cuda_in_its_records_dtype(name, precision):
 @pytest.mark.parametrize("name", names_of("gpu"))
 def test_a_gpu_spec_without_a_gpu_is_refused(name):
     with pytest.raises(AcceleratorUnavailable, match=f"{name} but no CUDA GPU"):
-        accelerator_plan(_spec({"type": name}), capability=None)
+        device_setup(_spec({"type": name}), capability=None)
 
 
 @pytest.mark.parametrize("name", names_of("tpu"))
 def test_each_tpu_trains_on_xla_in_bf16_with_static_shapes(name):
-    plan = accelerator_plan(_spec({"type": name}), tpu=True)
+    plan = device_setup(_spec({"type": name}), tpu=True)
     assert (plan.accelerator, plan.device, plan.precision, plan.model_dtype) == (name, "xla", "bf16", "bfloat16")
     assert plan.pad_buckets and plan.training_args["dataloader_drop_last"] is True
     with pytest.raises(AcceleratorUnavailable, match=f"{name} but no TPU"):
-        accelerator_plan(_spec({"type": name}), tpu=False)
+        device_setup(_spec({"type": name}), tpu=False)
 
 
 @pytest.mark.parametrize("name, topology, devices, hosts", [
@@ -59,4 +59,4 @@ def test_gpus_and_cpu_are_one_host_and_not_xla(name):
     spec = _spec({"type": name})
     assert not xla.is_tpu_run(spec) and multihost.expected_hosts(spec) == 1
     with pytest.raises(ValueError, match="not a TPU type"):
-        xla.plan_for(spec)
+        xla.device_setup(spec)

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from gemma_operator.api.precision import BF16, FP16_PROJECTIONS, FP32, precision_policy
+from gemma_operator.api.families import precision_policy
+from gemma_operator.api.precision import BF16, FP16_PROJECTIONS, FP32
 from gemma_operator.api.run import EXIT_NON_FINITE, EXIT_OK
 from gemma_trainer.guard import MAX_SKIPPED_STEPS, NonFiniteGuard, NonFiniteLoss, check_grad_norm
 from gemma_trainer.precision import HalfProjection, apply_precision

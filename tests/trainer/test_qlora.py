@@ -4,7 +4,7 @@ casts them all to fp32: +1.8 GB for Gemma 2 9B's embedding); only the adapter is
 from __future__ import annotations
 
 import torch
-from gemma_trainer.config import AcceleratorPlan
+from gemma_trainer.device import DeviceSetup
 from gemma_trainer.model import apply_method
 from gemma_trainer.tiny import build_tiny_gemma2
 
@@ -21,7 +21,7 @@ def test_qlora_keeps_frozen_weights_16bit_and_adapters_fp32():
     # fp16 stands for them (bitsandbytes itself needs CUDA).
     model = build_tiny_gemma2(300).to(torch.float16)
     frozen_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    plan = AcceleratorPlan("nvidia-tesla-t4", "cuda", "fp16", "float16")
+    plan = DeviceSetup("nvidia-tesla-t4", "cuda", "fp16", "float16")
     model = apply_method(model, _qlora_spec(), plan)
     frozen = {n: p.dtype for n, p in model.named_parameters() if not p.requires_grad}
     trainable = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}

@@ -1,7 +1,8 @@
 """``gemmaft train``'s scratch folder lives as long as the invocation, as the trainer pod's emptyDir does.
 
 In a cluster every attempt is a new pod (``restartPolicy: Never``) with an empty ``/tmp``: its tokenized rows,
-staging and resume downloads go with it, and a resumed run reads its data files as they are then. A local
+staging and resume downloads go with it, and a resumed run reads its data files again (the versions its run
+record pinned at the first start: gemma_trainer.inputs). A local
 ``gemmaft train`` must behave the same unless ``GEMMAFT_WORK_DIR`` names a folder to keep.
 """
 
@@ -12,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gemma_operator.api.run import EXIT_INVALID_INPUT, EXIT_OK
+from gemma_operator.api.run import EXIT_INPUTS_CHANGED, EXIT_INVALID_INPUT, EXIT_OK, RUN_RECORD_FILE
 from gemma_trainer.tiny import make_dataset_rows
 
 from .conftest import REPO, cli_cmd, cli_env, make_manifest, run_folder, write_jsonl
@@ -42,9 +43,18 @@ def test_a_rerun_reads_the_data_as_it_is_now_and_no_scratch_outlives_the_invocat
     assert "tokenized 40 rows" in first.stderr, first.stderr[-3000:]
     assert not [p.name for p in machine_tmp.iterdir()], "the failed attempt left its scratch behind"
 
-    # The user fixes the model and trims the data in place: same spec, same run id, same files.
+    # The user fixes the model and trims the data in place: same spec, same run id, same files. The run record
+    # pinned the inputs of the first start (gemma_trainer.inputs): this attempt is refused, and leaves no scratch.
     (tmp_path / "weights.safetensors").rename(weights)
     write_jsonl(train, make_dataset_rows("messages", 8, seed=3))
+    refused = subprocess.run(cli_cmd(manifest), env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
+                             check=False)
+    assert refused.returncode == EXIT_INPUTS_CHANGED, refused.stderr[-3000:]
+    assert not [p.name for p in machine_tmp.iterdir()], "the refused attempt left its scratch behind"
+
+    # Without the pin (as a new run would start), the rerun reads the data as it is now: no tokenized rows of
+    # the first attempt survive.
+    (Path(run_folder(manifest)) / RUN_RECORD_FILE).unlink()
     second = subprocess.run(cli_cmd(manifest), env=env, cwd=REPO, capture_output=True, text=True, timeout=180,
                             check=False)
     assert second.returncode == EXIT_OK, second.stderr[-3000:]

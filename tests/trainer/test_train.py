@@ -174,23 +174,24 @@ def _spec(**overrides):
     ((8, 0), "bf16", {"bf16": True}),
 ])
 def test_precision_follows_compute_capability(capability, precision, args):
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
 
-    plan = accelerator_plan(_spec(accelerator={"type": "nvidia-tesla-t4", "count": 2}), capability=capability)
+    plan = device_setup(_spec(accelerator={"type": "nvidia-tesla-t4", "count": 2}), capability=capability)
     assert plan.precision == precision and plan.device == "cuda"
     assert {k: v for k, v in plan.training_args.items() if k in ("fp16", "bf16")} == args
     assert plan.nproc == 2
-    cpu = accelerator_plan(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))
+    cpu = device_setup(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))
     assert (cpu.precision, cpu.device, cpu.nproc) == ("fp32", "cpu", 1)
-    tpu = accelerator_plan(_spec(accelerator={"type": "tpu-v3"}, method="lora"), tpu=True)
+    tpu = device_setup(_spec(accelerator={"type": "tpu-v3"}, method="lora"), tpu=True)
     assert tpu.precision == "bf16" and tpu.training_args.get("dataloader_drop_last") is True
 
 
 def test_qlora_without_cuda_is_a_clear_error(tiny_model_dir):
-    from gemma_trainer.config import accelerator_plan
-    from gemma_trainer.model import ModelError, load_model
+    from gemma_trainer.backends import device_setup
+    from gemma_trainer.errors import ModelError
+    from gemma_trainer.model import load_model
 
     spec = _spec(method="qlora")
-    plan = accelerator_plan(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))  # no GPU
+    plan = device_setup(_spec(accelerator={"type": "cpu"}, output={"uri": "/tmp/o"}))  # no GPU
     with pytest.raises(ModelError, match="qlora needs a CUDA GPU"):
         load_model(tiny_model_dir, spec, plan)

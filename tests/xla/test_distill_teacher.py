@@ -20,10 +20,10 @@ SCRIPT = textwrap.dedent("""
     from pathlib import Path
     from gemma_operator.api import GemmaFineTuneSpec, RunConfig
     from gemma_operator.api.distillation import resolve_teacher, stage_spec
-    from gemma_trainer.config import accelerator_plan
+    from gemma_trainer.backends import device_setup
     from gemma_trainer.distill.pipeline import run_teacher
     from gemma_trainer.tiny import dataset_texts, make_dataset_rows, save_tiny_model
-    from gemma_trainer.train import Rank
+    from gemma_trainer.process import Rank
 
     d, device = Path(sys.argv[1]), sys.argv[2]
     rows = make_dataset_rows("prompt-completion", 24)
@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent("""
                          "accelerator": teacher_acc}})
     cfg = RunConfig(name="t", run_id="r1", run_uri=str(d / device / "r1"), spec=spec, stage="teacher",
                     teacher=resolve_teacher(spec), teacher_uri=str(d / device / "teacher"))
-    sys.exit(run_teacher(cfg, Rank(), accelerator_plan(stage_spec(spec, "teacher"))))
+    sys.exit(run_teacher(cfg, Rank(), device_setup(stage_spec(spec, "teacher"))))
 """)
 
 

@@ -1,4 +1,4 @@
-"""The TPU plan: buckets, TrainingArguments extras and the seam in config.accelerator_plan."""
+"""The TPU device setup: buckets, TrainingArguments extras and the seam in backends.device_setup."""
 
 from __future__ import annotations
 
@@ -33,10 +33,10 @@ def test_pad_length():
         xla.pad_length(1001, buckets)
 
 
-def test_plan_for_tpu():
+def test_device_setup_of_a_tpu():
     s = spec(maxSeqLength=2048, batchSize=1)
     assert xla.is_tpu_run(s)
-    plan = xla.plan_for(s)
+    plan = xla.device_setup(s)
     assert (plan.device, plan.precision, plan.model_dtype, plan.nproc) == ("xla", "bf16", "bfloat16", 1)
     assert plan.pad_buckets == [128, 256, 512, 1024, 2048]
     args = plan.training_args
@@ -46,18 +46,18 @@ def test_plan_for_tpu():
     assert xla.slice_devices(s) == 8  # v3-8: 4 chips x 2 TensorCores
 
 
-def test_config_seam_uses_plan_for():
-    from gemma_trainer.config import accelerator_plan
+def test_backends_seam_uses_the_xla_device_setup():
+    from gemma_trainer.backends import device_setup
 
-    assert accelerator_plan(spec(maxSeqLength=512)).pad_buckets == [128, 256, 512]
+    assert device_setup(spec(maxSeqLength=512)).pad_buckets == [128, 256, 512]
 
 
-def test_plan_for_refuses_other_accelerators():
+def test_xla_device_setup_refuses_other_accelerators():
     gpu = parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data-bkt/t.jsonl"},
                       "accelerator": {"type": "nvidia-tesla-t4"}, "output": {"uri": "gs://out-bkt/r"}})
     assert not xla.is_tpu_run(gpu)
     with pytest.raises(ValueError, match="not a TPU type"):
-        xla.plan_for(gpu)
+        xla.device_setup(gpu)
 
 
 def test_hf_fsdp_v2_recipe_is_accepted_by_training_arguments(tmp_path):

@@ -177,7 +177,7 @@ def test_bf16_plan_with_activation_checkpointing_trains(tmp_path, spmd, tokenize
     spec = parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data-bkt/t.jsonl"},
                        "accelerator": {"type": "tpu-v3"}, "output": {"uri": "gs://out-bkt/r"},
                        "training": {"maxSeqLength": 16, "batchSize": BATCH}})
-    plan = xla.plan_for(spec)
+    plan = xla.device_setup(spec)
     assert plan.model_dtype == "bfloat16"
     base = lora_model(len(tokenizer), seed=5)
     for name, p in base.named_parameters():

@@ -16,6 +16,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE_INDEX = -100  # label of a position that carries no loss
 
@@ -46,6 +50,21 @@ def pad_length(longest: int, buckets: Sequence[int]) -> int:
                      "keep max_seq_length <= max(buckets)")
 
 
+def shift_labels(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """``labels`` moved one position left (position t's target is token t+1's label), ``-100`` at the end of each
+    row. With ``position_ids`` (a packed batch: several rows in one sequence, positions restarting at 0), the last
+    token of each packed row gets ``-100`` too, so no row learns to predict the next row's first token."""
+    import torch
+
+    out = torch.full_like(labels, IGNORE_INDEX)
+    out[..., :-1] = labels[..., 1:]
+    if position_ids is not None:
+        row_starts_next = torch.zeros_like(labels, dtype=torch.bool)
+        row_starts_next[..., :-1] = position_ids[..., 1:] == 0
+        out = out.masked_fill(row_starts_next, IGNORE_INDEX)
+    return out
+
+
 class PadCollator:
     """Pads a list of features to one batch of tensors: ``input_ids`` with the pad id, ``labels`` with -100,
     ``attention_mask`` 1 on tokens. Pads to the longest sequence, or with ``buckets`` to the smallest bucket that
@@ -68,8 +87,6 @@ class PadCollator:
 
     def __call__(self, features: Sequence[dict]) -> dict:
         import torch
-
-        from .loss_head import shift_labels
 
         if not features:
             raise ValueError("empty batch")
@@ -97,8 +114,6 @@ class PackedCollator:
 
     def __call__(self, features: Sequence[dict]) -> dict:
         import torch
-
-        from .loss_head import shift_labels
 
         if not features:
             raise ValueError("empty batch")

@@ -6,32 +6,15 @@ import logging
 import math
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .distributed import barrier, initialized_process_group
+
 log = logging.getLogger("gemma_trainer")
-
-
-def _dist():
-    import torch.distributed as dist
-
-    return dist if dist.is_available() and dist.is_initialized() else None
-
-
-def barrier(tag: str = "gemmaft") -> None:
-    """Wait for every rank: torch.distributed (GPUs), or the hosts' gloo group under SPMD (TPU hosts; see
-    :mod:`gemma_trainer.xla_hosts`)."""
-    dist = _dist()
-    if dist is not None:
-        dist.barrier()
-    elif "torch_xla" in sys.modules:
-        from . import xla
-
-        xla.barrier(tag)
 
 
 class PreemptionCallback(TrainerCallback):
@@ -56,7 +39,7 @@ class PreemptionCallback(TrainerCallback):
         self.requested = True
 
     def _any_rank_requested(self, args) -> bool:
-        dist = _dist()
+        dist = initialized_process_group()
         if dist is None:
             return self.requested
         import torch

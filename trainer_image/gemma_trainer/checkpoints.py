@@ -33,7 +33,7 @@ class CheckpointInfo:
 
 
 def _rel_keys(store, prefix: str) -> list[str]:
-    """Keys under ``prefix`` relative to the store root, whatever form ``Store.list`` returns them in."""
+    """Keys under ``prefix`` relative to the store root, whatever form ``ObjectStore.list`` returns them in."""
     keys = []
     for key in store.list(prefix):
         key = key.lstrip("/")
@@ -42,7 +42,7 @@ def _rel_keys(store, prefix: str) -> list[str]:
 
 
 class CheckpointManager:
-    """Checkpoints of one run folder (a ``Store`` opened on ``<runUri>``).
+    """Checkpoints of one run folder (an ``ObjectStore`` opened on ``<runUri>``).
 
     ``root`` and ``name`` place the numbered folders elsewhere with the same commit rule: the distillation
     teacher stage keeps its output shards as ``<teacher>/<split>/shard-NNNNNNNN/`` this way."""

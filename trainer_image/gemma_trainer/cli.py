@@ -12,6 +12,7 @@ left in ``$GEMMAFT_EXIT_FILE``. ``GEMMAFT_NPROC`` overrides the number of worker
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -28,20 +29,20 @@ from gemma_operator.api.run import (
     EXIT_PREEMPTED,
 )
 
+from .backends import device_setup, emulated_setup
+from .checkpoints import CheckpointError
+from .config import load_run_config, stage_spec
+from .errors import AcceleratorUnavailable, ConfigError, ModelError
+from .inputs import InputsChanged
+from .logs import setup_logging
+from .object_store import StorageError
+from .process import Rank, invocation_scratch
+from .rows import DataError
+
 log = logging.getLogger("gemma_trainer")
 
 EXIT_FILE_ENV = "GEMMAFT_EXIT_FILE"
 NPROC_ENV = "GEMMAFT_NPROC"
-
-
-def setup_logging() -> None:
-    rank = os.environ.get("RANK")
-    prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"%(asctime)s %(levelname)s {prefix}%(message)s", force=True)
-    for noisy in ("urllib3", "google", "filelock", "httpx", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _fail(code: int, message: str, command: str = "train") -> int:
@@ -49,47 +50,26 @@ def _fail(code: int, message: str, command: str = "train") -> int:
     return code
 
 
-def _expected_errors():
-    from .checkpoints import CheckpointError
-    from .config import ConfigError
-    from .model import AcceleratorUnavailable, ModelError
-    from .storage import StorageError
-
-    try:
-        from .rows import DataError
-    except ImportError:  # pragma: no cover - data.py is always present in the image
-        DataError = ()
-    return ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable
-
-
 def train_main(args: argparse.Namespace) -> int:
     """Entry point of ``gemmaft train`` (args.file, args.output_uri, args.max_steps)."""
-    from .train import invocation_scratch
-
     setup_logging()
     with invocation_scratch():
         return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .inputs import InputsChanged
-
-    ConfigError, ModelError, DataError, StorageError, CheckpointError, AcceleratorUnavailable = _expected_errors()
     try:
-        from .config import load_run_config
-        from .distill.pipeline import run_config, stage_spec
-
         cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None),
                               local_run=getattr(args, "emulate_accelerator", False))
-        make_plan = plan_maker(args)
-        plan = make_plan(stage_spec(cfg))
-        nproc = int(os.environ.get(NPROC_ENV) or plan.nproc)
+        make_setup = setup_maker(args)
+        setup = make_setup(stage_spec(cfg))
+        nproc = int(os.environ.get(NPROC_ENV) or setup.nproc)
         if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
             return launch_workers(args, nproc)
-        from .train import Rank
+        from .distill.pipeline import run_config  # torch and transformers: the launcher needs neither
 
         rank = Rank.from_env()
-        code = run_config(cfg, rank=rank, plan=plan, make_plan=make_plan)
+        code = run_config(cfg, rank=rank, setup=setup, make_setup=make_setup)
         _leave_exit_code(rank.rank, code)
         return code
     except ConfigError as err:
@@ -107,27 +87,20 @@ def _train(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
-def plan_maker(args: argparse.Namespace):
-    """spec -> AcceleratorPlan as the command line asks: the accelerator's own plan, or (``--emulate-accelerator``)
+def setup_maker(args: argparse.Namespace):
+    """spec -> DeviceSetup as the command line asks: the accelerator's own setup, or (``--emulate-accelerator``)
     its arithmetic on the CPU; ``--precision`` names a policy of the precision table instead of the default."""
-    from .config import accelerator_plan, emulated_plan
-
     precision = getattr(args, "precision", None)
     if getattr(args, "emulate_accelerator", False):
-        return lambda spec: emulated_plan(spec, override=precision)
-    return lambda spec: accelerator_plan(spec, precision=precision)
+        return lambda spec: emulated_setup(spec, override=precision)
+    return lambda spec: device_setup(spec, precision=precision)
 
 
 def numerics_main(args: argparse.Namespace) -> int:
     """``gemmaft check-numerics -f SPEC [--rows N] [-o json] [--precision NAME]``: 0 safe, 1 unsafe, 2 bad input."""
-    import json
-
     setup_logging()
-    ConfigError, ModelError, DataError, StorageError, CheckpointError, _ = _expected_errors()
     try:
-        from .config import load_run_config
-        from .distill.pipeline import stage_spec
-        from .numerics import check, render_text
+        from .numerics import check, render_text  # torch and transformers
 
         spec = stage_spec(load_run_config(args.file, local_run=True))
         report = check(spec, rows=args.rows, precision=args.precision)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .batches import IGNORE_INDEX, PadCollator
+from .data import format_and_tokenize
 from .templates import turn_end_marker
 
 
@@ -16,9 +18,6 @@ def heldout_loss(model, tokenizer, rows: Sequence[dict], fmt: str, max_seq_lengt
     """Mean cross-entropy per trained token of ``rows`` (format ``fmt``) under ``model``."""
     import torch
     import torch.nn.functional as F
-
-    from .batches import IGNORE_INDEX, PadCollator
-    from .data import format_and_tokenize
 
     features = format_and_tokenize(list(rows), fmt, tokenizer, max_seq_length)
     collate = PadCollator(tokenizer.pad_token_id)

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from .batches import IGNORE_INDEX
 from .rows import FORMATS, DataError
-from .templates import turn_end_marker
+from .templates import GEMMA2_CHAT_TEMPLATE, turn_end_marker
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,6 @@ def to_messages(row: dict, fmt: str) -> list[dict]:
 def _template_kwargs(tokenizer) -> dict:
     if getattr(tokenizer, "chat_template", None):
         return {}
-    from .templates import GEMMA2_CHAT_TEMPLATE
-
     return {"chat_template": GEMMA2_CHAT_TEMPLATE}
 
 

@@ -1,4 +1,4 @@
-"""``gs://bucket/prefix`` as a :class:`~gemma_trainer.storage.Store` (google-cloud-storage).
+"""``gs://bucket/prefix`` as a :class:`~gemma_trainer.object_store.ObjectStore` (google-cloud-storage).
 
 The client: anonymous against ``STORAGE_EMULATOR_HOST`` when set (fake-gcs-server, tests), Application Default
 Credentials (Workload Identity on GKE) otherwise. Every call retries transient errors with the library's
@@ -14,11 +14,11 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from .storage import (
+from .object_store import (
     EMULATOR_ENV,
     NotFound,
+    ObjectStore,
     StorageError,
-    Store,
     access_hint,
     checked_key,
     download_one_by_one,
@@ -56,7 +56,7 @@ def gcs_client():
         return client
 
 
-class GcsStore(Store):
+class GcsStore(ObjectStore):
     """``gs://bucket/prefix``."""
 
     def __init__(self, bucket: str, prefix: str = "", *, timeout: float = 60.0, retry_timeout: float = 120.0):
@@ -116,7 +116,7 @@ class GcsStore(Store):
                                 uri=url)
         return StorageError(f"{url}: cannot {what}: {type(e).__name__}: {e}; {access_hint()}", uri=url)
 
-    # -- Store
+    # -- ObjectStore
 
     def child(self, rel: str) -> GcsStore:
         return GcsStore(self.bucket_name, self._key(rel), timeout=self.timeout, retry_timeout=self.retry_timeout)

@@ -21,7 +21,9 @@ from gemma_operator.api.facts import MODEL_PACKAGES
 from gemma_operator.api.inputs import PinnedFile, PinnedModel, RunInputs, RunRecordFile
 from gemma_operator.api.run import RUN_RECORD_FILE
 
-from .storage import NotFound, StorageError, Store, parse_gs
+from .gcs_store import gcs_client
+from .object_store import NotFound, ObjectStore, StorageError
+from .storage import parse_gs
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,6 @@ def _sha256_file(path: Path) -> str:
 
 
 def _gcs_blob(uri: str, generation: int | None = None):
-    from .gcs_store import gcs_client
-
     bucket, key = parse_gs(uri)
     return gcs_client().bucket(bucket).blob(key, generation=generation)
 
@@ -115,8 +115,6 @@ def pin_model(uri: str, model_dir: Path | None) -> PinnedModel:
         package = MODEL_PACKAGES[uri.removeprefix("pkg://")]
         return PinnedModel(uri=uri, files=[PinnedFile(uri=uri, size=0, sha256=package.sha256)])
     if uri.startswith("gs://"):
-        from .gcs_store import gcs_client
-
         bucket, prefix = parse_gs(uri)
         blobs = gcs_client().list_blobs(bucket, prefix=prefix.rstrip("/") + "/")
         return PinnedModel(uri=uri, files=[PinnedFile(uri=f"gs://{bucket}/{b.name}", size=int(b.size or 0),
@@ -134,7 +132,7 @@ class PinnedReader:
     """``read(store, key) -> bytes`` for ``rows.load_rows``: the first call of a run pins every data file of the
     spec into ``run.json`` (or loads the pin an earlier attempt wrote); every read returns the pinned version."""
 
-    def __init__(self, cfg, run_store: Store, data_files: Callable[[str], list[tuple[Store, str]]],
+    def __init__(self, cfg, run_store: ObjectStore, data_files: Callable[[str], list[tuple[ObjectStore, str]]],
                  model_dir: Path | None = None, model_uri: str | None = None):
         self.cfg = cfg
         self.run_store = run_store
@@ -187,7 +185,7 @@ class PinnedReader:
                  self.record_uri)
         return record
 
-    def __call__(self, store: Store, key: str) -> bytes:
+    def __call__(self, store: ObjectStore, key: str) -> bytes:
         uri = store.url(key)
         inputs = self.record().inputs
         pinned = next((f for f in (*inputs.train, *inputs.eval) if f.uri == uri), None)

@@ -3,7 +3,7 @@
 Gemma's 256k vocabulary makes ``[tokens, vocab]`` logits the largest tensor of a training step (batch 4 x 1024 on
 Gemma 2 2B: logits, their fp32 upcast and their gradient are about 9 GB). This module never builds them:
 
-* :func:`shift_labels` / :func:`labelled_positions`: the next-token target of each position, per row (a packed
+* :func:`~gemma_trainer.batches.shift_labels` (the collators add it) / :func:`labelled_positions`: the next-token target of each position, per row (a packed
   batch's rows never predict each other's tokens), and where a target exists;
 * :class:`LabelledHiddenStates`: runs the model's own forward with ``logits_to_keep`` set to the labelled
   positions and takes the final hidden states of those positions from the LM head's input (the model's LM head
@@ -38,21 +38,9 @@ from collections.abc import Iterator
 import torch
 from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_ACCELERATOR
 
-IGNORE_INDEX = -100
+from .batches import IGNORE_INDEX, shift_labels
+
 VOCAB_CHUNK = 16384  # vocabulary entries per chunk of iter_vocab_chunks
-
-
-def shift_labels(labels: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
-    """``labels`` moved one position left (position t's target is token t+1's label), ``-100`` at the end of each
-    row. With ``position_ids`` (a packed batch: several rows in one sequence, positions restarting at 0), the last
-    token of each packed row gets ``-100`` too, so no row learns to predict the next row's first token."""
-    out = torch.full_like(labels, IGNORE_INDEX)
-    out[..., :-1] = labels[..., 1:]
-    if position_ids is not None:
-        row_starts_next = torch.zeros_like(labels, dtype=torch.bool)
-        row_starts_next[..., :-1] = position_ids[..., 1:] == 0
-        out = out.masked_fill(row_starts_next, IGNORE_INDEX)
-    return out
 
 
 def labelled_positions(shifted: torch.Tensor) -> torch.Tensor:

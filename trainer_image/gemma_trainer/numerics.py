@@ -1,7 +1,7 @@
 """``gemmaft check-numerics``: will this spec's arithmetic hold on its accelerator? Answered on a laptop.
 
 It loads the spec's model twice with the trainer's own loading code (``train.model_and_collator``): once in fp32
-(the reference) and once under the accelerator's precision plan emulated on the CPU (``config.emulated_plan``),
+(the reference) and once under the accelerator's precision plan emulated on the CPU (``backends.emulated_setup``),
 runs forward and backward on the first N rows of the spec's training data through the trainer's loss head, and
 reports per decoder layer the largest |hidden state| against the range of the dtype the residual stream lives in
 and the largest |value| through the projection matmuls against theirs, the loss against the fp32 reference, and
@@ -16,10 +16,20 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from gemma_operator.api.facts import MODELS
-from gemma_operator.api.precision import DTYPE_MAX
+from gemma_operator.api.precision import DTYPE_MAX, FP32
 
+from .backends import emulated_setup
+from .batches import PackedCollator
+from .data import format_and_tokenize
+from .device import DeviceSetup
 from .guard import MAX_SKIPPED_STEPS
-from .precision import ActivationProbe, probing
+from .loss_head import causal_lm_loss, output_softcap
+from .methods import decoder_layers
+from .model import load_tokenizer, resolve_model_dir
+from .precision import ActivationProbe, nonfinite_parameters, probing
+from .process import Rank
+from .rows import load_rows
+from .train import model_and_collator
 
 LOSS_TOLERANCE = 0.01  # relative difference to the fp32 loss a safe plan stays within
 DEFAULT_LOSS_SCALE = 2.0**16  # torch.amp.GradScaler's init_scale, for a policy that names none
@@ -111,8 +121,6 @@ def _layer_maxima(layers) -> tuple[list[float], list]:
 
 
 def _loss(model, batch) -> torch.Tensor:
-    from .loss_head import causal_lm_loss, output_softcap
-
     unwrapped = getattr(model, "base_model", model)
     loss, _ = causal_lm_loss(model, model.get_output_embeddings(), output_softcap(unwrapped), batch)
     return loss
@@ -121,8 +129,6 @@ def _loss(model, batch) -> torch.Tensor:
 def _grads_at_some_scale(model, loss, policy) -> float | None:
     """The first loss scale (from the policy's first scale, halving as the GradScaler does on overflow, at most
     MAX_SKIPPED_STEPS times) at which every trainable gradient is finite; None when none is."""
-    from .precision import nonfinite_parameters
-
     scale = (policy.initial_loss_scale or DEFAULT_LOSS_SCALE) if policy.loss_scaling else 1.0
     for attempt in range(MAX_SKIPPED_STEPS + 1):
         model.zero_grad(set_to_none=True)
@@ -140,8 +146,6 @@ def _causal_lm(model):
 
 def measure(model, batch, policy) -> tuple[float, list[LayerFigures], float | None]:
     """Loss, per-layer figures and the finite-gradient loss scale of one forward and backward."""
-    from .model import decoder_layers
-
     _, layers = decoder_layers(_causal_lm(model))
     maxima, hooks = _layer_maxima(layers)
     try:
@@ -158,10 +162,6 @@ def measure(model, batch, policy) -> tuple[float, list[LayerFigures], float | No
 
 
 def _batch(spec, tokenizer, rows: int):
-    from .batches import PackedCollator
-    from .data import format_and_tokenize
-    from .rows import load_rows
-
     records, fmt = load_rows(spec.dataset.train_uri, spec.dataset.format)
     features = format_and_tokenize(records[:rows], fmt, tokenizer, spec.training.max_seq_length)
     return PackedCollator()(features), len(features)
@@ -169,26 +169,20 @@ def _batch(spec, tokenizer, rows: int):
 
 def check(spec, rows: int = 4, precision: str | None = None) -> NumericsReport:
     """Measure ``spec`` under its accelerator's precision plan emulated on the CPU against fp32."""
-    from gemma_operator.api.precision import FP32
-
-    from .config import AcceleratorPlan, emulated_plan
-    from .model import load_tokenizer, resolve_model_dir
-    from .train import Rank, model_and_collator
-
-    plan = emulated_plan(spec, override=precision)
-    reference_plan = AcceleratorPlan(spec.accelerator.type, "cpu", FP32, training_args={"use_cpu": True})
+    setup = emulated_setup(spec, override=precision)
+    reference_setup = DeviceSetup(spec.accelerator.type, "cpu", FP32, training_args={"use_cpu": True})
     model_dir = resolve_model_dir(spec.resolved_model_uri)
     tokenizer = load_tokenizer(model_dir, MODELS[spec.model].family)
     batch, n = _batch(spec, tokenizer, rows)
     torch.manual_seed(spec.training.seed)
-    reference, _ = model_and_collator(model_dir, spec, reference_plan, Rank(), tokenizer)
+    reference, _ = model_and_collator(model_dir, spec, reference_setup, Rank(), tokenizer)
     with torch.no_grad():
         reference_loss = float(_loss(reference, batch))
     del reference
     torch.manual_seed(spec.training.seed)
-    model, _ = model_and_collator(model_dir, spec, plan, Rank(), tokenizer)
-    loss, layers, scale = measure(model, batch, plan.policy)
-    return NumericsReport(spec.accelerator.type, plan.policy.name, n, int(batch["input_ids"].numel()),
+    model, _ = model_and_collator(model_dir, spec, setup, Rank(), tokenizer)
+    loss, layers, scale = measure(model, batch, setup.policy)
+    return NumericsReport(spec.accelerator.type, setup.policy.name, n, int(batch["input_ids"].numel()),
                           _finite_or_none(loss), reference_loss, scale is not None, scale, layers)
 
 

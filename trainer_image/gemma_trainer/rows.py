@@ -20,7 +20,8 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .storage import NotFound, Store, open_store, split_uri
+from .object_store import NotFound, ObjectStore
+from .storage import open_store, split_uri
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class DataError(Exception):
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _data_files(uri: str) -> list[tuple[Store, str]]:
+def _data_files(uri: str) -> list[tuple[ObjectStore, str]]:
     """(store, key) of every data file named by ``uri``: one file, or every *.jsonl / *.parquet below a folder."""
     uri = str(uri)
     is_bucket_root = uri.startswith("gs://") and "/" not in uri[len("gs://"):].strip("/")
@@ -206,17 +207,17 @@ def _validate_messages(messages: Any) -> str | None:
     return None
 
 
-def data_files(uri: str) -> list[tuple[Store, str]]:
+def data_files(uri: str) -> list[tuple[ObjectStore, str]]:
     """(store, key) of every data file ``uri`` names (what ``gemma_trainer.inputs`` pins)."""
     return _data_files(uri)
 
 
-def read_current(store: Store, key: str) -> bytes:
+def read_current(store: ObjectStore, key: str) -> bytes:
     """A data file as it is now (unpinned)."""
     return store.read_bytes(key)
 
 
-def load_rows(uri: str, format: str = "auto", read: Callable[[Store, str], bytes] = read_current,
+def load_rows(uri: str, format: str = "auto", read: Callable[[ObjectStore, str], bytes] = read_current,
               ) -> tuple[list[dict], str]:
     """Every row of a JSONL or Parquet file, or of every *.jsonl / *.parquet below a folder or prefix, validated.
     Returns ``(rows, format)``; ``format="auto"`` detects it from the first row. ``read``: how a file's bytes are

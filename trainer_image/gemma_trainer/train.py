@@ -6,12 +6,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from gemma_operator.api.facts import MODELS
@@ -25,71 +22,51 @@ from gemma_operator.api.run import (
     MERGED_DIR,
 )
 
-from .config import AcceleratorPlan, accelerator_plan
+from . import xla, xla_trainer
+from .backends import device_setup
+from .batches import PackedCollator, PadCollator
+from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback
+from .checkpoints import CheckpointManager
+from .data import format_and_tokenize
+from .dataset import lengths_of, tokenized_dataset
+from .device import DeviceSetup
+from .distributed import barrier
+from .guard import NonFiniteGuard, NonFiniteLoss, check_grad_norm, check_loss
+from .inputs import PinnedReader, pinned_features
+from .loss_head import causal_lm_loss, output_softcap
+from .model import (
+    apply_method,
+    load_model,
+    load_tokenizer,
+    resolve_model_dir,
+    save_merged,
+    save_result,
+    trainable_summary,
+)
+from .packed_attention import use_packed_attention
+from .plot import plot_loss
+from .precision import configure_accelerator
+from .process import Rank, work_dir
+from .progress import ProgressWriter
+from .rows import DataError, data_files, load_rows, read_current
+from .storage import open_store
+from .xla_hosts import replicate_trainable_in_place
 
 log = logging.getLogger("gemma_trainer")
-
-
-@dataclass(frozen=True)
-class Rank:
-    """Where this process sits in a data-parallel launch (torchrun sets the environment)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @classmethod
-    def from_env(cls) -> Rank:
-        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")),
-                   int(os.environ.get("WORLD_SIZE", "1")))
-
-    @property
-    def is_writer(self) -> bool:
-        return self.rank == 0
-
-
-WORK_DIR_ENV = "GEMMAFT_WORK_DIR"
-
-
-def work_dir(run_id: str) -> Path:
-    """Local scratch folder of a run (the same path for every rank on a host)."""
-    base = os.environ.get(WORK_DIR_ENV) or os.path.join(tempfile.gettempdir(), "gemmaft")
-    return Path(base) / run_id
-
-
-@contextlib.contextmanager
-def invocation_scratch():
-    """Scratch that lives as long as this ``gemmaft train``, as the trainer pod's emptyDir lives as long as the
-    pod (every attempt is a new pod): a fresh folder in $WORK_DIR_ENV, removed at the end, so a rerun tokenizes
-    its data files as they are then and nothing is left in the machine's /tmp. Kept as is when $WORK_DIR_ENV is
-    set already (the user's folder to keep, or the launcher's for its workers) or under a torchrun launched by
-    someone else (LOCAL_RANK set: every worker of the host must find the same folder)."""
-    if os.environ.get(WORK_DIR_ENV) or "LOCAL_RANK" in os.environ:
-        yield
-        return
-    folder = tempfile.mkdtemp(prefix="gemmaft-")
-    os.environ[WORK_DIR_ENV] = folder
-    try:
-        yield
-    finally:
-        os.environ.pop(WORK_DIR_ENV, None)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def total_steps(spec, n_examples: int) -> int:
     """Optimizer steps of the run (maxSteps, else ceil(epochs x steps per epoch)), from the one batch plan
     (``gemma_operator.api.plan``) that ``gemmaft plan`` prints: right for any number of hosts."""
-    from .data import DataError
-
     try:
         return batch_plan(spec).total_steps(n_examples, spec.training.epochs, spec.training.max_steps)
     except PlanError as err:
         raise DataError(str(err)) from None
 
 
-def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps: int, has_eval: bool,
+def training_arguments(spec, setup: DeviceSetup, output_dir: Path, max_steps: int, has_eval: bool,
                        report_tqdm: bool = True):
-    """The TrainingArguments of a run; ``plan.training_args`` (per accelerator) is applied last."""
+    """The TrainingArguments of a run; ``setup.training_args`` (per accelerator) is applied last."""
     from transformers import TrainingArguments
 
     t, out = spec.training, spec.output
@@ -127,7 +104,7 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
         save_only_model=False,
         restore_callback_states_from_checkpoint=False,
     )
-    kwargs.update(plan.training_args)
+    kwargs.update(setup.training_args)
     return TrainingArguments(**kwargs)
 
 
@@ -136,9 +113,6 @@ def _make_trainer_class():
     from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from .guard import check_grad_norm, check_loss
-    from .loss_head import causal_lm_loss, output_softcap
-    from .precision import configure_accelerator
 
     class SeededLengthGroupedSampler(LengthGroupedSampler):
         """Length-grouped order that depends only on (seed, epoch): a resumed run sees the same batches."""
@@ -155,28 +129,28 @@ def _make_trainer_class():
         """The HF Trainer with a seeded length-grouped sampler and the chunked loss head
         (:mod:`gemma_trainer.loss_head`: logits only at labelled positions, never all of them at once)."""
 
-        def __init__(self, *a, train_lengths: list[int] | None = None, plan: AcceleratorPlan | None = None,
+        def __init__(self, *a, train_lengths: list[int] | None = None, setup: DeviceSetup | None = None,
                      **kw):
             self._train_lengths = train_lengths
-            self._plan = plan
-            self._static_shapes = plan is not None and plan.device == "xla"
+            self._setup = setup
+            self._static_shapes = setup is not None and setup.device == "xla"
             super().__init__(*a, **kw)
 
         def create_accelerator_and_postprocess(self):
             super().create_accelerator_and_postprocess()
-            if self._plan is not None:
-                configure_accelerator(self.accelerator, self._plan.policy)
+            if self._setup is not None:
+                configure_accelerator(self.accelerator, self._setup.policy)
 
         def _get_grad_norm(self, model, grad_norm=None):
             norm = super()._get_grad_norm(model, grad_norm)
-            if self._plan is not None and not self._static_shapes:
-                check_grad_norm(norm, self.state.global_step + 1, self._plan.policy)
+            if self._setup is not None and not self._static_shapes:
+                check_grad_norm(norm, self.state.global_step + 1, self._setup.policy)
             return norm
 
         def training_step(self, model, inputs, num_items_in_batch=None):
             loss = super().training_step(model, inputs, num_items_in_batch)
-            if self._plan is not None and not self._static_shapes:  # XLA: checked at logging steps (no sync)
-                check_loss(loss, self.state.global_step + 1, self._plan.policy)
+            if self._setup is not None and not self._static_shapes:  # XLA: checked at logging steps (no sync)
+                check_loss(loss, self.state.global_step + 1, self._setup.policy)
             return loss
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -212,11 +186,6 @@ def _tokenize(uri: str, spec, tokenizer, folder: Path, rank: Rank, read=None):
     """The run's tokenized rows of ``uri``: a memory-mapped ``datasets.Dataset`` in ``folder``, written once per
     host by local rank 0 (same validation and messages as reading the rows directly); ``read``: the run's
     ``inputs.PinnedReader`` (the data files pinned at its first start)."""
-    from .callbacks import barrier
-    from .data import format_and_tokenize
-    from .dataset import tokenized_dataset
-    from .rows import load_rows, read_current
-
     def tokenize():
         rows, fmt = load_rows(uri, spec.dataset.format, read or read_current)
         features = format_and_tokenize(rows, fmt, tokenizer, spec.training.max_seq_length)
@@ -226,27 +195,18 @@ def _tokenize(uri: str, spec, tokenizer, folder: Path, rank: Rank, read=None):
     return tokenized_dataset(folder, tokenize, is_builder=rank.local_rank == 0, barrier=barrier)
 
 
-def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = None, preemption=None,
+def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None, preemption=None,
                  extension=None) -> int:
     """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code. ``extension`` (e.g. the
     distillation student's) may replace the features and collator (``prepare``) and the Trainer class."""
     from transformers import set_seed
 
-    from .callbacks import CommitCallback, PreemptionCallback, ProgressCallback, barrier
-    from .checkpoints import CheckpointManager
-    from .dataset import lengths_of
-    from .guard import NonFiniteGuard, NonFiniteLoss
-    from .inputs import PinnedReader, pinned_features
-    from .model import load_tokenizer, resolve_model_dir
-    from .progress import ProgressWriter
-    from .rows import data_files
-    from .storage import open_store
 
     spec = cfg.spec
-    plan = plan or accelerator_plan(spec)
-    rank = process_rank(plan, rank)
-    _cap_cpu_threads(plan)
-    log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, plan.describe())
+    setup = setup or device_setup(spec)
+    rank = process_rank(setup, rank)
+    _cap_cpu_threads(setup)
+    log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, setup.describe())
 
     run_store = open_store(cfg.run_uri)
     progress = ProgressWriter(run_store, enabled=rank.is_writer)
@@ -265,7 +225,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             PinnedReader(cfg, run_store, data_files, model_dir), progress)
 
         set_seed(spec.training.seed)
-        model, collator = model_and_collator(model_dir, spec, plan, rank, tokenizer)
+        model, collator = model_and_collator(model_dir, spec, setup, rank, tokenizer)
 
         scratch = work_dir(cfg.run_id)
         staging = scratch / "staging"
@@ -278,16 +238,16 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         steps = total_steps(spec, len(train_features))
         log.info("batch: %s; %d optimizer steps over %d rows", batch_plan(spec).describe(), steps,
                  len(train_features))
-        args = training_arguments(spec, plan, staging, steps, eval_features is not None)
+        args = training_arguments(spec, setup, staging, steps, eval_features is not None)
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
-        guard = NonFiniteGuard(plan.policy)
+        guard = NonFiniteGuard(setup.policy)
         callbacks = [preemption, guard, commit, ProgressCallback(progress, rank.is_writer)]
         if extension is not None:
             train_features, eval_features, collator = extension.prepare(train_features, eval_features, collator)
-        trainer = _trainer_class(plan, extension)(
+        trainer = _trainer_class(setup, extension)(
             model=model, args=args, train_dataset=train_features, eval_dataset=eval_features,
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-            train_lengths=lengths_of(train_features), plan=plan,
+            train_lengths=lengths_of(train_features), setup=setup,
         )
         try:
             trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
@@ -297,39 +257,33 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
         if preemption.preempted:
             return _stop_preempted(progress, trainer.state.global_step, commit.last_committed_step, rank)
 
-        _complete(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch, rank)
+        _complete(cfg, trainer, tokenizer, model_dir, setup, run_store, progress, scratch, rank)
         return EXIT_OK
     finally:
         preemption.uninstall()
 
 
-def _complete(cfg, trainer, tokenizer, model_dir, plan: AcceleratorPlan, run_store, progress, scratch,
+def _complete(cfg, trainer, tokenizer, model_dir, setup: DeviceSetup, run_store, progress, scratch,
               rank: Rank) -> None:
     """After the last step: the writer saves and uploads the result; every host waits for it."""
-    from .callbacks import barrier
-
-    if plan.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
-        from .xla_hosts import replicate_trainable_in_place
-
+    if setup.device == "xla":  # every host: the writer alone must be able to read the adapter afterwards
         replicate_trainable_in_place(trainer.model)
     if rank.is_writer:
-        _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch)
+        _finish(cfg, trainer, tokenizer, model_dir, setup, run_store, progress, scratch)
     barrier()
 
 
-def process_rank(plan: AcceleratorPlan, rank: Rank | None) -> Rank:
+def process_rank(setup: DeviceSetup, rank: Rank | None) -> Rank:
     """This process's rank: on XLA (SPMD: one process per host) the rank and world of the TPU slice, else
     ``rank`` or torchrun's environment."""
-    if plan.device == "xla":
-        from . import xla
-
+    if setup.device == "xla":
         return Rank(*xla.process_rank())
     return rank or Rank.from_env()
 
 
-def _cap_cpu_threads(plan: AcceleratorPlan) -> None:
+def _cap_cpu_threads(setup: DeviceSetup) -> None:
     """On the CPU, torch's threads capped at the cores this process may use."""
-    if plan.device == "cpu":
+    if setup.device == "cpu":
         import torch
 
         torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
@@ -346,31 +300,22 @@ def tokenized_features(cfg, tokenizer, rank: Rank, folder: str = "data", read=No
     return train, evaluation
 
 
-def _trainer_class(plan: AcceleratorPlan, extension):
+def _trainer_class(setup: DeviceSetup, extension):
     """GemmaTrainer, made XLA's (adapter-only checkpoints from process 0) on a TPU, and the extension's."""
     trainer = _make_trainer_class()
-    if plan.device == "xla":
-        from . import xla_trainer
-
+    if setup.device == "xla":
         trainer = xla_trainer.trainer_class(trainer)
     return extension.trainer_class(trainer) if extension is not None else trainer
 
 
-def model_and_collator(model_dir, spec, plan: AcceleratorPlan, rank: Rank, tokenizer):
+def model_and_collator(model_dir, spec, setup: DeviceSetup, rank: Rank, tokenizer):
     """The model with its training method applied, and the collator its device wants: static padded buckets on XLA
     (frozen weights sharded over the slice), padding-free packed rows elsewhere."""
-    from .batches import PackedCollator, PadCollator
-    from .model import apply_method, load_model, trainable_summary
-
-    model = apply_method(load_model(model_dir, spec, plan, rank.local_rank), spec, plan)
-    if plan.device == "xla":
-        from . import xla
-
+    model = apply_method(load_model(model_dir, spec, setup, rank.local_rank), spec, setup)
+    if setup.device == "xla":
         model = xla.prepare_model(model, spec)
-        collator = PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
+        collator = PadCollator(tokenizer.pad_token_id, buckets=setup.pad_buckets)
     else:
-        from .packed_attention import use_packed_attention
-
         use_packed_attention(model)  # attention row by row: no scores cross rows
         collator = PackedCollator()
     log.info("method %s: %s", spec.method, trainable_summary(model))
@@ -407,12 +352,9 @@ def _stop_non_finite(progress, err, rank: Rank) -> int:
     return EXIT_NON_FINITE
 
 
-def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scratch):
+def _finish(cfg, trainer, tokenizer, model_dir, setup, run_store, progress, scratch):
     """The writer's part of the end: the adapter (and merged model) saved and uploaded, the loss plot, and
     progress.json marked completed."""
-    from .model import save_merged, save_result
-    from .plot import plot_loss
-
     spec = cfg.spec
     step = trainer.state.global_step
     model = trainer.model
@@ -423,7 +365,7 @@ def _finish(cfg, trainer, tokenizer, model_dir, plan, run_store, progress, scrat
     run_store.upload_dir(str(adapter_local), ADAPTER_DIR)
     fields = {"adapter_uri": run_store.url(ADAPTER_DIR)}
     if spec.output.merge_adapter:
-        merged = save_merged(model, tokenizer, spec, out / MERGED_DIR, model_dir, plan)
+        merged = save_merged(model, tokenizer, spec, out / MERGED_DIR, model_dir, setup)
         if merged is not None:
             run_store.delete_prefix(MERGED_DIR)
             run_store.upload_dir(str(merged), MERGED_DIR)

@@ -1,9 +1,9 @@
 """The TPU (torch-xla) path of the trainer: SPMD mesh, FSDPv2-style sharding, fixed pad buckets, host shards.
 
-Importable everywhere (torch and torch_xla are imported lazily), so ``config.accelerator_plan`` can call
-:func:`plan_for` in any image. How a TPU run (tpu-v3, tpu-v5e) trains (one process per host; SPMD shows it the whole slice):
+Importable everywhere (torch and torch_xla are imported lazily), so ``backends.device_setup`` can call
+:func:`device_setup` in any image. How a TPU run (tpu-v3, tpu-v5e) trains (one process per host; SPMD shows it the whole slice):
 
-1. :func:`plan_for`: bf16, fixed ``pad_buckets`` (static shapes), TrainingArguments extras.
+1. :func:`device_setup`: bf16, fixed ``pad_buckets`` (static shapes), TrainingArguments extras.
 2. :func:`prepare_model`: a 1-D ``("fsdp",)`` mesh over every device of the slice; frozen base weights sharded
    along it (:func:`shard_model_fsdp_v2`), decoder outputs and logits sharded along the batch
    (:func:`shard_activations`, as transformers' ``xla_fsdp_v2`` does); LoRA weights stay replicated.
@@ -20,13 +20,17 @@ methods that train every weight.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from typing import Any
 
 from gemma_operator.api.accelerators import HUB_KERNELS_ENV, profile
+from gemma_operator.api.precision import BF16
 
+from . import multihost
 from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)
+from .device import DeviceSetup
 
 log = logging.getLogger("gemma_trainer.xla")
 
@@ -78,7 +82,7 @@ def hf_fsdp_v2_overrides() -> dict[str, Any]:
     """HF Trainer's own FSDPv2 recipe (huggingface gemma-peft blog), for an ``xla_trainer.trainer_class``
     Trainer.
 
-    Not used by :func:`plan_for` (see the module docstring); kept for methods that train all weights, where
+    Not used by :func:`device_setup` (see the module docstring); kept for methods that train all weights, where
     sharding the trainable weights and optimizer state is the point. Needs ``xla_trainer.trainer_class``
     (optimizer creation fix) and ``training_args_overrides``.
     """
@@ -103,16 +107,12 @@ def hub_kernels_off() -> None:
     os.environ.setdefault(HUB_KERNELS_ENV, "NO")
 
 
-def plan_for(spec):
-    """The AcceleratorPlan of a TPU run (``config.accelerator_plan`` calls this)."""
-    from gemma_operator.api.precision import BF16
-
-    from .config import AcceleratorPlan
-
+def device_setup(spec) -> DeviceSetup:
+    """The DeviceSetup of a TPU run (``backends.device_setup`` calls this)."""
     if not is_tpu_run(spec):
-        raise ValueError(f"plan_for: accelerator.type is {spec.accelerator.type!r}, not a TPU type")
+        raise ValueError(f"device_setup: accelerator.type is {spec.accelerator.type!r}, not a TPU type")
     hub_kernels_off()
-    return AcceleratorPlan(
+    return DeviceSetup(
         accelerator=spec.accelerator.type,
         device="xla",
         policy=BF16,
@@ -258,8 +258,6 @@ def sharding_spec(tensor) -> str:
 def enable_xla_activation_checkpointing(model) -> int:
     """Recompute each decoder layer in the backward pass with ``torch_xla.utils.checkpoint`` (HF's default,
     ``torch.utils.checkpoint``, does not run on XLA tensors in torch 2.9). Returns the layers switched."""
-    import functools
-
     from torch_xla.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -288,7 +286,7 @@ def prepare_model(model, spec=None, activation_checkpointing: bool = True):
     return model
 
 
-# ---------------------------------------------------------------- processes, writer, barrier
+# ---------------------------------------------------------------- processes, writer
 
 
 def process_rank() -> tuple[int, int, int]:
@@ -296,8 +294,6 @@ def process_rank() -> tuple[int, int, int]:
 
     Uses torch-xla's runtime; on a multi-host slice it agrees with ``multihost.from_env()`` (checked)."""
     import torch_xla.runtime as xr
-
-    from . import multihost
 
     ensure_spmd()
     rank, world = xr.process_index(), xr.process_count()
@@ -312,11 +308,3 @@ def process_rank() -> tuple[int, int, int]:
 def is_writer() -> bool:
     """Only global process 0 writes checkpoints, progress and results."""
     return process_rank()[0] == 0
-
-
-def barrier(tag: str) -> None:
-    """Wait for every host (a no-op with one process): a gloo process group, not ``xm.rendezvous`` (see
-    :mod:`gemma_trainer.xla_hosts`)."""
-    from .xla_hosts import host_barrier
-
-    host_barrier(tag)

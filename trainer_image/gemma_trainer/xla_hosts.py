@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from . import multihost
+
 log = logging.getLogger("gemma_trainer.xla")
 
 GLOO_INIT_METHOD = "xla://"
@@ -43,8 +45,6 @@ def process_group(always: bool = False):
     if host_count() <= 1 and not always:
         return None
     import torch_xla.distributed.xla_backend  # noqa: F401 - registers the xla:// init method
-
-    from . import multihost
 
     info = multihost.from_env()
     os.environ.setdefault("MASTER_ADDR", info.hostnames[0])

@@ -1,6 +1,6 @@
 """The HF Trainer subclass of the SPMD (torch-xla) path: host-sharded batches, adapter-only checkpoints.
 
-:func:`trainer_class` wraps ``train.GemmaTrainer`` (or any ``Trainer`` subclass) when the plan's device is
+:func:`trainer_class` wraps ``train.GemmaTrainer`` (or any ``Trainer`` subclass) when the setup's device is
 ``xla``; the mesh, the processes and the writer come from :mod:`gemma_trainer.xla`, the host barrier and the
 gathers from :mod:`gemma_trainer.xla_hosts`.
 """

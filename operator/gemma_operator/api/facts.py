@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .families import FAMILIES
+from .families import tokenizer_of
 from .model_arch import LINEAR_MODULES, Experts, GlobalAttention, ModelArch, PerLayerEmbeddings
 
 __all__ = ["GB", "GIB", "LINEAR_MODULES", "MODELS", "ModelArch", "hub_id", "tokenizer_family"]
@@ -158,12 +158,7 @@ GKE_NODEPOOL_LABEL = "cloud.google.com/gke-nodepool"
 MODEL_CACHE_BYTES_PER_PARAM = 4
 SCRATCH_HEADROOM_GIB = 8
 
-# Tokenizer of each model family (``ModelArch.family``; sources in api/families.py): a distillation's teacher and
-# student must share one.
-TOKENIZER_FAMILIES: dict[str, str] = {name: family.tokenizer for name, family in FAMILIES.items()}
-
-
 def tokenizer_family(model: str) -> str:
-    """The tokenizer family of a model (``TOKENIZER_FAMILIES`` by the model's ``family``)."""
-    family = MODELS[model].family
-    return TOKENIZER_FAMILIES.get(family, family)
+    """The tokenizer of a model's family (``families.py``): a distillation's teacher and student must share one
+    (the student learns the teacher's distribution over the same token ids)."""
+    return tokenizer_of(MODELS[model].family)

@@ -9,9 +9,10 @@ from pydantic import StringConstraints
 
 from .accelerators import ACCELERATORS, all_gpu_counts, all_topologies, spelled_list
 from .facts import LINEAR_MODULES, MODELS
+from .methods import METHODS
 
 ModelName = Literal[tuple(MODELS)]  # type: ignore[valid-type]
-Method = Literal["lora", "qlora", "freeze", "full"]
+Method = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 DataFormat = Literal["auto", "messages", "prompt-completion", "text"]
 AcceleratorType = Literal[tuple(ACCELERATORS)]  # type: ignore[valid-type]
 Topology = Literal[all_topologies()]  # type: ignore[valid-type]

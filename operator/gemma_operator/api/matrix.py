@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from .accelerators import ACCELERATORS, profile
 from .facts import GB, MODELS
 from .memory import MemoryEstimate, estimate
+from .methods import METHODS as METHOD_RECORDS
 from .rules import check_rules
 from .spec import GemmaFineTuneSpec
 
-METHODS = ("lora", "qlora", "freeze", "full")
+METHODS = tuple(METHOD_RECORDS)  # the method registry's order: lora, qlora, freeze, full
 FIT_FIELD = "spec.method"  # the field check_rules names when a spec does not fit (rules.check_fit)
 
 

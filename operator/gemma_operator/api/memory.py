@@ -33,11 +33,11 @@ from dataclasses import dataclass
 
 from .accelerators import profile as accelerator_profile
 from .facts import GB, MODELS, ModelArch
-from .precision import precision_policy
+from .families import precision_policy
+from .methods import training_method
 from .spec import GemmaFineTuneSpec
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
-NF4_BYTES_PER_PARAM = 0.5 + 0.0625  # 4-bit values plus block-wise quantisation constants
 TRAINABLE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 gradient + two fp32 AdamW moments
 RUNTIME_OVERHEAD_BYTES = int(0.6 * GB)  # CUDA context / XLA runtime and allocator slack
 FP32_BYTES = 4
@@ -81,47 +81,14 @@ class MemoryEstimate:
         )
 
 
-def lora_targets(arch: ModelArch, targets: list[str]) -> dict[str, tuple[int, int]]:
-    """The adapted projections of each decoder layer, by ``module name`` per layer, as peft resolves them:
-    ``all-linear`` is every ``nn.Linear`` but the LM head (on Gemma 4 also the per-layer input gate and
-    projection and the router; never the experts, whose weights are 3-D parameters)."""
-    return {f"{i}.{name}": shape for i, layer in enumerate(arch.layer_shapes()) for name, shape in layer.linear.items()
-            if "all-linear" in targets or name in targets}
-
-
-def lora_params(arch: ModelArch, r: int, targets: list[str]) -> int:
-    """LoRA's A and B matrices: r x (in + out) per adapted projection (a layer without the module skips it)."""
-    shapes = list(lora_targets(arch, targets).values())
-    if "all-linear" in targets:
-        shapes += list(arch.model_linear_shapes().values())
-    return sum(r * (i + o) for i, o in shapes)
-
-
 def trainable_params(spec: GemmaFineTuneSpec, arch: ModelArch) -> int:
-    if spec.method in ("lora", "qlora"):
-        return lora_params(arch, spec.lora.r, list(spec.lora.target_modules))
-    if spec.method == "freeze":
-        per_layer = (arch.params - arch.lookup_params) / arch.layers
-        return int(per_layer * min(spec.freeze.trainable_layers, arch.layers))
-    return arch.params
+    """Parameters with fp32 master weight, gradient and AdamW state under ``spec.method``."""
+    return training_method(spec.method).trainable_params(spec, arch)
 
 
-def weight_bytes(method: str, arch: ModelArch, dtype_bytes: int) -> int:
-    """Frozen weights: all of them resident, every expert's included (the router picks per token, so no expert can
-    be left out). qlora quantizes nn.Linear layers only: the lookup tables and the 3-D expert weights stay 16-bit."""
-    if method == "full":
-        return 0  # every weight is trainable state
-    if method == "qlora":
-        largest = max(i * o for i, o in arch.linear_shapes().values())
-        return nf4_weight_bytes(arch) + largest * 2
-    return arch.params * dtype_bytes
-
-
-def nf4_weight_bytes(arch: ModelArch) -> int:
-    """Weights loaded in 4-bit: NF4 nn.Linear layers, 16-bit lookup tables and expert weights (3-D parameters,
-    which bitsandbytes does not quantize)."""
-    unquantized = arch.lookup_params + arch.expert_params
-    return int((arch.params - unquantized) * NF4_BYTES_PER_PARAM) + unquantized * 2
+def weight_bytes(method_name: str, arch: ModelArch, dtype_bytes: int) -> int:
+    """Frozen base weights under method ``method_name`` at ``dtype_bytes`` per weight."""
+    return training_method(method_name).frozen_weight_bytes(arch, dtype_bytes)
 
 
 @dataclass(frozen=True)
@@ -168,11 +135,11 @@ def activation_bytes(arch: ModelArch, shape: StepShape) -> int:
     return kept + max(layer_bytes(arch, shape), loss_head_bytes(arch, shape))
 
 
-def training_memory(arch: ModelArch, method: str, trainable: int, shape: StepShape, devices: int = 1,
+def training_memory(arch: ModelArch, method_name: str, trainable: int, shape: StepShape, devices: int = 1,
                     capacity: int | None = None, overhead: int = 0) -> MemoryEstimate:
     """The estimate for any architecture and micro-batch (the measurement test calls it on scaled shapes)."""
     return MemoryEstimate(
-        weights=weight_bytes(method, arch, shape.frozen_dtype_bytes or shape.dtype_bytes),
+        weights=weight_bytes(method_name, arch, shape.frozen_dtype_bytes or shape.dtype_bytes),
         trainable=trainable * TRAINABLE_BYTES_PER_PARAM,
         activations=activation_bytes(arch, shape),
         overhead=overhead,

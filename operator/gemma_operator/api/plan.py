@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from .accelerators import profile
 from .facts import MODELS
+from .families import precision_policy
 from .memory import MemoryEstimate, estimate, trainable_params
-from .precision import precision_policy
 
 ADAPTER_WEIGHT_BYTES = 4  # fp32 master copy of each trainable weight (safetensors)
 OPTIMIZER_STATE_BYTES = 8  # two fp32 AdamW moments per trainable weight (optimizer.pt)

@@ -1,4 +1,4 @@
-"""Which tensors live in which dtype, per model family and accelerator arithmetic: one table, with sources.
+"""Which tensors live in which dtype, per model family and accelerator arithmetic: the policies, with sources.
 
 An accelerator's arithmetic is its ``AcceleratorProfile.compute_dtype`` (``api/facts.py``): ``float16`` (T4:
 compute capability 7.5, no bf16), ``bfloat16`` (TPU, and GPUs from compute capability 8.0) or ``float32`` (CPU).
@@ -23,7 +23,9 @@ Why Gemma cannot run in plain fp16 (sources, and what was measured here):
 * Gemma 2: the Hugging Face Gemma 2 blog says 27B-it is erratic in fp16 ("you must use bfloat16"); reports on
   2B and 9B are mixed (UNVERIFIED either way), so Gemma 2 gets the safe policy too.
 
-A family with no row gets :data:`FP16_PROJECTIONS` on fp16 arithmetic: the safe policy is the default.
+Each family's rows (which policy on which arithmetic, and why) are in its record in ``api/families.py``
+(``precision_policy``); a family with no row gets :data:`FP16_PROJECTIONS` on fp16 arithmetic: the safe
+policy is the default.
 """
 
 from __future__ import annotations
@@ -84,31 +86,5 @@ class PrecisionRow:
     why: str  # the measurement or source behind the choice
 
 
-# (model family, accelerator arithmetic) -> policy, with why. A family missing here gets the default of its
-# arithmetic (DEFAULTS): the safe policy.
-PRECISION_TABLE: dict[tuple[str, str], PrecisionRow] = {
-    ("gemma2", "float16"): PrecisionRow(
-        FP16_PROJECTIONS, "Gemma 2 27B is erratic in fp16 (HF Gemma 2 blog); 2B and 9B are unmeasured here (no "
-                          "real Gemma 2 weights on this machine): the safe policy"),
-    ("gemma3", "float16"): PrecisionRow(
-        FP16_PROJECTIONS, "measured: the real Gemma 3 270M overflows fp16 at layer 8 (stream 1.04e5); fp16 "
-                          "projections around an fp32 stream stay finite, loss within 0.01% of fp32 "
-                          "(tests/real_gemma/test_numerics.py)"),
-    ("gemma4", "float16"): PrecisionRow(
-        FP16_PROJECTIONS, "unmeasured here (no real Gemma 4 weights on this machine); Unsloth's loader forces fp32 "
-                          "activations for gemma4 as for gemma3 (FORCE_FLOAT32), and Gemma 4 scales its embedding "
-                          "by sqrt(hidden) as Gemma 3 does: the safe policy"),
-}
+# The policy of an arithmetic for a family without its own row (``api/families.py``): the safe one.
 DEFAULTS: dict[str, PrecisionPolicy] = {"float16": SAFE_FP16, "bfloat16": BF16, "float32": FP32}
-
-
-def precision_policy(family: str, arithmetic: str) -> PrecisionPolicy:
-    """The policy for a model ``family`` (``ModelArch.family``) on an accelerator whose arithmetic is
-    ``arithmetic`` (``float16``, ``bfloat16`` or ``float32``)."""
-    row = PRECISION_TABLE.get((family, arithmetic))
-    if row is not None:
-        return row.policy
-    try:
-        return DEFAULTS[arithmetic]
-    except KeyError:
-        raise ValueError(f"no precision policy for arithmetic {arithmetic!r}: one of {sorted(DEFAULTS)}") from None

@@ -6,6 +6,7 @@ from .accelerators import names_of, profile, spelled_list
 from .distillation import teacher_accelerator
 from .facts import MODEL_PACKAGES, MODELS, tokenizer_family
 from .memory import estimate
+from .methods import smallest_weights_method, training_method
 from .problem import Problem, accelerator_problems
 from .serving_rules import check_serving
 from .spec import GemmaFineTuneSpec
@@ -15,8 +16,10 @@ from .teacher_memory import teacher_estimate
 def _smaller_fix(spec: GemmaFineTuneSpec) -> str:
     acc = profile(spec.accelerator.type)
     if acc.kind == "gpu":
-        if spec.method in ("lora", "freeze", "full"):
-            return f"use method qlora (4-bit base weights) or accelerator.type {acc.larger_alternative}, or a smaller model"
+        smaller = smallest_weights_method()
+        if spec.method != smaller.name:
+            return (f"use method {smaller.name} (4-bit base weights) or accelerator.type {acc.larger_alternative}, "
+                    "or a smaller model")
         return f"use accelerator.type {acc.larger_alternative} (method lora) or a smaller model"
     if acc.kind == "tpu":
         chips = acc.topology(spec.topology).chips
@@ -85,18 +88,17 @@ def check_rules(spec: GemmaFineTuneSpec, local_run: bool = False) -> list[Proble
     output folder is fine whatever the accelerator."""
     problems: list[Problem] = accelerator_problems(spec.accelerator, "spec.accelerator")
     acc = spec.accelerator
-    if spec.method == "qlora" and profile(acc.type).kind != "gpu":
+    if training_method(spec.method).needs_cuda and profile(acc.type).kind != "gpu":
         problems.append(Problem("spec.method",
-                                f"method qlora needs a CUDA GPU (bitsandbytes), not {acc.type}: use accelerator.type "
-                                f"{spelled_list(names_of('gpu'))}, or method lora on {spelled_list(names_of('tpu'))}"))
+                                f"method {spec.method} needs a CUDA GPU (bitsandbytes), not {acc.type}: use "
+                                f"accelerator.type {spelled_list(names_of('gpu'))}, or method lora on "
+                                f"{spelled_list(names_of('tpu'))}"))
     if not spec.output.uri.startswith("gs://") and acc.type != "cpu" and not local_run:
         problems.append(Problem("spec.output.uri",
                                 "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with "
                                 "accelerator.type cpu"))
-    layers = MODELS[spec.model].layers
-    if spec.method == "freeze" and spec.freeze.trainable_layers > layers:
-        problems.append(Problem("spec.freeze.trainableLayers",
-                                f"{spec.model} has {layers} decoder layers: set trainableLayers to at most {layers}"))
+    problems.extend(Problem(field, message)
+                    for field, message in training_method(spec.method).problems(spec, MODELS[spec.model]))
     if spec.training.eval_every_steps is not None and spec.dataset.eval_uri is None:
         problems.append(Problem("spec.training.evalEverySteps",
                                 "evaluation needs data: set dataset.evalUri or remove evalEverySteps"))

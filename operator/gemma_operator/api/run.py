@@ -7,6 +7,7 @@ from typing import Literal
 
 from .base import ApiModel
 from .inputs import RunInputs
+from .methods import METHODS
 
 # Trainer exit codes (the Job's podFailurePolicy acts on them).
 EXIT_OK = 0
@@ -42,12 +43,10 @@ class ServedWeights:
 
 
 # lora/qlora: the peft adapter; freeze: only the trained layers in adapter/, so merged/ (output.mergeAdapter);
-# full: adapter/ holds the whole model (save_pretrained).
+# full: adapter/ holds the whole model (save_pretrained). From the method registry (api/methods.py).
 SERVED_WEIGHTS: dict[str, ServedWeights] = {
-    "lora": ServedWeights(ADAPTER_DIR, adapter=True),
-    "qlora": ServedWeights(ADAPTER_DIR, adapter=True),
-    "freeze": ServedWeights(MERGED_DIR, adapter=False),
-    "full": ServedWeights(ADAPTER_DIR, adapter=False),
+    m.name: ServedWeights(MERGED_DIR if m.served_from_merged else ADAPTER_DIR, adapter=m.peft_adapter)
+    for m in METHODS.values()
 }
 
 RunState = Literal["starting", "training", "checkpointing", "preempted", "completed", "failed"]

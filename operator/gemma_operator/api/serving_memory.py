@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from .accelerators import profile as accelerator_profile
 from .facts import GB, MODELS, ModelArch
-from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES, lora_params
+from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES
+from .methods import lora_params, training_method
 from .serving_engine import BATCHED_TOKENS, EngineFamily, engine_lora_rank, serving_dtype
 from .spec import GemmaFineTuneSpec
 
@@ -67,7 +68,7 @@ def max_model_length(spec: GemmaFineTuneSpec) -> int:
 
 def served_lora_rank(spec: GemmaFineTuneSpec) -> int | None:
     """vLLM's ``--max-lora-rank`` for the spec's adapter; None for methods that serve whole weights."""
-    if spec.method not in ("lora", "qlora"):
+    if not training_method(spec.method).peft_adapter:
         return None
     return spec.serving.max_lora_rank or engine_lora_rank(spec.lora.r)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .accelerators import names_of, profile, spelled_list
 from .facts import GB, MODELS
+from .methods import training_method
 from .problem import Problem, accelerator_problems
 from .serving_engine import (
     ENGINE,
@@ -54,9 +55,9 @@ def _source_problems(spec: GemmaFineTuneSpec) -> list[Problem]:
         problems.append(Problem("spec.output.uri",
                                 "the serving pods read the run's adapter from GCS: output.uri must be "
                                 "gs://BUCKET/PATH, or remove serving"))
-    if spec.method == "freeze" and not spec.output.merge_adapter:
+    if training_method(spec.method).served_from_merged and not spec.output.merge_adapter:
         problems.append(Problem("spec.output.mergeAdapter",
-                                f"method freeze writes only the trained layers, which {ENGINE} cannot load: serving "
+                                f"method {spec.method} writes only the trained layers, which {ENGINE} cannot load: serving "
                                 "needs the merged weights; set output.mergeAdapter: true"))
     return problems
 
@@ -72,7 +73,7 @@ def _length_problems(spec: GemmaFineTuneSpec) -> list[Problem]:
 
 def lora_problems(spec: GemmaFineTuneSpec, row: EngineFamily) -> list[Problem]:
     """The adapter's rank and target modules against the engine's LoRA limits."""
-    if spec.method not in ("lora", "qlora"):
+    if not training_method(spec.method).peft_adapter:
         return []
     problems = []
     rank, limit = spec.lora.r, spec.serving.max_lora_rank

@@ -24,6 +24,7 @@ from .fields import (
     TargetModule,
     Uri,
 )
+from .methods import cuda_only_methods
 from .serving import Serving
 
 
@@ -176,9 +177,10 @@ class GemmaFineTuneSpec(ApiModel):
     """A Gemma fine-tune: model, data, method, hyperparameters, accelerator and output."""
 
     model_config = with_cel(
-        cel(f"self.method != 'qlora' || self.accelerator.type in {cel_list(names_of('gpu'))}",
-            f"method qlora needs a CUDA GPU (bitsandbytes): use accelerator.type {spelled_list(names_of('gpu'))}, "
-            f"or method lora on {spelled_list(names_of('tpu'))}", ".method"),
+        *(cel(f"self.method != '{name}' || self.accelerator.type in {cel_list(names_of('gpu'))}",
+              f"method {name} needs a CUDA GPU (bitsandbytes): use accelerator.type "
+              f"{spelled_list(names_of('gpu'))}, or method lora on {spelled_list(names_of('tpu'))}", ".method")
+          for name in cuda_only_methods()),
         cel("self.output.uri.startsWith('gs://') || self.accelerator.type == 'cpu'",
             "output.uri must be gs://BUCKET/PATH on GKE; a local path works only with accelerator.type cpu",
             ".output.uri"),

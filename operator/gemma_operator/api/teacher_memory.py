@@ -17,7 +17,8 @@ from __future__ import annotations
 from .accelerators import profile as accelerator_profile
 from .distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK, teacher_accelerator
 from .facts import MODELS, ModelArch
-from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES, MemoryEstimate, nf4_weight_bytes
+from .memory import DTYPE_BYTES, RUNTIME_OVERHEAD_BYTES, MemoryEstimate
+from .methods import nf4_weight_bytes
 
 LOGIT_BLOCKS_ALIVE = 3  # logits, exp / masked copy, top-k merge buffer
 

@@ -6,6 +6,7 @@ import copy
 from typing import Any
 
 from gemma_operator.api import GemmaFineTune
+from gemma_operator.api.methods import training_method
 from gemma_operator.api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
 
 from .model import TERMINAL, Event
@@ -69,9 +70,10 @@ def progress_fields(p: RunProgress) -> dict[str, Any]:
 def outputs(ft: GemmaFineTune, uri: str, p: RunProgress | None, done: bool) -> dict[str, Any]:
     out = {"runUri": uri}
     if done:
-        full = ft.spec.method in ("full", "freeze")
-        out["adapterUri"] = p.adapter_uri if p and p.adapter_uri else None if full else f"{uri}/{ADAPTER_DIR}"
-        if ft.spec.output.merge_adapter or full:
+        weights_not_adapter = not training_method(ft.spec.method).peft_adapter
+        out["adapterUri"] = (p.adapter_uri if p and p.adapter_uri else None if weights_not_adapter
+                             else f"{uri}/{ADAPTER_DIR}")
+        if ft.spec.output.merge_adapter or weights_not_adapter:
             out["mergedModelUri"] = p.merged_model_uri if p and p.merged_model_uri else f"{uri}/{MERGED_DIR}"
         out["metricsUri"] = f"{uri}/{METRICS_FILE}"
         out["lossPlotUri"] = f"{uri}/{LOSS_PLOT_FILE}"

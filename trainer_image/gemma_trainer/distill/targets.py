@@ -23,7 +23,7 @@ import torch
 from gemma_operator.api.run import COMMIT_MARKER
 
 from ..checkpoints import CheckpointManager
-from ..model import ModelError
+from ..errors import ModelError
 
 SPLITS = ("train", "eval")
 TARGETS_FILE = "targets.safetensors"

@@ -18,9 +18,18 @@ from types import SimpleNamespace
 
 import torch
 from gemma_operator.api.facts import MODELS
+from gemma_operator.api.methods import adapter_method_for
 from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 
+from .. import xla
+from ..batches import PackedCollator, PadCollator
+from ..errors import ModelError
+from ..image_text import adapter_key_mapping, language_model_state
 from ..loss_head import labelled_hidden_states, output_softcap
+from ..methods import TRAINABLE_WEIGHTS
+from ..model import load_model, load_tokenizer, resolve_model_dir
+from ..model_cache import cache_folder, cached_download
+from ..packed_attention import use_packed_attention
 from .heads import teacher_topk
 from .targets import SPLITS, shard_count, shard_manager, write_shard
 
@@ -35,8 +44,6 @@ def rows_per_shard() -> int:
 
 
 def _adapter_dir(uri: str) -> Path:
-    from ..model import ModelError, cache_folder, cached_download
-
     if uri.startswith("gs://"):
         return cached_download(uri, cache_folder(uri, "adapters"))
     path = Path(uri).expanduser()
@@ -45,20 +52,17 @@ def _adapter_dir(uri: str) -> Path:
     return path
 
 
-def load_teacher(teacher, plan):
-    """The teacher model in eval mode on ``plan``'s device, with its adapter applied, and its tokenizer.
+def load_teacher(teacher, setup):
+    """The teacher model in eval mode on ``setup``'s device, with its adapter applied, and its tokenizer.
 
     An adapter folder is what a fine-tune wrote to ``<run>/adapter``: a PEFT adapter (lora, qlora), the trained
     tensors of ``freeze`` (``trainable.safetensors``), or a whole model (``full``)."""
-    from ..image_text import adapter_key_mapping, language_model_state
-    from ..model import TRAINABLE_WEIGHTS, ModelError, load_model, load_tokenizer, resolve_model_dir
-
     model_dir = resolve_model_dir(teacher.model_uri)
     adapter = _adapter_dir(teacher.adapter_uri) if teacher.adapter_uri else None
     if adapter is not None and (adapter / "config.json").is_file():
         model_dir = adapter  # method full: the adapter folder is the whole model
-    method = SimpleNamespace(method="qlora" if teacher.quantization == "nf4" else "lora")
-    model = load_model(model_dir, method, plan)
+    method = adapter_method_for(teacher.quantization)
+    model = load_model(model_dir, SimpleNamespace(method=method.name), setup)
     if adapter is not None and (adapter / "adapter_config.json").is_file():
         from peft import PeftModel
 
@@ -74,24 +78,18 @@ def load_teacher(teacher, plan):
     elif adapter is not None and model_dir != adapter:
         raise ModelError(f"spec.distillation.teacher.adapterUri: {teacher.adapter_uri} holds no adapter "
                          "(adapter_config.json, trainable.safetensors or config.json)")
-    if plan.device == "cuda" and teacher.quantization != "nf4":
+    if setup.device == "cuda" and method.base_quantization is None:  # a quantized base is placed as loaded
         model = model.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
-    elif plan.device == "xla":
-        from .. import xla
-
+    elif setup.device == "xla":
         model = xla.prepare_model(model, activation_checkpointing=False)
     model.eval()
     return model, load_tokenizer(model_dir, MODELS[teacher.model].family)
 
 
-def teacher_collator(model, tokenizer, plan):
+def teacher_collator(model, tokenizer, setup):
     """Batches as the training path makes them: padding-free packed rows, or fixed pad buckets on XLA."""
-    from ..batches import PackedCollator, PadCollator
-
-    if plan.device == "xla":
-        return PadCollator(tokenizer.pad_token_id, buckets=plan.pad_buckets)
-    from ..packed_attention import use_packed_attention
-
+    if setup.device == "xla":
+        return PadCollator(tokenizer.pad_token_id, buckets=setup.pad_buckets)
     use_packed_attention(model)
     return PackedCollator()
 
