@@ -11,6 +11,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
 EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
 EXIT_NON_FINITE = 3  # the loss or gradients became inf/NaN: permanent (same arithmetic, same result), no retry
+EXIT_BELOW_THRESHOLD = 4  # trained and committed, but the evaluation gate failed (spec.evaluation): no retry
 EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
 
 # Where the run config is mounted in trainer pods.
@@ -25,6 +26,10 @@ CHECKPOINTS_DIR = "checkpoints"
 COMMIT_MARKER = "COMMITTED"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard event files (tensorboard --logdir gs://BUCKET/PATH)
+EVALUATION_DIR = "evaluation"  # the evaluation stage: results.json, report.md, answers/<answersKey>/
+EVALUATION_RESULTS_FILE = f"{EVALUATION_DIR}/results.json"
+EVALUATION_REPORT_FILE = f"{EVALUATION_DIR}/report.md"
 
 RunState = Literal["starting", "training", "checkpointing", "preempted", "completed", "failed"]
 

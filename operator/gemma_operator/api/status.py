@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApiModel
+from .evaluation_results import CheckScore
 
 Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -124,6 +125,22 @@ class RecordedTeacher(ApiModel):
     """The GemmaFineTune it was resolved from."""
 
 
+class EvaluationStatus(ApiModel):
+    """The evaluation stage's gate for the current run (from <run>/evaluation/results.json)."""
+
+    passed: bool
+    """Whether the adapter passed every check (the Evaluated condition)."""
+    answers_key: str | None = None
+    """Which answers were scored (spec.evaluation's rows and maxNewTokens)."""
+    checks: list[CheckScore] = Field(default_factory=list)
+    """Per check: type, minScore, score (fine-tuned) and baseScore."""
+    eval_loss: float | None = None
+    base_eval_loss: float | None = None
+    message: str | None = None
+    results_uri: str | None = None
+    report_uri: str | None = None
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -156,3 +173,5 @@ class GemmaFineTuneStatus(ApiModel):
     """Distillation: progress of each stage of the current run."""
     teacher: RecordedTeacher | None = None
     """Distillation: the teacher the current run uses (kept while a fromFineTune source is retrained)."""
+    evaluation: EvaluationStatus | None = None
+    """spec.evaluation: the scores, thresholds and gate of the current run's evaluation stage."""
