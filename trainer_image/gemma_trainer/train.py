@@ -23,6 +23,7 @@ from gemma_operator.api.run import (
     EXIT_PREEMPTED,
     LOSS_PLOT_FILE,
     MERGED_DIR,
+    TENSORBOARD_DIR,
 )
 
 from .config import AcceleratorPlan, accelerator_plan
@@ -120,7 +121,7 @@ def training_arguments(spec, plan: AcceleratorPlan, output_dir: Path, max_steps:
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         prediction_loss_only=True,  # the loss head returns no logits
-        report_to="none",
+        report_to="tensorboard",  # <run>/tensorboard/ (gemma_trainer.tb_events)
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run: gemma_trainer.guard)
         disable_tqdm=not report_tqdm,
         dataloader_num_workers=0,
@@ -232,6 +233,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
     from .model import load_tokenizer, resolve_model_dir
     from .progress import ProgressWriter
     from .storage import open_store
+    from .tb_events import attach as attach_tensorboard
 
     spec = cfg.spec
     plan = plan or accelerator_plan(spec)
@@ -278,6 +280,7 @@ def run_training(cfg, rank: Rank | None = None, plan: AcceleratorPlan | None = N
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
             train_lengths=lengths_of(train_features), plan=plan,
         )
+        attach_tensorboard(trainer, scratch / TENSORBOARD_DIR, run_store, progress, rank.is_writer)  # TensorBoard hook
         try:
             trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
         except NonFiniteLoss as err:
