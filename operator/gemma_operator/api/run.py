@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from .base import ApiModel
+from .status import EvaluationStatus
 
 # Trainer exit codes (the Job's podFailurePolicy acts on them).
 EXIT_OK = 0
@@ -57,3 +58,5 @@ class RunProgress(ApiModel):
     adapter_uri: str | None = None
     merged_model_uri: str | None = None
     message: str | None = None
+    evaluation: EvaluationStatus | None = None
+    """The evaluation stage's gate (spec.evaluation), written with its results.json."""

@@ -19,6 +19,7 @@ from . import attempts, changes, runs, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
+from .evaluation import evaluated
 from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
@@ -338,6 +339,9 @@ def decide(obs: Observed, policy: Policy) -> Decision:
     if plan is not None:
         stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
                             run.generation)
+    if ft.spec.evaluation is not None:  # the evaluation stage's gate (reconcile.evaluation)
+        gate = evaluated(d.status, prev, obs.progress, obs.now, run.generation)
+        d.status, d.events = gate.status, [*d.events, *gate.events]
     return d
 
 

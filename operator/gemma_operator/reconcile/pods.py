@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api.run import EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+from gemma_operator.api.run import EXIT_BELOW_THRESHOLD, EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
 from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN, LABEL_STAGE
 
 TRAINER = "trainer"
@@ -41,6 +41,11 @@ class PodView:
     @property
     def invalid_input(self) -> bool:
         return self.failed and self.exit_code == EXIT_INVALID_INPUT
+
+    @property
+    def below_threshold(self) -> bool:
+        """The run trained but its evaluation gate failed (spec.evaluation)."""
+        return self.failed and self.exit_code == EXIT_BELOW_THRESHOLD
 
     @property
     def non_finite(self) -> bool:

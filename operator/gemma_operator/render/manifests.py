@@ -17,6 +17,7 @@ from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import (
     CONFIG_DIR,
     CONFIG_FILE,
+    EXIT_BELOW_THRESHOLD,
     EXIT_INVALID_INPUT,
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
@@ -165,7 +166,7 @@ def render_run(
             image=spec.pod.image or settings.image_for(spec.accelerator.type),
             affinity=slice_affinity(names.job) if where.multi_host else None,
             command=command, env=_env_vars(ft, config, where), resources=_resources(ft, where),
-            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE], exit_preempted=EXIT_PREEMPTED,
+            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_BELOW_THRESHOLD], exit_preempted=EXIT_PREEMPTED,
         )
     )
     return objects

@@ -23,8 +23,10 @@ from gemma_operator.api.run import (
     PROGRESS_FILE,
     RunProgress,
 )
+from gemma_operator.api.status import EvaluationStatus
 
 from ..config import ConfigError
+from ..progress import now_rfc3339
 from ..rows import load_rows
 from ..storage import StorageError, open_store, split_uri
 from .answers import AnswerChunks, answers_folder, complete
@@ -113,15 +115,24 @@ def _commit(cfg, run_store, results) -> None:
 
     run_store.write_text(EVALUATION_REPORT_FILE, markdown_report(results, f"{cfg.name} ({cfg.spec.model})"))
     run_store.write_text(EVALUATION_RESULTS_FILE, json.dumps(results.to_api(), indent=1))
-    step = _trained_step(run_store)
-    write_scores(work_dir(cfg.run_id) / "evaluation-tensorboard", run_store.child(""), step, results)
+    progress = _trained_progress(run_store)
+    run_store.write_text(PROGRESS_FILE, json.dumps(progress.model_copy(update={"evaluation": _gate_status(
+        results, run_store)}).to_api(), indent=1) + "\n")  # the operator's status.evaluation and condition
+    write_scores(work_dir(cfg.run_id) / "evaluation-tensorboard", run_store.child(""), progress.step, results)
 
 
-def _trained_step(run_store) -> int:
-    """The run's last optimizer step (its progress.json), where the scores go in TensorBoard."""
+def _gate_status(results, run_store) -> EvaluationStatus:
+    return EvaluationStatus(passed=results.passed, answers_key=results.answers_key, checks=results.checks,
+                            eval_loss=results.eval_loss, base_eval_loss=results.base_eval_loss,
+                            message=results.message, results_uri=run_store.url(EVALUATION_RESULTS_FILE),
+                            report_uri=results.report_uri)
+
+
+def _trained_progress(run_store) -> RunProgress:
+    """The run's progress.json (its step is where the scores go in TensorBoard)."""
     if not run_store.exists(PROGRESS_FILE):
-        return 0
-    return RunProgress.model_validate_json(run_store.read_text(PROGRESS_FILE)).step
+        return RunProgress(state="completed", updated_at=now_rfc3339())
+    return RunProgress.model_validate_json(run_store.read_text(PROGRESS_FILE))
 
 
 def _verdict(results, run_store) -> int:
