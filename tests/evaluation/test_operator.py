@@ -4,6 +4,8 @@ a failed gate (exit 4) is a Failed run with reason BelowThreshold, not Ready, an
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from gemma_operator.api import GemmaFineTuneStatus
 from gemma_operator.api.run import EXIT_BELOW_THRESHOLD
@@ -79,3 +81,48 @@ def test_the_gate_in_the_status_and_kubectl_wait(cluster, kubeconfig, operator, 
     assert any(e["reason"] == "BelowThreshold" and "exactMatch scored 0.250" in e["message"] for e in events)
     waited = kubectl(kubeconfig, "wait", "--for=condition=Evaluated", "gft/bad", "--timeout=3s", check=False)
     assert waited.returncode != 0 and "timed out" in waited.stderr
+
+
+def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubeconfig, operator, bucket):
+    from gemma_operator.api import parse_finetune
+    from gemma_operator.api.evaluation import evaluation_key
+
+    first = start(cluster, kubeconfig, bucket, "edit")
+    rid = first["runId"]
+    body = cluster.get("GemmaFineTune", "edit")
+    key = evaluation_key(parse_finetune(body).spec)
+    write_progress(bucket, f"runs/edit/{rid}", state="completed", step=10, totalSteps=10,
+                   evaluation={**gate(False, 0.25), "evaluationKey": key})
+    (pod,) = cluster.pods_of(first["jobName"])
+    cluster.fail_pod(pod["metadata"]["name"], exit_code=EXIT_BELOW_THRESHOLD)
+    wait_for(lambda: status_of(cluster, "edit").get("phase") == "Failed", what="the gate to fail")
+
+    lenient = manifest(output={"uri": f"gs://{bucket.name}/runs/edit"},
+                       dataset={"trainUri": "gs://data/train.jsonl", "evalUri": "gs://data/eval.jsonl"},
+                       evaluation={**EVALUATION, "checks": [EVALUATION["checks"][0],
+                                                            {"type": "exactMatch", "minScore": 0.2}]})
+    lenient["metadata"]["name"] = "edit"
+    apply(kubeconfig, lenient)
+    again = wait_for(lambda: (status_of(cluster, "edit").get("job") or {}).get("stage") == "evaluate"
+                     and status_of(cluster, "edit"), what="an evaluate Job")
+    assert again["runId"] == rid, "the same run: nothing is trained again"
+    assert again["phase"] in ("Pending", "Running")
+    job = cluster.get("Job", again["jobName"])
+    config = next(iter(cluster.get("ConfigMap", next(
+        v["configMap"]["name"] for v in job["spec"]["template"]["spec"]["volumes"] if "configMap" in v))
+        ["data"].values()))
+    assert "stage: evaluate" in config
+    new_key = evaluation_key(parse_finetune(cluster.get("GemmaFineTune", "edit")).spec)
+    write_progress(bucket, f"runs/edit/{rid}", state="completed", step=10, totalSteps=10,
+                   evaluation={**gate(True, 0.25), "evaluationKey": new_key})
+    wait_for(lambda: cluster.pods_of(again["jobName"]), what="the evaluate pod")
+    (pod,) = cluster.pods_of(again["jobName"])
+    cluster.succeed_pod(pod["metadata"]["name"])
+    done = wait_for(lambda: status_of(cluster, "edit").get("phase") == "Succeeded"
+                    and condition(status_of(cluster, "edit"), "Evaluated").get("status") == "True"
+                    and status_of(cluster, "edit"), what="the re-evaluation to pass")
+    assert done["runId"] == rid and done["evaluation"]["evaluationKey"] == new_key
+    assert condition(done, "Ready")["status"] == "True"
+    time.sleep(2)  # settled: no further Job for the same evaluation
+    assert [j["metadata"]["name"] for j in cluster.list("Job") if j["metadata"]["name"].startswith("edit")] == \
+        [first["jobName"], again["jobName"]]

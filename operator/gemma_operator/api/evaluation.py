@@ -164,6 +164,13 @@ def answers_key(spec) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def evaluation_key(spec) -> str:
+    """Content hash of the whole ``spec.evaluation`` (rows, checks, gate): a finished run whose recorded gate has
+    another key is evaluated again (the operator's evaluate stage), its adapter unchanged."""
+    fields = {**spec.evaluation.to_api(), "rows": spec.evaluation.rows_uri(spec)}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
 @dataclass(frozen=True)
 class Gate:
     """The gate's verdict: the Evaluated condition's status, reason and message."""

@@ -132,6 +132,8 @@ class EvaluationStatus(ApiModel):
     """Whether the adapter passed every check (the Evaluated condition)."""
     answers_key: str | None = None
     """Which answers were scored (spec.evaluation's rows and maxNewTokens)."""
+    evaluation_key: str | None = None
+    """Which spec.evaluation this gate is of; another one evaluates the same adapter again."""
     checks: list[CheckScore] = Field(default_factory=list)
     """Per check: type, minScore, score (fine-tuned) and baseScore."""
     eval_loss: float | None = None

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from gemma_operator.api.evaluation import answers_key, schema_problem
+from gemma_operator.api.evaluation import answers_key, evaluation_key, schema_problem
 from gemma_operator.api.run import (
     ADAPTER_DIR,
     EVALUATION_REPORT_FILE,
@@ -116,13 +116,15 @@ def _commit(cfg, run_store, results) -> None:
     run_store.write_text(EVALUATION_REPORT_FILE, markdown_report(results, f"{cfg.name} ({cfg.spec.model})"))
     run_store.write_text(EVALUATION_RESULTS_FILE, json.dumps(results.to_api(), indent=1))
     progress = _trained_progress(run_store)
-    run_store.write_text(PROGRESS_FILE, json.dumps(progress.model_copy(update={"evaluation": _gate_status(
-        results, run_store)}).to_api(), indent=1) + "\n")  # the operator's status.evaluation and condition
+    gate = _gate_status(results, run_store, evaluation_key(cfg.spec))
+    run_store.write_text(PROGRESS_FILE, json.dumps(progress.model_copy(update={"evaluation": gate}).to_api(),
+                                                   indent=1) + "\n")  # the operator's status.evaluation and condition
     write_scores(work_dir(cfg.run_id) / "evaluation-tensorboard", run_store.child(""), progress.step, results)
 
 
-def _gate_status(results, run_store) -> EvaluationStatus:
-    return EvaluationStatus(passed=results.passed, answers_key=results.answers_key, checks=results.checks,
+def _gate_status(results, run_store, key: str) -> EvaluationStatus:
+    return EvaluationStatus(passed=results.passed, answers_key=results.answers_key, evaluation_key=key,
+                            checks=results.checks,
                             eval_loss=results.eval_loss, base_eval_loss=results.base_eval_loss,
                             message=results.message, results_uri=run_store.url(EVALUATION_RESULTS_FILE),
                             report_uri=results.report_uri)
