@@ -15,6 +15,8 @@ from tests.operator.harness import apply, kubectl, wait_for, write_progress
 
 pytestmark = pytest.mark.slow
 
+WAIT = 90  # seconds: the local cluster and operator on a busy shared machine
+
 EVALUATION = {"checks": [{"type": "jsonSchema", "schema": {"type": "object", "required": ["name"]}, "minScore": 0.9},
                          {"type": "exactMatch", "minScore": 0.8}]}
 
@@ -42,7 +44,7 @@ def start(cluster, kubeconfig, bucket, name):
                     dataset={"trainUri": "gs://data/train.jsonl", "evalUri": "gs://data/eval.jsonl"})
     body["metadata"]["name"] = name
     apply(kubeconfig, body)
-    status = wait_for(lambda: status_of(cluster, name).get("jobName") and status_of(cluster, name), what="a Job")
+    status = wait_for(lambda: status_of(cluster, name).get("jobName") and status_of(cluster, name), what="a Job", timeout=WAIT)
     assert condition(status, "Evaluated")["status"] == "False"
     assert condition(status, "Evaluated")["reason"] == "NotEvaluated"
     return status
@@ -56,7 +58,7 @@ def test_the_gate_in_the_status_and_kubectl_wait(cluster, kubeconfig, operator, 
     cluster.succeed_pod(pod["metadata"]["name"])
     done = wait_for(lambda: status_of(cluster, "good").get("phase") == "Succeeded"
                     and condition(status_of(cluster, "good"), "Evaluated").get("status") == "True"
-                    and status_of(cluster, "good"), what="good evaluated")
+                    and status_of(cluster, "good"), what="good evaluated", timeout=WAIT)
     assert done["evaluation"]["passed"] and done["evaluation"]["checks"][1]["score"] == 0.9
     assert condition(done, "Evaluated")["reason"] == "ChecksPassed"
     assert condition(done, "Ready")["status"] == "True"
@@ -70,7 +72,7 @@ def test_the_gate_in_the_status_and_kubectl_wait(cluster, kubeconfig, operator, 
     cluster.fail_pod(pod["metadata"]["name"], exit_code=EXIT_BELOW_THRESHOLD)
     failed = wait_for(lambda: status_of(cluster, "bad").get("phase") == "Failed"
                       and condition(status_of(cluster, "bad"), "Evaluated").get("reason") == "BelowThreshold"
-                      and status_of(cluster, "bad"), what="bad below threshold", timeout=30)
+                      and status_of(cluster, "bad"), what="bad below threshold", timeout=WAIT)
     evaluated = condition(failed, "Evaluated")
     assert evaluated["status"] == "False"
     assert evaluated["message"] == "checks[1] exactMatch scored 0.250, below its minScore 0.800"
@@ -95,7 +97,7 @@ def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubec
                    evaluation={**gate(False, 0.25), "evaluationKey": key})
     (pod,) = cluster.pods_of(first["jobName"])
     cluster.fail_pod(pod["metadata"]["name"], exit_code=EXIT_BELOW_THRESHOLD)
-    wait_for(lambda: status_of(cluster, "edit").get("phase") == "Failed", what="the gate to fail")
+    wait_for(lambda: status_of(cluster, "edit").get("phase") == "Failed", what="the gate to fail", timeout=WAIT)
 
     lenient = manifest(output={"uri": f"gs://{bucket.name}/runs/edit"},
                        dataset={"trainUri": "gs://data/train.jsonl", "evalUri": "gs://data/eval.jsonl"},
@@ -104,7 +106,7 @@ def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubec
     lenient["metadata"]["name"] = "edit"
     apply(kubeconfig, lenient)
     again = wait_for(lambda: (status_of(cluster, "edit").get("job") or {}).get("stage") == "evaluate"
-                     and status_of(cluster, "edit"), what="an evaluate Job")
+                     and status_of(cluster, "edit"), what="an evaluate Job", timeout=WAIT)
     assert again["runId"] == rid, "the same run: nothing is trained again"
     assert again["phase"] in ("Pending", "Running")
     job = cluster.get("Job", again["jobName"])
@@ -115,12 +117,12 @@ def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubec
     new_key = evaluation_key(parse_finetune(cluster.get("GemmaFineTune", "edit")).spec)
     write_progress(bucket, f"runs/edit/{rid}", state="completed", step=10, totalSteps=10,
                    evaluation={**gate(True, 0.25), "evaluationKey": new_key})
-    wait_for(lambda: cluster.pods_of(again["jobName"]), what="the evaluate pod")
+    wait_for(lambda: cluster.pods_of(again["jobName"]), what="the evaluate pod", timeout=WAIT)
     (pod,) = cluster.pods_of(again["jobName"])
     cluster.succeed_pod(pod["metadata"]["name"])
     done = wait_for(lambda: status_of(cluster, "edit").get("phase") == "Succeeded"
                     and condition(status_of(cluster, "edit"), "Evaluated").get("status") == "True"
-                    and status_of(cluster, "edit"), what="the re-evaluation to pass")
+                    and status_of(cluster, "edit"), what="the re-evaluation to pass", timeout=WAIT)
     assert done["runId"] == rid and done["evaluation"]["evaluationKey"] == new_key
     assert condition(done, "Ready")["status"] == "True"
     time.sleep(2)  # settled: no further Job for the same evaluation
