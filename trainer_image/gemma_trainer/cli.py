@@ -1,8 +1,10 @@
 """``gemmaft train``: read the run config, launch data-parallel workers when asked, map errors to exit codes.
 
 Exit codes (gemma_operator.api.run): 0 done; 2 invalid config, data or model (one line naming the file/field,
-no stack trace); 3 the loss or gradients became non-finite (gemma_trainer.guard: not retried); 1 transient
-(storage, no accelerator visible) or unexpected; 143 preempted after a committed checkpoint.
+no stack trace); 3 the loss or gradients became non-finite (gemma_trainer.guard: not retried); 4 trained, but the
+evaluation gate (spec.evaluation) failed: the log names the check, its score and minScore; 5 a data file pinned at
+the run's first start is gone or changed (gemma_trainer.inputs); 1 transient (storage, no accelerator visible) or
+unexpected; 143 preempted after a committed checkpoint.
 
 With ``accelerator.count > 1`` on CUDA, this process starts ``torch.distributed.run`` with one worker per GPU
 (``python -m gemma_trainer.cli --worker ...``), forwards SIGTERM to it and returns the exit code that rank 0
@@ -54,37 +56,59 @@ def train_main(args: argparse.Namespace) -> int:
     """Entry point of ``gemmaft train`` (args.file, args.output_uri, args.max_steps)."""
     setup_logging()
     with invocation_scratch():
-        return _train(args)
+        return _mapped(_train, args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None),
-                              local_run=getattr(args, "emulate_accelerator", False))
-        make_setup = setup_maker(args)
-        setup = make_setup(stage_spec(cfg))
-        nproc = int(os.environ.get(NPROC_ENV) or setup.nproc)
-        if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
-            return launch_workers(args, nproc)
-        from .distill.pipeline import run_config  # torch and transformers: the launcher needs neither
+    cfg = load_run_config(args.file, getattr(args, "output_uri", None), getattr(args, "max_steps", None),
+                          local_run=getattr(args, "emulate_accelerator", False))
+    make_setup = setup_maker(args)
+    setup = make_setup(stage_spec(cfg))
+    nproc = int(os.environ.get(NPROC_ENV) or setup.nproc)
+    if nproc > 1 and not getattr(args, "worker", False) and "LOCAL_RANK" not in os.environ:
+        return launch_workers(args, nproc)
+    from .evaluation.run import staged_run  # torch and transformers: the launcher needs neither
 
-        rank = Rank.from_env()
-        code = run_config(cfg, rank=rank, setup=setup, make_setup=make_setup)
-        _leave_exit_code(rank.rank, code)
-        return code
+    rank = Rank.from_env()
+    code = staged_run(cfg, rank, setup, make_setup)  # training, then the evaluation gate when the spec has one
+    _leave_exit_code(rank.rank, code)
+    return code
+
+
+def _mapped(body, args: argparse.Namespace, command: str = "train") -> int:
+    """``body(args)``'s exit code, with the expected errors mapped to theirs (one line, no stack trace)."""
+    try:
+        return body(args)
     except ConfigError as err:
-        return _fail(EXIT_INVALID_INPUT, err.describe())
+        return _fail(EXIT_INVALID_INPUT, err.describe(), command)
     except (ModelError, DataError) as err:
-        return _fail(EXIT_INVALID_INPUT, str(err))
+        return _fail(EXIT_INVALID_INPUT, str(err), command)
     except InputsChanged as err:
-        return _fail(EXIT_INPUTS_CHANGED, str(err))
+        return _fail(EXIT_INPUTS_CHANGED, str(err), command)
     except (StorageError, CheckpointError, AcceleratorUnavailable) as err:
-        return _fail(EXIT_FAILED, str(err))
+        return _fail(EXIT_FAILED, str(err), command)
     except KeyboardInterrupt:
-        return _fail(EXIT_FAILED, "interrupted")
+        return _fail(EXIT_FAILED, "interrupted", command)
     except Exception:
         log.exception("unexpected error")
         return EXIT_FAILED
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluation.run import evaluate  # torch and transformers
+
+    cfg = load_run_config(args.file, getattr(args, "output_uri", None), local_run=True)
+    if cfg.spec.evaluation is None:
+        return _fail(EXIT_INVALID_INPUT, f"{args.file}: spec.evaluation: add the checks to run", "evaluate")
+    return evaluate(cfg, Rank(), setup_maker(args)(stage_spec(cfg)), getattr(args, "adapter", None))
+
+
+def evaluate_main(args: argparse.Namespace) -> int:
+    """Entry point of ``gemmaft evaluate -f SPEC [--adapter PATH]``: the evaluation stage alone (exit 0 when the
+    gate passed, 4 when not)."""
+    setup_logging()
+    with invocation_scratch():
+        return _mapped(_evaluate, args, "evaluate")
 
 
 def setup_maker(args: argparse.Namespace):

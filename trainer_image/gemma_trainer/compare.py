@@ -25,7 +25,7 @@ def heldout_loss(model, tokenizer, rows: Sequence[dict], fmt: str, max_seq_lengt
     model.eval()
     with torch.no_grad():
         for start in range(0, len(features), batch_size):
-            batch = collate(features[start:start + batch_size])
+            batch = {k: v.to(model.device) for k, v in collate(features[start:start + batch_size]).items()}
             targets = batch["labels"][:, 1:]  # the token each position predicts
             keep = (targets != IGNORE_INDEX).any(0).nonzero().squeeze(1)  # logits only where some row has a label
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

@@ -20,6 +20,7 @@ from gemma_operator.api.run import (
     EXIT_PREEMPTED,
     LOSS_PLOT_FILE,
     MERGED_DIR,
+    TENSORBOARD_DIR,
 )
 
 from . import xla, xla_trainer
@@ -50,6 +51,7 @@ from .process import Rank, work_dir
 from .progress import ProgressWriter
 from .rows import DataError, data_files, load_rows, read_current
 from .storage import open_store
+from .tb_events import attach as attach_tensorboard
 from .xla_hosts import replicate_trainable_in_place
 
 log = logging.getLogger("gemma_trainer")
@@ -97,7 +99,7 @@ def training_arguments(spec, setup: DeviceSetup, output_dir: Path, max_steps: in
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         prediction_loss_only=True,  # the loss head returns no logits
-        report_to="none",
+        report_to="tensorboard",  # <run>/tensorboard/ (gemma_trainer.tb_events)
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run: gemma_trainer.guard)
         disable_tqdm=not report_tqdm,
         dataloader_num_workers=0,
@@ -249,6 +251,7 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
             data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
             train_lengths=lengths_of(train_features), setup=setup,
         )
+        attach_tensorboard(trainer, scratch / TENSORBOARD_DIR, run_store, progress, rank.is_writer)  # TensorBoard hook
         try:
             trainer.train(resume_from_checkpoint=str(resume_dir) if resume_dir else None)
         except NonFiniteLoss as err:

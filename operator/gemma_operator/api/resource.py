@@ -78,8 +78,8 @@ class RunConfig(ApiModel):
     """Distillation: the resolved teacher."""
     teacher_uri: str | None = None
     """Distillation: folder of the teacher stage's outputs (``<output.uri>/teacher-<key>``)."""
-    stage: Literal["teacher", "student"] | None = None
-    """Distillation: the one stage this config runs (a Job per stage); unset: every stage in order."""
+    stage: Literal["teacher", "student", "evaluate"] | None = None
+    """The one stage this config runs (a Job per stage: teacher, student, evaluate); unset: every stage in order."""
 
     @classmethod
     def for_finetune(cls, ft: GemmaFineTune, teacher: ResolvedTeacher | None = None,

@@ -106,6 +106,9 @@ def check_rules(spec: GemmaFineTuneSpec, local_run: bool = False) -> list[Proble
     problems.extend(check_pod_env(spec))
     if spec.distillation is not None:
         problems.extend(check_distillation(spec))
+    if spec.evaluation is not None and spec.evaluation.rows_uri(spec) is None:
+        problems.append(Problem("spec.evaluation.evalUri",
+                                "the evaluation needs held-out rows: set evaluation.evalUri or dataset.evalUri"))
     if not problems:
         problems.extend(check_fit(spec))
     if spec.serving is not None and not problems:

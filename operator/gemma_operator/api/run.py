@@ -8,12 +8,14 @@ from typing import Literal
 from .base import ApiModel
 from .inputs import RunInputs
 from .methods import METHODS
+from .status import EvaluationStatus
 
 # Trainer exit codes (the Job's podFailurePolicy acts on them).
 EXIT_OK = 0
 EXIT_FAILED = 1  # transient or unknown: retried, counts against runPolicy.backoffLimit
 EXIT_INVALID_INPUT = 2  # bad data, missing model, bad config: permanent, the Job fails at once
 EXIT_NON_FINITE = 3  # the loss or gradients became inf/NaN: permanent (same arithmetic, same result), no retry
+EXIT_BELOW_THRESHOLD = 4  # trained and committed, but the evaluation gate failed (spec.evaluation): no retry
 EXIT_INPUTS_CHANGED = 5  # a data file pinned at the run's first start is gone or changed: permanent (api/inputs.py)
 EXIT_PREEMPTED = 143  # SIGTERM received, checkpoint committed: ignored by the Job, the pod is replaced
 
@@ -30,6 +32,10 @@ CHECKPOINTS_DIR = "checkpoints"
 COMMIT_MARKER = "COMMITTED"
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard event files (tensorboard --logdir gs://BUCKET/PATH)
+EVALUATION_DIR = "evaluation"  # the evaluation stage: results.json, report.md, answers/<answersKey>/
+EVALUATION_RESULTS_FILE = f"{EVALUATION_DIR}/results.json"
+EVALUATION_REPORT_FILE = f"{EVALUATION_DIR}/report.md"
 
 
 
@@ -77,3 +83,5 @@ class RunProgress(ApiModel):
     message: str | None = None
     inputs: RunInputs | None = None
     """What the run read, pinned at its first start (``run.json``)."""
+    evaluation: EvaluationStatus | None = None
+    """The evaluation stage's gate (spec.evaluation), written with its results.json."""

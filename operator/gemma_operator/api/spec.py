@@ -11,6 +11,7 @@ from .accelerators import names_of, profile, spelled_list
 from .base import ApiModel, cel, with_cel
 from .container_resources import Resources
 from .distillation import Distillation
+from .evaluation import Evaluation
 from .facts import LINEAR_MODULES, hub_id
 from .fields import (
     DataFormat,
@@ -206,6 +207,9 @@ class GemmaFineTuneSpec(ApiModel):
     pod: Pod = Field(default_factory=Pod)
     distillation: Distillation | None = None
     """Train this model on a teacher's next-token distribution (two stages: teacher pass, student run)."""
+    evaluation: Evaluation | None = None
+    """Evaluate the trained adapter (and the base model) on held-out rows with pass/fail checks: a stage after
+    training whose gate decides the Evaluated condition. Not part of the run id: editing it re-evaluates."""
     serving: Serving | None = None
     """Serve the base model with the adapter of the newest passing run (a vLLM Deployment and Service)."""
 

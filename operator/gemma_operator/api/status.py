@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import ApiModel
+from .evaluation_results import CheckScore
 from .inputs import RunInputs
 
 Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
@@ -143,6 +144,24 @@ class ServingStatus(ApiModel):
     message: str | None = None
 
 
+class EvaluationStatus(ApiModel):
+    """The evaluation stage's gate for the current run (from <run>/evaluation/results.json)."""
+
+    passed: bool
+    """Whether the adapter passed every check (the Evaluated condition)."""
+    answers_key: str | None = None
+    """Which answers were scored (spec.evaluation's rows and maxNewTokens)."""
+    evaluation_key: str | None = None
+    """Which spec.evaluation this gate is of; another one evaluates the same adapter again."""
+    checks: list[CheckScore] = Field(default_factory=list)
+    """Per check: type, minScore, score (fine-tuned) and baseScore."""
+    eval_loss: float | None = None
+    base_eval_loss: float | None = None
+    message: str | None = None
+    results_uri: str | None = None
+    report_uri: str | None = None
+
+
 class GemmaFineTuneStatus(ApiModel):
     phase: Phase | None = None
     """Pending, Running, Suspended, Succeeded or Failed."""
@@ -179,3 +198,5 @@ class GemmaFineTuneStatus(ApiModel):
     """What the current run read, pinned at its first start (``<run>/run.json``)."""
     serving: ServingStatus | None = None
     """spec.serving: the run the Deployment serves."""
+    evaluation: EvaluationStatus | None = None
+    """spec.evaluation: the scores, thresholds and gate of the current run's evaluation stage."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemma_operator.api import GemmaFineTuneSpec
+from gemma_operator.api.evaluation import BELOW_THRESHOLD
 
 from .pods import JobView, PodView
 from .problems import create_problem, oom_message, pod_problem
@@ -117,6 +118,9 @@ def judge(job: JobView, pods: list[PodView], spec: GemmaFineTuneSpec, counts: Co
         detail = trainer_message or f"see the logs of Job {job.name}"
         return Verdict("Failed", "InputsChanged", f"a data file pinned at the run's first start is gone or changed "
                                                   f"(exit code 5), nothing was trained on other data: {detail}")
+    if any(p.below_threshold for p in mine):
+        detail = trainer_message or f"see <run>/evaluation/results.json and the logs of Job {job.name}"
+        return Verdict("Failed", BELOW_THRESHOLD, f"trained, but the evaluation gate failed (exit code 4): {detail}")
     if any(p.invalid_input for p in mine):
         return Verdict("Failed", "InvalidInput", f"the trainer refused its input (exit code 2): see the logs of Job "
                                                  f"{job.name}; fix the data, model or config and re-apply")

@@ -19,6 +19,7 @@ from . import attempts, changes, runs, serving, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
+from .evaluation import EVALUATE, evaluated, evaluation_leg, leg_events
 from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
@@ -36,7 +37,8 @@ class Run:
     uri: str
     prev: dict[str, Any]
     stage: stages.StagePlan | None = None
-    """Distillation: the stage this decision is about (its Job, run config and accelerator)."""
+    """The stage this decision is about (its Job, run config and accelerator): a distillation's teacher or
+    student, or the evaluate stage of a trained run."""
 
     @property
     def config(self) -> RunConfig | None:
@@ -46,6 +48,12 @@ class Run:
     def job_stage(self) -> str:
         """The stage recorded with the Job: ``train`` for a plain run, ``teacher`` or ``student``."""
         return self.config.stage if self.config is not None else "train"
+
+    @property
+    def trains(self) -> bool:
+        """Whether this stage's Job trains (a completed progress.json then means it is done); the evaluate stage
+        of a trained run does not."""
+        return self.job_stage != EVALUATE
 
     @property
     def name(self) -> str:
@@ -170,7 +178,7 @@ def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verd
                       startTime=earlier.get("startTime"))
         status["outputs"] = {"runUri": run.uri, "adapterUri": earlier.get("adapterUri")}
         return Verdict("Succeeded", "Reused", f"run {run.rid} finished earlier; its outputs are reused")
-    if run.obs.progress is not None and run.obs.progress.state == "completed":
+    if run.trains and run.obs.progress is not None and run.obs.progress.state == "completed":
         return Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)")
     return _start(run, d, status, int(status.get("attempt") or 0), Counts.recorded(status.get("restarts")))
 
@@ -332,14 +340,19 @@ def decide(obs: Observed, policy: Policy) -> Decision:
         if plan.config is None:
             return stages.waiting(obs, prev, plan)
         rid = plan.config.run_id
-    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), prev, plan)
-    status, events, new_run = runs.begin(prev, rid)
-    d = Decision(events=events)
+    leg = evaluation_leg(ft, prev, rid)  # the evaluate stage of a trained run (reconcile.evaluation)
+    run_prev = leg.prev if leg is not None else prev
+    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), run_prev, plan or (leg.plan if leg else None))
+    status, events, new_run = runs.begin(run_prev, rid)
+    d = Decision(events=[*events, *leg_events(leg)])
     verdict = _step(run, d, status, new_run)
     _finish(run, d, status, stages.stage_verdict(plan, verdict) if plan else verdict, new_run)
     if plan is not None:
         stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
                             run.generation)
+    if ft.spec.evaluation is not None:  # the evaluation stage's gate (reconcile.evaluation)
+        gate = evaluated(ft.spec, d.status, run_prev, obs.progress, obs.now, run.generation)
+        d.status, d.events = gate.status, [*d.events, *gate.events]
     _serve(run, d)
     return d
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api.run import EXIT_INPUTS_CHANGED, EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_PREEMPTED
+from gemma_operator.api.run import (
+    EXIT_BELOW_THRESHOLD,
+    EXIT_INPUTS_CHANGED,
+    EXIT_INVALID_INPUT,
+    EXIT_NON_FINITE,
+    EXIT_PREEMPTED,
+)
 from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN, LABEL_STAGE
 
 TRAINER = "trainer"
@@ -46,6 +52,11 @@ class PodView:
     def inputs_changed(self) -> bool:
         """A data file pinned at the run's first start is gone or changed (gemma_trainer.inputs)."""
         return self.failed and self.exit_code == EXIT_INPUTS_CHANGED
+
+    @property
+    def below_threshold(self) -> bool:
+        """The run trained but its evaluation gate failed (spec.evaluation)."""
+        return self.failed and self.exit_code == EXIT_BELOW_THRESHOLD
 
     @property
     def non_finite(self) -> bool:

@@ -13,7 +13,7 @@ from .model import TERMINAL, Event
 
 RETRY_ANNOTATION = "gemmaft.dev/retry"
 RUN_FIELDS = ("progress", "lastCheckpoint", "outputs", "startTime", "completionTime", "jobName", "job", "message",
-              "updates", "inputs")
+              "updates", "inputs", "evaluation")
 
 
 def begin(prev: dict[str, Any], rid: str) -> tuple[dict[str, Any], list[Event], bool]:

@@ -27,7 +27,7 @@ EVALUATED = "Evaluated"
 
 def evaluation_required(ft: GemmaFineTune) -> bool:
     """Whether the spec has an evaluation stage whose gate a run must pass (issue 22's ``spec.evaluation``)."""
-    return getattr(ft.spec, "evaluation", None) is not None
+    return ft.spec.evaluation is not None
 
 
 def evaluation_result(record: dict[str, Any], current: dict[str, Any]) -> bool | None:

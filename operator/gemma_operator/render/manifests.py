@@ -17,6 +17,7 @@ from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
 from gemma_operator.api.run import (
     CONFIG_DIR,
     CONFIG_FILE,
+    EXIT_BELOW_THRESHOLD,
     EXIT_INPUTS_CHANGED,
     EXIT_INVALID_INPUT,
     EXIT_NON_FINITE,
@@ -156,7 +157,8 @@ def render_run(
             affinity=slice_affinity(names.job) if where.multi_host else None,
             command=command, env=_env_vars(ft, config, where, image),
             resources=container_resources(ft.spec.pod.resources, where),
-            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_INPUTS_CHANGED],
+            config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_BELOW_THRESHOLD,
+                                                           EXIT_INPUTS_CHANGED],
             exit_preempted=EXIT_PREEMPTED,
         )
     )
