@@ -60,8 +60,9 @@ def test_train_runs_the_gate_and_a_failed_gate_exits_4(tmp_path, tiny_model_dir,
 def test_a_preempted_evaluation_resumes_to_the_uninterrupted_results(tmp_path, tiny_model_dir, monkeypatch):
     import shutil
 
+    from gemma_trainer.backends import device_setup
     from gemma_trainer.callbacks import PreemptionCallback
-    from gemma_trainer.config import accelerator_plan, load_run_config
+    from gemma_trainer.config import load_run_config
     from gemma_trainer.evaluation.stage import run_evaluation
 
     path = spec_file(tmp_path, tiny_model_dir, PASSING)
@@ -70,7 +71,7 @@ def test_a_preempted_evaluation_resumes_to_the_uninterrupted_results(tmp_path, t
     shutil.rmtree(Path(run_folder(path)) / "evaluation")
 
     cfg = load_run_config(str(path), local_run=True)
-    plan = accelerator_plan(cfg.spec)
+    setup = device_setup(cfg.spec)
     generated = []
 
     def preempt_after_first_chunk():
@@ -81,11 +82,11 @@ def test_a_preempted_evaluation_resumes_to_the_uninterrupted_results(tmp_path, t
     preemption = PreemptionCallback()
     preemption.install()
     try:
-        assert run_evaluation(cfg, plan, preemption=preemption, on_chunk=preempt_after_first_chunk) == EXIT_PREEMPTED
+        assert run_evaluation(cfg, setup, preemption=preemption, on_chunk=preempt_after_first_chunk) == EXIT_PREEMPTED
     finally:
         preemption.uninstall()
     assert len(generated) == 1
-    assert run_evaluation(cfg, plan, on_chunk=preempt_after_first_chunk) == EXIT_OK
+    assert run_evaluation(cfg, setup, on_chunk=preempt_after_first_chunk) == EXIT_OK
     assert len(generated) == 6, "8 rows in chunks of 3 for each model: the committed chunk is not generated again"
     assert results_of(path) == whole
 

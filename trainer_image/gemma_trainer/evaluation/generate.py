@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from gemma_operator.api.distillation import ResolvedTeacher
+from gemma_operator.api.methods import METHODS
 
 from ..compare import heldout_loss
 from ..distill.teacher import load_teacher
@@ -17,7 +18,7 @@ log = logging.getLogger("gemma_trainer")
 def load_for_evaluation(spec, setup, adapter_uri: str | None):
     """(model, tokenizer) of ``spec.model`` with the adapter at ``adapter_uri`` (None: the base model), in eval
     mode on ``setup``'s device and in its precision policy."""
-    quantization = "nf4" if spec.method == "qlora" else "none"
+    quantization = METHODS[spec.method].base_quantization or "none"
     source = ResolvedTeacher(model=spec.model, model_uri=spec.resolved_model_uri, adapter_uri=adapter_uri,
                              quantization=quantization)
     model, tokenizer = load_teacher(source, setup)
