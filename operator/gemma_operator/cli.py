@@ -268,6 +268,15 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    """What every local run of the trainer takes: the file, the output override, the accelerator's arithmetic."""
+    parser.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
+    parser.add_argument("--output-uri", help="override spec.output.uri (local runs)")
+    parser.add_argument("--emulate-accelerator", action="store_true",
+                        help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
+    _precision_option(parser)
+
+
 def _precision_option(parser: argparse.ArgumentParser) -> None:
     from gemma_operator.api.precision import POLICIES
 
@@ -308,22 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("train", help="run the trainer on a GemmaFineTune manifest or a mounted run config")
-    p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
-    p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
+    _run_options(p)
     p.add_argument("--max-steps", type=int, help="override spec.training.maxSteps (local runs)")
-    p.add_argument("--emulate-accelerator", action="store_true",
-                   help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
-    _precision_option(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="the evaluation stage alone: spec.evaluation's checks on the run's adapter "
                                         "(exit 0: gate passed, 4: below a threshold)")
-    p.add_argument("-f", "--file", required=True, help="GemmaFineTune manifest or run config (YAML/JSON)")
+    _run_options(p)
     p.add_argument("--adapter", help="evaluate this adapter folder instead of <run>/adapter")
-    p.add_argument("--output-uri", help="override spec.output.uri (local runs)")
-    p.add_argument("--emulate-accelerator", action="store_true",
-                   help="run the spec accelerator's arithmetic (dtypes, casts, loss scaling) on the CPU")
-    _precision_option(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("check-numerics", help="before paying for accelerator hours: does the spec's arithmetic "

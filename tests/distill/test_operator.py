@@ -7,25 +7,17 @@ import time
 
 import pytest
 import yaml
-from gemma_operator.api import GemmaFineTuneStatus
 
 from tests.conftest import manifest
-from tests.operator.harness import apply, wait_for, write_progress
+from tests.operator.harness import apply, condition, status_of, wait_for, write_progress
 
 pytestmark = pytest.mark.slow
 
 TPU = {"type": "tpu-v3", "topology": "2x2"}
 
 
-def status_of(cluster, name):
-    """The fine-tune's status, checked against the status schema the CRD is generated from."""
-    status = (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
-    GemmaFineTuneStatus.model_validate({k: v for k, v in status.items() if k != "kopf"})
-    return status
 
 
-def condition(status, type_):
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
 def run_config_of(cluster, job):

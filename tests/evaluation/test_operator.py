@@ -7,11 +7,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from gemma_operator.api import GemmaFineTuneStatus
 from gemma_operator.api.run import EXIT_BELOW_THRESHOLD
 
 from tests.conftest import manifest
-from tests.operator.harness import apply, kubectl, wait_for, write_progress
+from tests.operator.harness import apply, condition, kubectl, status_of, wait_for, write_progress
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +28,8 @@ def gate(passed: bool, exact: float) -> dict:
     return {"passed": passed, "checks": checks, "evalLoss": 0.4, "baseEvalLoss": 2.1, "message": message}
 
 
-def status_of(cluster, name):
-    status = (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
-    GemmaFineTuneStatus.model_validate({k: v for k, v in status.items() if k != "kopf"})
-    return status
 
 
-def condition(status, type_):
-    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
 
 
 def start(cluster, kubeconfig, bucket, name):

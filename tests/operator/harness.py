@@ -13,6 +13,7 @@ import yaml
 from gemma_local.cluster import kubectl_flags
 from gemma_local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
 from gemma_local.processes import free_port  # noqa: F401
+from gemma_operator.api import GemmaFineTuneStatus
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"
@@ -58,3 +59,14 @@ def active_pods(cluster, job: str) -> list[dict[str, Any]]:
 def write_progress(bucket, prefix: str, **fields: Any) -> None:
     body = {"state": "training", "step": 0, "updatedAt": "2025-01-01T00:00:00Z", **fields}
     bucket.blob(f"{prefix}/progress.json").upload_from_string(json.dumps(body), content_type="application/json")
+
+
+def status_of(cluster, name: str) -> dict[str, Any]:
+    """The fine-tune's status, checked against the status schema the CRD is generated from."""
+    status = (cluster.get("GemmaFineTune", name) or {}).get("status") or {}
+    GemmaFineTuneStatus.model_validate({k: v for k, v in status.items() if k != "kopf"})
+    return status
+
+
+def condition(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status.get("conditions") or [] if c["type"] == type_), {})
