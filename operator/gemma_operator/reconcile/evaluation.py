@@ -45,8 +45,12 @@ def _trained(prev: dict[str, Any]) -> bool:
     return prev.get("phase") == "Succeeded" or bool(prev.get("evaluation"))
 
 
-def _recorded_key(prev: dict[str, Any]) -> str | None:
-    return (prev.get("evaluation") or {}).get("evaluationKey")
+def _stale(prev: dict[str, Any], key: str) -> bool:
+    """Whether the recorded gate is not of this ``spec.evaluation`` (key ``key``): none recorded, or one of another
+    key. A gate recorded without a key counts as this one's, as :func:`_gate` reads it; both must agree, or the
+    gate would be shown and then evaluated again."""
+    recorded = prev.get("evaluation")
+    return not recorded or recorded.get("evaluationKey") not in (None, key)
 
 
 def _set_aside(prev: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +67,7 @@ def evaluation_leg(ft: GemmaFineTune, prev: dict[str, Any], rid: str) -> Evaluat
     if spec.evaluation is None or spec.distillation is not None or prev.get("runId") != rid:
         return None
     key = evaluation_key(spec)
-    fresh = prev.get("phase") in TERMINAL and _trained(prev) and _recorded_key(prev) != key
+    fresh = prev.get("phase") in TERMINAL and _trained(prev) and _stale(prev, key)
     if not fresh and (prev.get("job") or {}).get("stage") != EVALUATE:
         return None
     config = RunConfig.for_finetune(ft, namespace=ft.metadata.namespace or "default")
