@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import signal
 import time
@@ -13,6 +12,7 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .distributed import barrier, initialized_process_group
+from .progress import finite_or_none
 
 log = logging.getLogger("gemma_trainer")
 
@@ -120,9 +120,9 @@ class ProgressCallback(TrainerCallback):
             dt = max(now - (self._last_time or now), 1e-9)
             tps = (tokens - self._last_tokens) / dt if tokens else None
             self._last_time, self._last_tokens = now, tokens
-            row.update(loss=_num(logs.get("loss")), learning_rate=_num(logs.get("learning_rate")),
-                       grad_norm=_num(logs.get("grad_norm")), epoch=_num(logs.get("epoch")),
-                       tokens_per_second=_num(tps))
+            row.update(loss=finite_or_none(logs.get("loss")), learning_rate=finite_or_none(logs.get("learning_rate")),
+                       grad_norm=finite_or_none(logs.get("grad_norm")), epoch=finite_or_none(logs.get("epoch")),
+                       tokens_per_second=finite_or_none(tps))
             done = step - self._start_step
             eta = (now - self._t0) / done * (state.max_steps - step) if done > 0 else None
             log.info("step %d/%d loss %.4f lr %.3g grad_norm %s tokens/s %s", step, state.max_steps,
@@ -131,9 +131,9 @@ class ProgressCallback(TrainerCallback):
             row.update(_extra_losses(logs, eval_=False))
             self.progress.add_metrics(row)
             self.progress.update(state="training", step=step, epoch=row["epoch"], loss=row["loss"],
-                                 tokens_per_second=row["tokens_per_second"], eta_seconds=_num(eta))
+                                 tokens_per_second=row["tokens_per_second"], eta_seconds=finite_or_none(eta))
         elif "eval_loss" in logs:
-            row["eval_loss"] = _num(logs["eval_loss"])
+            row["eval_loss"] = finite_or_none(logs["eval_loss"])
             row.update(_extra_losses(logs, eval_=True))
             log.info("step %d eval_loss %.4f", step, row["eval_loss"])
             self.progress.add_metrics(row)
@@ -143,18 +143,10 @@ class ProgressCallback(TrainerCallback):
 
 def _extra_losses(logs, eval_: bool) -> dict:
     """Loss terms beyond the total (a distillation's ``kd_loss`` and ``ce_loss``, or their ``eval_`` forms)."""
-    return {k: _num(v) for k, v in logs.items()
+    return {k: finite_or_none(v) for k, v in logs.items()
             if k.endswith("_loss") and k not in ("loss", "eval_loss") and k.startswith("eval_") == eval_}
 
 
-def _num(value):
-    if value is None:
-        return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _fmt(value) -> str:

@@ -17,6 +17,8 @@ import math
 
 from transformers import TrainerCallback
 
+from .progress import finite_or_none
+
 # A GradScaler starts at 2**16 and halves its scale on each skipped step: ten skips in a row (scale 64) leave no
 # doubt that the gradients themselves are not finite; a healthy fp16 run skips a few steps at its start.
 MAX_SKIPPED_STEPS = 10
@@ -46,8 +48,6 @@ def likely_cause(policy) -> str:
             "training.maxGradNorm")
 
 
-def _finite(value) -> bool:
-    return value is not None and math.isfinite(float(value))
 
 
 class NonFiniteGuard(TrainerCallback):
@@ -72,7 +72,7 @@ class NonFiniteGuard(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         for key in ("loss", "eval_loss"):
-            if logs and key in logs and not _finite(logs[key]):
+            if logs and key in logs and finite_or_none(logs[key]) is None:
                 raise NonFiniteLoss(state.global_step, f"the {key.replace('_', ' ')}", _as_float(logs[key]),
                                     likely_cause(self.policy))
         return control

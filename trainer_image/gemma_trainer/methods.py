@@ -81,8 +81,9 @@ def _nf4_base(setup, local_rank: int) -> dict:
 
 
 def _lora_adapters(model, spec, setup):
-    import torch
     from peft import LoraConfig, get_peft_model
+
+    from .precision import masters_to_fp32
 
     targets = spec.lora.target_modules
     config = LoraConfig(
@@ -91,11 +92,8 @@ def _lora_adapters(model, spec, setup):
         bias="none", task_type="CAUSAL_LM",
     )
     model = get_peft_model(model, config)
-    # Adapter master weights in fp32 (fp16 autocast on T4; trl/peft may cast them to half otherwise).
-    for _name, param in model.named_parameters():
-        if param.requires_grad and param.dtype != torch.float32:
-            param.data = param.data.float()
-    return model
+    # Adapter master weights in fp32 under every policy (trl/peft may cast them to half otherwise).
+    return masters_to_fp32(model)
 
 
 def _lora_on_frozen_nf4(model, spec, setup):

@@ -28,6 +28,7 @@ from .methods import decoder_layers
 from .model import load_tokenizer, resolve_model_dir
 from .precision import ActivationProbe, nonfinite_parameters, probing
 from .process import Rank
+from .progress import finite_or_none
 from .rows import load_rows
 from .train import model_and_collator
 
@@ -57,9 +58,9 @@ class LayerFigures:
         return self.hidden_overflow or projection
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "maxHidden": _finite_or_none(self.max_hidden), "hiddenDtype": self.hidden_dtype,
+        return {"layer": self.layer, "maxHidden": finite_or_none(self.max_hidden), "hiddenDtype": self.hidden_dtype,
                 "hiddenLimit": DTYPE_MAX[self.hidden_dtype],
-                "maxProjection": None if self.max_projection is None else _finite_or_none(self.max_projection),
+                "maxProjection": None if self.max_projection is None else finite_or_none(self.max_projection),
                 "projectionDtype": self.projection_dtype, "projectionLimit": DTYPE_MAX[self.projection_dtype],
                 "overflow": self.overflow}
 
@@ -101,8 +102,6 @@ class NumericsReport:
         return out
 
 
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _layer_maxima(layers) -> tuple[list[float], list]:
@@ -183,7 +182,7 @@ def check(spec, rows: int = 4, precision: str | None = None) -> NumericsReport:
     model, _ = model_and_collator(model_dir, spec, setup, Rank(), tokenizer)
     loss, layers, scale = measure(model, batch, setup.policy)
     return NumericsReport(spec.accelerator.type, setup.policy.name, n, int(batch["input_ids"].numel()),
-                          _finite_or_none(loss), reference_loss, scale is not None, scale, layers)
+                          finite_or_none(loss), reference_loss, scale is not None, scale, layers)
 
 
 def _fmt(value: float | None) -> str:

@@ -154,14 +154,17 @@ def apply_precision(model: nn.Module, policy: PrecisionPolicy, emulated: bool = 
     return model
 
 
-def trainable_to_fp32(model: nn.Module, policy: PrecisionPolicy) -> nn.Module:
-    """Trainable parameters as fp32 master weights under a loss-scaled policy."""
-    if not policy.loss_scaling:
-        return model
+def masters_to_fp32(model: nn.Module) -> nn.Module:
+    """Every trainable parameter as an fp32 master weight (in place)."""
     for param in model.parameters():
         if param.requires_grad and param.is_floating_point() and param.dtype != torch.float32:
             param.data = param.data.float()
     return model
+
+
+def trainable_to_fp32(model: nn.Module, policy: PrecisionPolicy) -> nn.Module:
+    """Trainable parameters as fp32 master weights under a loss-scaled policy."""
+    return masters_to_fp32(model) if policy.loss_scaling else model
 
 
 def nonfinite_parameters(model: nn.Module) -> list[str]:

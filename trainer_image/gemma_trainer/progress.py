@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,18 @@ from typing import Any
 from gemma_operator.api.run import METRICS_FILE, PROGRESS_FILE, RunProgress
 
 log = logging.getLogger(__name__)
+
+
+def finite_or_none(value) -> float | None:
+    """``value`` as a float for progress.json, metrics.jsonl and reports: None when it is missing, not a number, or
+    inf/NaN (a non-finite figure is never written as a number, and never as 0)."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 def now_rfc3339() -> str:
