@@ -8,6 +8,7 @@ import pytest
 from gemma_operator.api import parse_finetune, run_id
 from gemma_operator.api.run import RunProgress
 from gemma_operator.reconcile import Observed, decide, set_condition
+from gemma_operator.reconcile.attempts import ANN_SLICE_RESTARTS
 from gemma_operator.reconcile.decide import ANN_PREEMPTIONS
 from gemma_operator.settings import OperatorSettings
 
@@ -130,6 +131,29 @@ def test_lost_host_of_a_slice_starts_the_next_attempt_create_before_delete():
     # A crash before the old Job went away: the next pass deletes it and creates nothing.
     d2 = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
     assert d2.create == [] and ("Job", job["metadata"]["name"]) in d2.delete and d2.status["attempt"] == 1
+
+
+def test_slice_restarts_are_read_from_the_attempts_job_not_added_per_decision():
+    """The count of whole-slice restarts comes from the annotation each attempt's Job is created with, so a
+    decision repeated after an operator crash neither loses the restart (status write lost) nor counts it again."""
+    obj = body(accelerator={"type": "tpu-v3", "topology": "4x4"})
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    pods = [pod(job, f"h{i}") for i in range(3)] + [pod(job, "h3", "Failed", exit_code=143)]
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=pods, now="T1"), POLICY)
+    new_job = job_of(d1)
+    assert new_job["metadata"]["annotations"][ANN_SLICE_RESTARTS] == "1"
+    lost_write = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
+    assert lost_write.status["restarts"]["sliceRestarts"] == 1
+    inflated = applied(obj, d1)
+    inflated["status"]["restarts"]["sliceRestarts"] = 3  # as the old per-decision sum left it
+    again = decide(Observed(inflated, jobs=[job, new_job], pods=pods, now="T3"), POLICY)
+    assert again.status["restarts"]["sliceRestarts"] == 1
+    # The next lost host of attempt 1 makes it 2, carried by attempt 2's Job.
+    pods1 = [pod(new_job, f"g{i}") for i in range(3)] + [pod(new_job, "g3", "Failed", exit_code=143)]
+    d3 = decide(Observed(applied(obj, d1), jobs=[new_job], pods=pods1, now="T4"), POLICY)
+    assert d3.status["restarts"]["sliceRestarts"] == 2
+    assert job_of(d3)["metadata"]["annotations"][ANN_SLICE_RESTARTS] == "2"
 
 
 def test_training_edit_starts_a_new_run_and_stops_the_old_job():

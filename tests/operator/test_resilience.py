@@ -51,9 +51,6 @@ def test_killed_operator_at_several_points_makes_exactly_one_job_per_run(cluster
     assert cluster.requests("POST", "Job") >= 2  # the restarted operators did try, and found it existing
 
 
-@pytest.mark.xfail(strict=False, reason="known race, open: sliceRestarts is sometimes counted 2 or 3 times when the "
-                   "operator is killed between creating attempt 1 and deleting attempt 0 (2 of 4 runs failed here, also "
-                   "on 224cff7; passed on b623947 once): the counter is added per decision, not derived from attempts")
 def test_a_slice_restart_interrupted_by_a_crash_still_gives_one_slice(cluster, kubeconfig, operator_factory):
     op = operator_factory().start()
     apply(kubeconfig, manifest(accelerator={"type": "tpu-v3", "topology": "4x4"}))

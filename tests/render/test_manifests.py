@@ -231,3 +231,18 @@ def test_any_unicode_in_pod_metadata_renders_as_given(text):
     surrogate escapes, which YAML refuses: the hardening fuzz found an annotation that crashed the render)."""
     objs = render({"pod": {"annotations": {"note": text}, "labels": {"team": "ml"}}})
     assert objs["Job"]["spec"]["template"]["metadata"]["annotations"]["note"] == text
+
+
+@pytest.mark.parametrize("rid", ["0434421780", "1e12345678", "0123456789", "1234567890", "00000000ab"])
+def test_the_mounted_run_config_reads_back_with_the_same_run_id(tmp_path, rid):
+    """Run ids are 10 hex digits: some read as numbers in YAML 1.2 (``0434421780``, ``1e12345678``), which the
+    trainer's loader follows as kubectl does. PyYAML's own dump (YAML 1.1) left them bare, and a distillation's
+    teacher pod failed with "runId: Input should be a valid string (got 434421780.0)"."""
+    from gemma_trainer.config import load_run_config
+
+    ft = parse_finetune(manifest())
+    config = RunConfig.for_finetune(ft).model_copy(update={"run_id": rid})
+    (cm,) = [o for o in render_run(ft, SETTINGS, "default", 0, config=config) if o["kind"] == "ConfigMap"]
+    ((file, text),) = cm["data"].items()
+    (tmp_path / file).write_text(text)
+    assert load_run_config(str(tmp_path / file)).run_id == rid

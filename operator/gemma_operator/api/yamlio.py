@@ -30,6 +30,21 @@ Yaml12Loader.yaml_implicit_resolvers = {
 Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_1_2, list("-+.0123456789"))
 
 
+class Yaml12Dumper(yaml.SafeDumper):
+    """SafeDumper that also quotes the strings :class:`Yaml12Loader` would read as numbers (``0434421780``,
+    ``1e12345678``: PyYAML's YAML 1.1 rules leave them bare), so what one writes the other reads back."""
+
+
+Yaml12Dumper.yaml_implicit_resolvers = {
+    first: list(resolvers) for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()}
+Yaml12Dumper.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_1_2, list("-+.0123456789"))
+
+
+def dump_yaml(data: Any, **options: Any) -> str:
+    """``data`` as YAML that both YAML 1.1 readers and :func:`load_documents` read back unchanged."""
+    return yaml.dump(data, Dumper=Yaml12Dumper, sort_keys=False, **options)
+
+
 class YamlError(ValueError):
     """A file is not valid YAML; the message names the file, line and column."""
 

@@ -19,6 +19,7 @@ from .problems import create_problem, oom_message, pod_problem
 # Counts carried into a new Job attempt, written once when the Job is created (never patched).
 ANN_PREEMPTIONS = "gemmaft.dev/preemptions-before"
 ANN_FAILURES = "gemmaft.dev/failures-before"
+ANN_SLICE_RESTARTS = "gemmaft.dev/slice-restarts-before"
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,25 @@ class Counts:
     preemptions: int
     failures: int
     preempted_pods: tuple[str, ...] = ()
+    slice_restarts: int = 0
+    """Whole-slice restarts before this attempt: read from the attempt's Job, never added up per decision (a
+    decision repeated after an operator crash would count its restart twice)."""
 
     @classmethod
     def recorded(cls, restarts: dict[str, Any] | None) -> Counts:
         """The counts as ``status.restarts`` recorded them."""
         r = restarts or {}
-        return cls(int(r.get("preemptions") or 0), int(r.get("failures") or 0))
+        return cls(int(r.get("preemptions") or 0), int(r.get("failures") or 0),
+                   slice_restarts=int(r.get("sliceRestarts") or 0))
+
+    def annotations(self) -> dict[str, str]:
+        """What a new attempt's Job carries of the counts before it (written once, at creation)."""
+        return {ANN_PREEMPTIONS: str(self.preemptions), ANN_FAILURES: str(self.failures),
+                ANN_SLICE_RESTARTS: str(self.slice_restarts)}
+
+    def to_status(self) -> dict[str, int]:
+        """``status.restarts``."""
+        return {"preemptions": self.preemptions, "failures": self.failures, "sliceRestarts": self.slice_restarts}
 
 
 def _base(job: JobView, key: str) -> int:
@@ -69,7 +83,9 @@ def count(job: JobView, pods: list[PodView], recorded: Counts) -> Counts:
         failures, lost = sum(1 for p in mine if p.failed), len(preempted)
     preemptions = _base(job, ANN_PREEMPTIONS) + lost
     failures += _base(job, ANN_FAILURES)
-    return Counts(max(preemptions, recorded.preemptions), max(failures, recorded.failures), preempted)
+    # A Job created before the annotation existed keeps the recorded count.
+    restarts = _base(job, ANN_SLICE_RESTARTS) if ANN_SLICE_RESTARTS in job.annotations else recorded.slice_restarts
+    return Counts(max(preemptions, recorded.preemptions), max(failures, recorded.failures), preempted, restarts)
 
 
 def _failed(job: JobView, pods: list[PodView]) -> Verdict:

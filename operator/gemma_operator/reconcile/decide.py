@@ -7,7 +7,7 @@ judge the attempt. A Job is created only for an attempt that has no record yet: 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -105,9 +105,8 @@ def _render(run: Run, attempt: int, counts: Counts | None = None) -> list[dict[s
     for obj in objects:
         obj["metadata"]["ownerReferences"] = [owner]
         if obj["kind"] == "Job" and counts is not None:
-            obj["metadata"].setdefault("annotations", {}).update({
-                ANN_PREEMPTIONS: str(counts.preemptions), ANN_FAILURES: str(counts.failures),
-                changes.ANN_TEMPLATE: _template_hash(run)})
+            obj["metadata"].setdefault("annotations", {}).update(
+                {**counts.annotations(), changes.ANN_TEMPLATE: _template_hash(run)})
     return objects
 
 
@@ -195,8 +194,7 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
         lost = ", ".join(counts.preempted_pods) or "a trainer pod"
         d.events.append(Event("Warning", "Preempted", f"{lost} lost (spot preemption, node drain or SIGTERM); "
                                                       "training resumes from the last committed checkpoint"))
-    status["restarts"] = {**(status.get("restarts") or {}), "preemptions": counts.preemptions,
-                          "failures": counts.failures}
+    status["restarts"] = counts.to_status()
     suspended = _suspend(run, d, job)
     progress = run.obs.progress
     verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
@@ -204,6 +202,8 @@ def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: l
                              trainer_message=progress.message if progress and progress.state == "failed" else None)
     if verdict.restart:
         d.slice_restarts = 1
+        counts = replace(counts, slice_restarts=counts.slice_restarts + 1)
+        status["restarts"] = counts.to_status()
         _start(run, d, status, job.attempt + 1, counts)
         if job.live:
             d.delete += _stop(run, job)
@@ -238,9 +238,8 @@ def _retry(run: Run, d: Decision, status: dict[str, Any], token: str) -> Verdict
     if run.prev.get("phase") != "Failed":
         return None
     status.pop("completionTime", None)
-    restarts = status.get("restarts") or {}
-    counts = Counts(Counts.recorded(restarts).preemptions, 0)
-    status["restarts"] = {**restarts, "failures": 0}
+    counts = replace(Counts.recorded(status.get("restarts")), failures=0)
+    status["restarts"] = counts.to_status()
     attempt = int(status.get("attempt") or 0) + 1
     return _start(run, d, status, attempt, counts, "Retry",
                   f"{runs.RETRY_ANNOTATION}={token}: attempt {{attempt}} of run {run.rid} starts as Job {{job}} "
@@ -292,8 +291,7 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
         status["startTime"] = run.obs.now
     if phase in TERMINAL and not status.get("completionTime"):
         status["completionTime"] = run.obs.now
-    restarts = status.setdefault("restarts", {"preemptions": 0, "failures": 0, "sliceRestarts": 0})
-    restarts["sliceRestarts"] = int(restarts.get("sliceRestarts") or 0) + d.slice_restarts
+    status.setdefault("restarts", Counts(0, 0).to_status())
     if run.obs.progress is not None:
         status["progress"] = runs.progress_fields(run.obs.progress)
         if run.obs.progress.inputs is not None:

@@ -23,6 +23,7 @@ from gemma_operator.api.run import (
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
 )
+from gemma_operator.api.yamlio import dump_yaml
 
 from . import names as naming
 from .placement import Placement, container_resources, placement, slice_affinity
@@ -137,7 +138,7 @@ def render_run(
     objects = [
         render_template(
             "configmap.yaml.j2", names=names, namespace=namespace, labels=labels, config_file=CONFIG_FILE,
-            run_config_yaml=yaml.safe_dump(config.to_api(), sort_keys=False),
+            run_config_yaml=dump_yaml(config.to_api()),
         )
     ]
     if where.multi_host:
