@@ -71,6 +71,8 @@ def test_editing_only_the_evaluation_keeps_the_run_id():
     other = parse_finetune(manifest(evaluation={**ISSUE_SHAPE, "maxNewTokens": 8})).spec
     assert run_id(plain) == run_id(evaluated) == run_id(other)
     assert answers_key(evaluated) != answers_key(other), "other answers need generating again"
+    fewer = parse_finetune(manifest(evaluation={**ISSUE_SHAPE, "maxRows": 8})).spec
+    assert answers_key(evaluated) != answers_key(fewer), "answers of fewer rows are another set"
     stricter = {**ISSUE_SHAPE, "checks": [{"type": "exactMatch", "minScore": 1.0}]}
     assert answers_key(evaluated) == answers_key(parse_finetune(manifest(evaluation=stricter)).spec), \
         "a change of checks rescores the same answers"

@@ -56,6 +56,11 @@ def test_train_runs_the_gate_and_a_failed_gate_exits_4(tmp_path, tiny_model_dir,
     assert [a["tuned"] for a in failed["answers"]] == [a["tuned"] for a in results["answers"]], \
         "a change of checks rescores the committed answers"
 
+    first = spec_file(tmp_path, tiny_model_dir, {**PASSING, "maxRows": 5})  # the same adapter, five rows only
+    assert train_in_process(first, tmp_path, monkeypatch=monkeypatch) == EXIT_OK
+    five = results_of(first)
+    assert five["rows"] == 5 and five["answers"] == results["answers"][:5]
+
 
 def test_a_preempted_evaluation_resumes_to_the_uninterrupted_results(tmp_path, tiny_model_dir, monkeypatch):
     import shutil

@@ -58,7 +58,8 @@ class _Inputs:
 
     def __init__(self, spec):
         self.uri = spec.evaluation.rows_uri(spec)
-        self.rows, self.fmt = load_rows(self.uri, spec.dataset.format)
+        rows, self.fmt = load_rows(self.uri, spec.dataset.format)
+        self.rows = rows[:spec.evaluation.max_rows]  # None: every row
         self.prompts = eval_prompts(self.rows, self.fmt, self.uri)
         self.predicates = prepared(spec.evaluation.checks, read_schema)
 
