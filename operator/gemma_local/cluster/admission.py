@@ -23,7 +23,7 @@ from gemma_operator.api import KIND
 from .. import crd_schema
 from .errors import ApiError
 from .objects import RESOURCES
-from .store import Key
+from .store import StoredKey
 
 JOB_IMMUTABLE = ("template", "selector", "completionMode", "podFailurePolicy", "completions")
 
@@ -50,7 +50,7 @@ class Invalid(Exception):
 class Admission:
     """Mixin of :class:`~.server.HttpApi`: ``admit`` runs on every create and update."""
 
-    def admit(self, resource: Any, key: Key, obj: dict[str, Any], params: dict[str, str] | None = None,
+    def admit(self, resource: Any, key: StoredKey, obj: dict[str, Any], params: dict[str, str] | None = None,
               old: dict[str, Any] | None = None) -> dict[str, Any]:
         if resource == RESOURCES[KIND]:
             return self._admit_finetune(resource, key, obj, params or {})
@@ -65,7 +65,7 @@ class Admission:
         return obj
 
     @staticmethod
-    def _admit_finetune(resource: Any, key: Key, obj: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    def _admit_finetune(resource: Any, key: StoredKey, obj: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
         schema = crd_schema.openapi_schema()
         unknown = crd_schema.unknown_fields(obj, schema)
         if unknown and params.get("fieldValidation") == "Strict":
@@ -97,7 +97,7 @@ def _job_defaults(job: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def _job_update(key: Key, job: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+def _job_update(key: StoredKey, job: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     changed = [f for f in JOB_IMMUTABLE if (job.get("spec") or {}).get(f) != (old.get("spec") or {}).get(f)]
     if changed:
         causes = [crd_schema.FieldError(f"spec.{f}", "Invalid value: field is immutable") for f in changed]
@@ -105,7 +105,7 @@ def _job_update(key: Key, job: dict[str, Any], old: dict[str, Any]) -> dict[str,
     return job
 
 
-def _pod_update(key: Key, pod: dict[str, Any], old: dict[str, Any]) -> None:
+def _pod_update(key: StoredKey, pod: dict[str, Any], old: dict[str, Any]) -> None:
     """A pod's spec is immutable but for container images, activeDeadlineSeconds and added tolerations."""
     def mutable_parts_cleared(spec: dict[str, Any]) -> dict[str, Any]:
         spec = {k: v for k, v in spec.items() if k not in ("activeDeadlineSeconds", "tolerations")}

@@ -12,7 +12,7 @@ from typing import Any
 import kmock
 from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
 
-from .store import Key, Store, merge_patch, timestamp
+from .store import Store, StoredKey, merge_patch, timestamp
 
 RESOURCES = {
     KIND: kmock.resource(GROUP, VERSION, PLURAL),
@@ -74,7 +74,7 @@ class Objects:
         info = self.resources[resource] if resource in self.resources else None  # noqa: SIM401 (no .get)
         return bool(info.namespaced) if info and info.namespaced is not None else True
 
-    def key(self, kind: str, namespace: str | None, name: str) -> Key:
+    def key(self, kind: str, namespace: str | None, name: str) -> StoredKey:
         resource = self.resource_of(kind)
         return (resource, namespace if self.namespaced(resource) else None, name)
 
@@ -113,14 +113,14 @@ class Objects:
         key = self.key(kind, namespace, name)
         return await self.delete_key(key, propagation)
 
-    async def delete_key(self, key: Key, propagation: str = "Background") -> dict | None:
+    async def delete_key(self, key: StoredKey, propagation: str = "Background") -> dict | None:
         """Delete as the API server does (:meth:`_delete_one`), then collect the garbage that leaves."""
         current = await self._delete_one(key, propagation)
         await self.collect_garbage()
         self.changed.set()
         return current
 
-    async def _delete_one(self, key: Key, propagation: str) -> dict | None:
+    async def _delete_one(self, key: StoredKey, propagation: str) -> dict | None:
         """One object: its finalizers first (deletionTimestamp, ``foregroundDeletion`` added for Foreground),
         else gone; Orphan takes it out of its dependents' ownerReferences first. Dependents are not touched."""
         current = self.store.get(key)
@@ -145,7 +145,7 @@ class Objects:
                 owners = [o for o in obj["metadata"]["ownerReferences"] if o.get("uid") != uid]
                 self.store.replace(key, {**obj, "metadata": {**obj["metadata"], "ownerReferences": owners}})
 
-    async def _terminate(self, key: Key, current: dict[str, Any]) -> dict[str, Any]:
+    async def _terminate(self, key: StoredKey, current: dict[str, Any]) -> dict[str, Any]:
         """A running pod shows Terminating (deletionTimestamp) before it goes; everything else goes at once."""
         if key[0] == RESOURCES["Pod"] and (current.get("status") or {}).get("phase") in ("Running", "Pending"):
             if (current.get("spec") or {}).get("nodeName") and not current["metadata"].get("deletionTimestamp"):
@@ -168,7 +168,7 @@ class Objects:
             for key in released:
                 await self.release(key, FOREGROUND)
 
-    def _garbage(self) -> tuple[list[Key], list[Key]]:
+    def _garbage(self) -> tuple[list[StoredKey], list[StoredKey]]:
         """One pass's work: the objects to delete and the foreground owners to release. An object already being
         deleted is no work: it goes when its own finalizers are removed (its foreground owner waits for that)."""
         objects = self.store.objects
@@ -182,7 +182,7 @@ class Objects:
         released = [key for uid, key in waiting.items() if uid not in owning]
         return doomed, released
 
-    async def release(self, key: Key, finalizer: str) -> None:
+    async def release(self, key: StoredKey, finalizer: str) -> None:
         """Drop one finalizer; an object being deleted goes when none is left."""
         current = self.store.get(key)
         if current is None:

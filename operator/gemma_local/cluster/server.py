@@ -24,7 +24,7 @@ from .errors import ApiError
 from .jobs import TERMINAL, phase
 from .objects import RESOURCES, Objects, api_version, qualified_plural, status_details
 from .selectors import SelectorError, selector_from
-from .store import Gone, Key, Store, new_name
+from .store import Gone, Store, StoredKey, new_name
 from .tables import table, wants_table
 from .writes import Writes
 
@@ -298,7 +298,7 @@ class HttpApi(Objects, Writes, Admission, kmock.KubernetesScaffold):
                                           "kind": f"{self.kind_of(resource)}List",
                                           "metadata": {"resourceVersion": str(self.store.version)}, "items": gone})
 
-    def new_key(self, resource: Any, namespace: str | None, body: dict[str, Any]) -> Key:
+    def new_key(self, resource: Any, namespace: str | None, body: dict[str, Any]) -> StoredKey:
         meta = body.setdefault("metadata", {})
         if self.namespaced(resource):
             if namespace and meta.get("namespace") and meta["namespace"] != namespace:

@@ -24,7 +24,7 @@ import kmock
 from ..crd_schema import without_keys
 
 Resource = kmock.resource
-Key = tuple[Any, str | None, str]  # (resource, namespace or None, name)
+StoredKey = tuple[Any, str | None, str]  # (resource, namespace or None, name)
 
 LOG_LIMIT = 50_000  # events kept for watches that resume from a resourceVersion (etcd compacts too)
 
@@ -81,21 +81,21 @@ class Gone(Exception):
 
 class Store:
     def __init__(self) -> None:
-        self.objects: dict[Key, dict[str, Any]] = {}
-        self._by_resource: dict[Any, dict[Key, dict[str, Any]]] = {}  # the same objects, per resource
+        self.objects: dict[StoredKey, dict[str, Any]] = {}
+        self._by_resource: dict[Any, dict[StoredKey, dict[str, Any]]] = {}  # the same objects, per resource
         self.version = 0
         self.log: list[Change] = []
         self._waiters: set[asyncio.Event] = set()
 
     # ----- reading -----
-    def get(self, key: Key) -> dict[str, Any] | None:
+    def get(self, key: StoredKey) -> dict[str, Any] | None:
         return self.objects.get(key)
 
     def items(self, resource: Any, namespace: str | None = None) -> list[dict[str, Any]]:
         return [obj for (_, ns, _), obj in self._by_resource.get(resource, {}).items()
                 if namespace is None or ns == namespace]
 
-    def all_objects(self) -> Iterator[tuple[Key, dict[str, Any]]]:
+    def all_objects(self) -> Iterator[tuple[StoredKey, dict[str, Any]]]:
         yield from list(self.objects.items())
 
     # ----- writing -----
@@ -110,7 +110,7 @@ class Store:
         for waiter in self._waiters:
             waiter.set()
 
-    def create(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+    def create(self, key: StoredKey, obj: dict[str, Any]) -> dict[str, Any]:
         """Store a new object with its server-side metadata; the caller checked that the key is free."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
@@ -125,7 +125,7 @@ class Store:
         self._record(version, resource, "ADDED", obj, None)
         return obj
 
-    def replace(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, key: StoredKey, obj: dict[str, Any]) -> dict[str, Any]:
         """Store a new state of an existing object (a new dict, a new resourceVersion, one MODIFIED event)."""
         before = self.objects[key]
         obj = copy.deepcopy(obj)
@@ -135,7 +135,7 @@ class Store:
         self._record(version, key[0], "MODIFIED", obj, before)
         return obj
 
-    def delete(self, key: Key) -> dict[str, Any]:
+    def delete(self, key: StoredKey) -> dict[str, Any]:
         before = self.objects.pop(key)
         del self._by_resource[key[0]][key]
         version = self._next()

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ApiError
 from .objects import qualified_plural, status_details
-from .store import Key, merge_patch, without_directives
+from .store import StoredKey, merge_patch, without_directives
 
 SERVER_SET = ("uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp",
               "deletionGracePeriodSeconds", "name", "namespace")
@@ -53,7 +53,7 @@ class Writes:
         self.changed.set()
         return stored
 
-    async def replace(self, resource: Any, key: Key, body: Any, sub: str | None, params: dict[str, str]) -> dict:
+    async def replace(self, resource: Any, key: StoredKey, body: Any, sub: str | None, params: dict[str, str]) -> dict:
         current = self._existing(*key)
         if not isinstance(body, dict):
             raise ApiError(400, "the request body is not a JSON object")
@@ -63,7 +63,7 @@ class Writes:
                                  "Invalid value: 0x0: must be specified for an update")
         return await self._update(resource, key, current, body, sub, params)
 
-    async def patch(self, resource: Any, key: Key, body: Any, content: str, sub: str | None,
+    async def patch(self, resource: Any, key: StoredKey, body: Any, content: str, sub: str | None,
                     params: dict[str, str]) -> dict:
         current = self._existing(*key)
         if "json-patch" in content:
@@ -88,7 +88,7 @@ class Writes:
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as err:
             raise ApiError(400, f"the patch is not a valid JSON patch: {err}") from err
 
-    async def _update(self, resource: Any, key: Key, current: dict, wanted: dict, sub: str | None,
+    async def _update(self, resource: Any, key: StoredKey, current: dict, wanted: dict, sub: str | None,
                       params: dict[str, str]) -> dict:
         wanted_version = (wanted.get("metadata") or {}).get("resourceVersion")
         if wanted_version and wanted_version != current["metadata"]["resourceVersion"]:
@@ -123,6 +123,6 @@ class Writes:
             return last
         return stored
 
-    async def delete(self, key: Key, propagation: str) -> dict:
+    async def delete(self, key: StoredKey, propagation: str) -> dict:
         self._existing(*key)
         return await self.delete_key(key, propagation)

@@ -6,14 +6,12 @@ retries), ``attempts`` (one Job: phase, restarts, slice failures), ``problems`` 
 (live edits), ``conditions`` (kstatus), ``decide`` (the order they run in).
 """
 
-from gemma_operator.settings import OperatorSettings as Policy
-
 from .conditions import kstatus_conditions, set_condition
 from .decide import decide
 from .model import Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
 __all__ = [
-    "Decision", "Event", "JobView", "Observed", "PodView", "Policy", "decide", "job_view", "kstatus_conditions",
+    "Decision", "Event", "JobView", "Observed", "PodView", "decide", "job_view", "kstatus_conditions",
     "pod_view", "set_condition",
 ]

@@ -23,8 +23,6 @@ from .evaluation import EVALUATE, evaluated, evaluation_leg, leg_events
 from .model import TERMINAL, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 
-Policy = OperatorSettings
-
 
 @dataclass(frozen=True)
 class Run:
@@ -32,7 +30,7 @@ class Run:
 
     obs: Observed
     ft: GemmaFineTune
-    policy: Policy
+    policy: OperatorSettings
     rid: str
     uri: str
     prev: dict[str, Any]
@@ -117,7 +115,7 @@ def _desired_job(run: Run) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=256)
-def _render_job(finetune_json: str, config_json: str | None, policy: Policy, namespace: str) -> dict[str, Any]:
+def _render_job(finetune_json: str, config_json: str | None, policy: OperatorSettings, namespace: str) -> dict[str, Any]:
     ft = GemmaFineTune.model_validate_json(finetune_json)
     config = RunConfig.model_validate_json(config_json) if config_json is not None else None
     return next(o for o in render_run(ft, policy.render_settings(), namespace, 0, config=config) if o["kind"] == "Job")
@@ -326,7 +324,7 @@ def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> D
     return Decision(status=status, events=events)
 
 
-def decide(obs: Observed, policy: Policy) -> Decision:
+def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     prev = {k: v for k, v in (obs.body.get("status") or {}).items() if k != "kopf"}
     ft = admit(obs.body, policy)
     if isinstance(ft, Refusal):
@@ -368,5 +366,5 @@ def _serve(run: Run, d: Decision) -> None:
         d.status["serving"] = plan.status
 
 
-__all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "Policy", "decide", "owner_reference",
+__all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "decide", "owner_reference",
            "wanted_run"]

@@ -18,10 +18,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-Key = tuple[str, str]  # (namespace, fine-tune name or label value)
+NamespacedName = tuple[str, str]  # (namespace, fine-tune name or label value)
 
 
-def _values(index: Mapping[Key, Iterable[Any]] | None, key: Key) -> list[dict[str, Any]]:
+def _values(index: Mapping[NamespacedName, Iterable[Any]] | None, key: NamespacedName) -> list[dict[str, Any]]:
     if index is None:
         return []
     return [dict(v) for v in index.get(key, ())]
@@ -37,17 +37,17 @@ def pod_summary(body: Mapping[str, Any]) -> dict[str, Any]:
 
 class Cache:
     def __init__(self, tombstone_seconds: float = 3600.0, max_tombstones: int = 20000):
-        self.jobs_index: Mapping[Key, Iterable[Any]] | None = None
-        self.pods_index: Mapping[Key, Iterable[Any]] | None = None
-        self.finetunes_index: Mapping[Key, Iterable[Any]] | None = None  # (namespace, name) -> the fine-tune
-        self.teacher_refs_index: Mapping[Key, Iterable[Any]] | None = None  # (ns, fromFineTune) -> dependents
+        self.jobs_index: Mapping[NamespacedName, Iterable[Any]] | None = None
+        self.pods_index: Mapping[NamespacedName, Iterable[Any]] | None = None
+        self.finetunes_index: Mapping[NamespacedName, Iterable[Any]] | None = None  # (namespace, name) -> the fine-tune
+        self.teacher_refs_index: Mapping[NamespacedName, Iterable[Any]] | None = None  # (ns, fromFineTune) -> dependents
         # Tombstones per kind: by owner key (what a reconcile reads, O(its own objects)) and in age order (expiry).
-        self._buried: dict[str, dict[Key, dict[str, dict[str, Any]]]] = {"Job": {}, "Pod": {}}
-        self._ages: dict[str, collections.OrderedDict[str, tuple[float, Key]]] = {
+        self._buried: dict[str, dict[NamespacedName, dict[str, dict[str, Any]]]] = {"Job": {}, "Pod": {}}
+        self._ages: dict[str, collections.OrderedDict[str, tuple[float, NamespacedName]]] = {
             "Job": collections.OrderedDict(), "Pod": collections.OrderedDict()}
-        self._awaited: dict[Key, set[str]] = {}  # fine-tune key -> Jobs created by this process, not seen yet
-        self._owners: dict[Key, str] = {}  # (namespace, Job name) -> fine-tune name
-        self._failed_create: dict[Key, str] = {}  # (namespace, Job name) -> the Event's message
+        self._awaited: dict[NamespacedName, set[str]] = {}  # fine-tune key -> Jobs created by this process, not seen yet
+        self._owners: dict[NamespacedName, str] = {}  # (namespace, Job name) -> fine-tune name
+        self._failed_create: dict[NamespacedName, str] = {}  # (namespace, Job name) -> the Event's message
         self.tombstone_seconds = tombstone_seconds
         self.max_tombstones = max_tombstones
 
@@ -55,29 +55,29 @@ class Cache:
     def ready(self) -> bool:
         return self.jobs_index is not None and self.pods_index is not None
 
-    def attach(self, jobs: Mapping[Key, Iterable[Any]], pods: Mapping[Key, Iterable[Any]],
-               finetunes: Mapping[Key, Iterable[Any]] | None = None,
-               teacher_refs: Mapping[Key, Iterable[Any]] | None = None) -> None:
+    def attach(self, jobs: Mapping[NamespacedName, Iterable[Any]], pods: Mapping[NamespacedName, Iterable[Any]],
+               finetunes: Mapping[NamespacedName, Iterable[Any]] | None = None,
+               teacher_refs: Mapping[NamespacedName, Iterable[Any]] | None = None) -> None:
         self.jobs_index, self.pods_index = jobs, pods
         self.finetunes_index, self.teacher_refs_index = finetunes, teacher_refs
 
-    def finetune(self, key: Key) -> dict[str, Any] | None:
+    def finetune(self, key: NamespacedName) -> dict[str, Any] | None:
         """A GemmaFineTune as last watched (spec and status), e.g. the teacher source of a distillation."""
         found = _values(self.finetunes_index, key)
         return found[0] if found else None
 
-    def dependents(self, key: Key) -> list[str]:
+    def dependents(self, key: NamespacedName) -> list[str]:
         """Names of the fine-tunes whose teacher is ``fromFineTune: key``."""
         return sorted({str(v) for v in (self.teacher_refs_index or {}).get(key, ())})
 
     # ----- reads -----
-    def jobs(self, key: Key) -> list[dict[str, Any]]:
+    def jobs(self, key: NamespacedName) -> list[dict[str, Any]]:
         return _values(self.jobs_index, key)
 
-    def pods(self, key: Key) -> list[dict[str, Any]]:
+    def pods(self, key: NamespacedName) -> list[dict[str, Any]]:
         return _values(self.pods_index, key)
 
-    def gone(self, kind: str, key: Key) -> list[dict[str, Any]]:
+    def gone(self, kind: str, key: NamespacedName) -> list[dict[str, Any]]:
         self._expire(kind)
         return list(self._buried[kind].get(key, {}).values())
 
@@ -95,11 +95,11 @@ class Cache:
         self._failed_create[(namespace, job)] = message
         return owner
 
-    def awaited(self, key: Key) -> frozenset[str]:
+    def awaited(self, key: NamespacedName) -> frozenset[str]:
         return frozenset(self._awaited.get(key, ()))
 
     # ----- writes from watch events and from the operator's own creates -----
-    def bury(self, kind: str, key: Key, body: Mapping[str, Any]) -> None:
+    def bury(self, kind: str, key: NamespacedName, body: Mapping[str, Any]) -> None:
         """Keep the last state of a deleted object (its DELETED watch event)."""
         meta = body.get("metadata") or {}
         uid = meta.get("uid") or meta.get("name", "")
@@ -120,18 +120,18 @@ class Cache:
             if not waiting:
                 del self._awaited[(namespace, owner)]
 
-    def created_job(self, key: Key, name: str) -> None:
+    def created_job(self, key: NamespacedName, name: str) -> None:
         if (key[0], name) not in self._owners:  # not watched yet
             self._awaited.setdefault(key, set()).add(name)
 
-    def forget(self, key: Key, label_key: Key) -> None:
+    def forget(self, key: NamespacedName, label_key: NamespacedName) -> None:
         """Drop what is kept for a deleted fine-tune."""
         self._awaited.pop(key, None)
         for kind, k in (("Job", key), ("Pod", label_key)):
             for uid in self._buried[kind].pop(k, {}):
                 self._ages[kind].pop(uid, None)
 
-    def _drop(self, kind: str, uid: str, entry: tuple[float, Key]) -> None:
+    def _drop(self, kind: str, uid: str, entry: tuple[float, NamespacedName]) -> None:
         owned = self._buried[kind].get(entry[1], {})
         owned.pop(uid, None)
         if not owned:

@@ -22,14 +22,13 @@ from gemma_operator.render import names
 from gemma_operator.settings import OperatorSettings
 
 from . import metrics
-from .cache import Cache
+from .cache import Cache, NamespacedName
 from .events import EventPoster
 from .kube import Kube, now_rfc3339
 from .progress import read_progress
 
 log = logging.getLogger("gemma_operator.reconciler")
 
-Key = tuple[str, str]
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +57,7 @@ def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]
     return bool(record) and record.get("uid") not in uids and record.get("name") not in awaited
 
 
-def label_key(key: Key) -> Key:
+def label_key(key: NamespacedName) -> NamespacedName:
     return key[0], names.label_value(key[1])
 
 
@@ -69,20 +68,20 @@ class Reconciler:
         self.kube = kube
         self.cache = cache or Cache()
         self.events = events or EventPoster(kube)
-        self.active: set[Key] = set()
-        self.names: dict[Key, str] = {}  # (namespace, label value) -> fine-tune name
-        self.written: dict[Key, str] = {}  # fingerprint of the fine-tune as our last status write left it
-        self._running: dict[Key, asyncio.Task] = {}
-        self._again: set[Key] = set()
+        self.active: set[NamespacedName] = set()
+        self.names: dict[NamespacedName, str] = {}  # (namespace, label value) -> fine-tune name
+        self.written: dict[NamespacedName, str] = {}  # fingerprint of the fine-tune as our last status write left it
+        self._running: dict[NamespacedName, asyncio.Task] = {}
+        self._again: set[NamespacedName] = set()
 
     # ----- triggers -----
-    def forget(self, key: Key) -> None:
+    def forget(self, key: NamespacedName) -> None:
         self.active.discard(key)
         self.written.pop(key, None)
         self.names.pop(label_key(key), None)
         self.cache.forget(key, label_key(key))
 
-    def finetune_changed(self, key: Key, body: Any) -> None:
+    def finetune_changed(self, key: NamespacedName, body: Any) -> None:
         """A watch event of the fine-tune; the echo of our own status write needs no reconcile."""
         if self.written.get(key) != fingerprint(body):
             self.trigger(key)
@@ -92,7 +91,7 @@ class Reconciler:
         if name:
             self.trigger((namespace, name))
 
-    def trigger(self, key: Key) -> None:
+    def trigger(self, key: NamespacedName) -> None:
         """Reconcile soon; coalesces with one already running."""
         self.names[label_key(key)] = key[1]
         if key in self._running:
@@ -100,7 +99,7 @@ class Reconciler:
             return
         self._running[key] = asyncio.get_running_loop().create_task(self._loop(key))
 
-    async def _loop(self, key: Key) -> None:
+    async def _loop(self, key: NamespacedName) -> None:
         try:
             while True:
                 self._again.discard(key)
