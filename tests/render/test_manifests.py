@@ -35,6 +35,8 @@ MATRIX = {
         },
         "runPolicy": {"activeDeadlineSeconds": 86400, "ttlSecondsAfterFinished": 3600},
     },
+    "tracking": {"tracking": {"reportTo": ["mlflow", "wandb"], "experiment": "records",
+                              "secretRef": {"name": "tracking"}}},
 }
 
 
@@ -246,3 +248,17 @@ def test_the_mounted_run_config_reads_back_with_the_same_run_id(tmp_path, rid):
     ((file, text),) = cm["data"].items()
     (tmp_path / file).write_text(text)
     assert load_run_config(str(tmp_path / file)).run_id == rid
+
+
+def test_tracking_reaches_the_trainer_as_environment_and_its_secret_only_by_reference():
+    ft = parse_finetune(manifest(**MATRIX["tracking"]))
+    (job,) = [o for o in render_run(ft, SETTINGS, "default") if o["kind"] == "Job"]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    rid = RunConfig.for_finetune(ft).run_id
+    assert env["MLFLOW_EXPERIMENT_NAME"] == env["WANDB_PROJECT"] == "records"
+    assert (env["WANDB_RUN_ID"], env["WANDB_RESUME"]) == (rid, "allow")  # every attempt continues one W&B run
+    assert container["envFrom"] == [{"secretRef": {"name": "tracking"}}]
+    plain = next(o for o in render_run(parse_finetune(manifest()), SETTINGS, "default") if o["kind"] == "Job")
+    assert "envFrom" not in plain["spec"]["template"]["spec"]["containers"][0]
+    assert RunConfig.for_finetune(parse_finetune(manifest())).run_id == rid, "tracking is not part of the run id"

@@ -52,6 +52,7 @@ from .progress import ProgressWriter
 from .rows import DataError, data_files, load_rows, read_current
 from .storage import open_store
 from .tb_events import attach as attach_tensorboard
+from .tracking import check_trackers, report_to
 from .xla_hosts import replicate_trainable_in_place
 
 log = logging.getLogger("gemma_trainer")
@@ -67,8 +68,9 @@ def total_steps(spec, n_examples: int) -> int:
 
 
 def training_arguments(spec, setup: DeviceSetup, output_dir: Path, max_steps: int, has_eval: bool,
-                       report_tqdm: bool = True):
-    """The TrainingArguments of a run; ``setup.training_args`` (per accelerator) is applied last."""
+                       report_tqdm: bool = True, run_name: str | None = None):
+    """The TrainingArguments of a run; ``setup.training_args`` (per accelerator) is applied last. ``run_name``
+    names the run in spec.tracking's MLflow or W&B."""
     from transformers import TrainingArguments
 
     t, out = spec.training, spec.output
@@ -99,7 +101,8 @@ def training_arguments(spec, setup: DeviceSetup, output_dir: Path, max_steps: in
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         prediction_loss_only=True,  # the loss head returns no logits
-        report_to="tensorboard",  # <run>/tensorboard/ (gemma_trainer.tb_events)
+        report_to=report_to(spec),  # <run>/tensorboard/ (gemma_trainer.tb_events), then spec.tracking's
+        run_name=run_name,
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (and stops the run: gemma_trainer.guard)
         disable_tqdm=not report_tqdm,
         dataloader_num_workers=0,
@@ -209,6 +212,7 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
     rank = process_rank(setup, rank)
     _cap_cpu_threads(setup)
     log.info("run %s (%s) -> %s; %s", cfg.name, cfg.run_id, cfg.run_uri, setup.describe())
+    check_trackers(spec)
 
     run_store = open_store(cfg.run_uri)
     progress = ProgressWriter(run_store, enabled=rank.is_writer)
@@ -240,7 +244,8 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
         steps = total_steps(spec, len(train_features))
         log.info("batch: %s; %d optimizer steps over %d rows", batch_plan(spec).describe(), steps,
                  len(train_features))
-        args = training_arguments(spec, setup, staging, steps, eval_features is not None)
+        args = training_arguments(spec, setup, staging, steps, eval_features is not None,
+                                  run_name=f"{cfg.name}-{cfg.run_id}")
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
         guard = NonFiniteGuard(setup.policy)
         callbacks = [preemption, guard, commit, ProgressCallback(progress, rank.is_writer)]

@@ -27,6 +27,7 @@ from .fields import (
 )
 from .methods import cuda_only_methods
 from .serving import Serving
+from .tracking import Tracking
 
 
 class Dataset(ApiModel):
@@ -212,6 +213,9 @@ class GemmaFineTuneSpec(ApiModel):
     training whose gate decides the Evaluated condition. Not part of the run id: editing it re-evaluates."""
     serving: Serving | None = None
     """Serve the base model with the adapter of the newest passing run (a vLLM Deployment and Service)."""
+    tracking: Tracking | None = None
+    """Report to an MLflow or Weights & Biases server too (transformers' integrations; credentials from a
+    Secret). Not part of the run id."""
 
     @property
     def resolved_model_uri(self) -> str:

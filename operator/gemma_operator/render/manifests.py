@@ -110,8 +110,20 @@ def _env_vars(ft: GemmaFineTune, config: RunConfig, where: Placement, image: str
     ref = ft.spec.pod.hf_token_secret_ref
     if ref is not None:  # only ever a reference: the token never enters the ConfigMap or the pod spec
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}})
+    tracking = ft.spec.tracking
+    if tracking is not None:
+        run = naming.run_key(config.run_id, config.stage)
+        env += [{"name": k, "value": v} for k, v in tracking.environment(run).items()]
     env += [{"name": e.name, "value": e.value} for e in ft.spec.pod.env or ()]
     return env
+
+
+def _env_from(ft: GemmaFineTune) -> list[dict[str, Any]]:
+    """spec.tracking's Secret, every key of it (the tracker's server and credentials): only ever a reference."""
+    tracking = ft.spec.tracking
+    if tracking is None or tracking.secret_ref is None:
+        return []
+    return [{"secretRef": {"name": tracking.secret_ref.name}}]
 
 
 def render_run(
@@ -156,7 +168,7 @@ def render_run(
             tolerations=where.tolerations + [t.to_api() for t in spec.pod.tolerations or ()],
             image=image,
             affinity=slice_affinity(names.job) if where.multi_host else None,
-            command=command, env=_env_vars(ft, config, where, image),
+            command=command, env=_env_vars(ft, config, where, image), env_from=_env_from(ft),
             resources=container_resources(ft.spec.pod.resources, where),
             config_dir=CONFIG_DIR, exit_permanent=[EXIT_INVALID_INPUT, EXIT_NON_FINITE, EXIT_BELOW_THRESHOLD,
                                                            EXIT_INPUTS_CHANGED],
