@@ -9,9 +9,9 @@ Part 1 (median of 3 each, side by side in this run):
   ``adapter_config.json``, ``optimizer.pt``, ``scheduler.pt``, ``rng_state.pth``, ``trainer_state.json``,
   ``training_args.bin``) with the real tensor names and shapes of Gemma-2-2B's LoRA, written by safetensors and
   torch.save, then ``CheckpointManager.commit`` (``Store.upload_dir`` to fake-gcs-server, listing check, the
-  ``COMMITTED`` marker). The trainable count comes from ``gemma_operator.api.methods.lora_params``.
+  ``COMMITTED`` marker). The trainable count comes from ``gemma_api.methods.lora_params``.
 
-Part 2: ``python -m gemma_operator.cli train`` on a tiny Gemma 2 writing to fake GCS; after its first logged
+Part 2: ``python -m gemmaft.cli train`` on a tiny Gemma 2 writing to fake GCS; after its first logged
 step it gets SIGTERM; we time until it exits (expect 143 and a committed checkpoint; target well inside 30 s,
 the default terminationGracePeriodSeconds of the trainer pods is larger), then start it again and time from
 process start to its first resumed step (its log line ``step N/M``), next to the same figure for the fresh start.
@@ -42,7 +42,7 @@ ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 def lora_tensors(seed: int = 0) -> dict:
     """Every LoRA A/B matrix of Gemma-2-2B with r=16 on all linear layers, named as PEFT names them (fp32)."""
     import torch
-    from gemma_operator.api.facts import MODELS
+    from gemma_api.facts import MODELS
 
     arch = MODELS["gemma-2-2b"]
     shapes = arch.linear_shapes()
@@ -101,8 +101,8 @@ def folder_bytes(folder: Path) -> int:
 
 def part1(gcs_bucket: str, work: Path, repeats: int) -> dict:
     import torch
-    from gemma_operator.api.facts import MODELS
-    from gemma_operator.api.methods import lora_params
+    from gemma_api.facts import MODELS
+    from gemma_api.methods import lora_params
     from gemma_trainer.checkpoints import CheckpointManager
     from gemma_trainer.storage import open_store
 
@@ -229,8 +229,8 @@ class Trainer:
 
 def part2(gcs_bucket: str, work: Path) -> dict:
     import yaml
-    from gemma_operator.api import RunConfig, parse_finetune
-    from gemma_operator.api.run import EXIT_PREEMPTED
+    from gemma_api import RunConfig, parse_finetune
+    from gemma_api.run import EXIT_PREEMPTED
     from gemma_trainer.checkpoints import CheckpointManager
     from gemma_trainer.storage import open_store
     from gemma_trainer.tiny import DATASET_KINDS, dataset_texts, make_dataset_rows, save_tiny_model
@@ -254,7 +254,7 @@ def part2(gcs_bucket: str, work: Path) -> dict:
     }, sort_keys=False))
     cfg = RunConfig.for_finetune(parse_finetune(yaml.safe_load(manifest.read_text())))
     manager = CheckpointManager(open_store(cfg.run_uri))
-    cmd = [sys.executable, "-m", "gemma_operator.cli", "train", "-f", str(manifest)]
+    cmd = [sys.executable, "-m", "gemmaft.cli", "train", "-f", str(manifest)]
     env = dict(os.environ, GEMMAFT_WORK_DIR=str(work / "scratch"), GEMMAFT_CACHE_DIR=str(work / "cache"),
                TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
 

@@ -11,14 +11,14 @@ QLoRA at batch 2 x 2048 under a T4's 14.7 GB cap. Exits 0 with "no CUDA GPU: ski
 
 Figures per run: tokens/s (all tokens are real: every sequence is 1024 long), MFU, peak memory
 (``torch.cuda.max_memory_allocated``) and, for ours, the memory model's prediction for the same spec
-(gemma_operator.api.memory: weights + trainable state + activations, without its runtime allowance; target:
+(gemma_api.memory: weights + trainable state + activations, without its runtime allowance; target:
 within 15% of the measurement). MFU = 6 x N x tokens/s / peak, N = all parameters of the model (frozen
 included); the 6N convention counts forward (2N) + backward (4N) and gives no credit for the recomputed forward
 of activation checkpointing nor for attention FLOPs. Peak: the GPU's dense bf16 (fp16 on T4) tensor-core TFLOPS
 from the table below, or ``--peak-tflops``.
 
 T4 precision on this GPU (``--t4``, on by default): the T4's plan (compute capability 7.5 forced: fp16 projections
-around an fp32 stream, a loss-scaled backward; ``gemma_operator.api.precision``) natively on this GPU's fp16
+around an fp32 stream, a loss-scaled backward; ``gemma_api.precision``) natively on this GPU's fp16
 tensor cores, under a 14.7 GB cap: per family it can build (Gemma 2 2B and Gemma 3 1B shapes; random weights, as
 this machine reaches no hub), the loss of one batch against fp32 on the same weights, next to plain fp16 autocast
 on fp16 weights (the trainer's T4 load before the precision table); then tokens/s and peak memory of LoRA training
@@ -64,7 +64,7 @@ T4_USABLE_BYTES = int(14.7e9)
 
 
 def spec_for(model: str, method: str, batch: int, seq: int, steps: int):
-    from gemma_operator.api import parse_finetune
+    from gemma_api import parse_finetune
 
     return parse_finetune({
         "apiVersion": "gemmaft.dev/v1alpha1", "kind": "GemmaFineTune", "metadata": {"name": "bench-gpu"},
@@ -162,7 +162,7 @@ class StepTimer:
 
 def predicted_bytes(spec) -> int:
     """The memory model's figure for ``spec`` without its runtime allowance (CUDA context, allocator slack)."""
-    from gemma_operator.api import estimate
+    from gemma_api import estimate
 
     est = estimate(spec)
     return est.weights + est.trainable + est.activations
@@ -250,7 +250,7 @@ def t4_losses(config: dict, seq: int) -> dict:
     """One batch's loss on the same random weights: fp32, the T4 policy (native fp16 projections) and fp16
     weights under fp16 autocast; with per-layer maxima from ``gemma_trainer.numerics.measure``."""
     import torch
-    from gemma_operator.api.precision import FP16_AUTOCAST, FP16_PROJECTIONS, FP32
+    from gemma_api.precision import FP16_AUTOCAST, FP16_PROJECTIONS, FP32
     from gemma_trainer.batches import PackedCollator
     from gemma_trainer.numerics import measure
     from gemma_trainer.packed_attention import use_packed_attention

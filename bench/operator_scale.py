@@ -165,7 +165,7 @@ def start_operator(kubeconfig: Path, gcs_url: str, log_path: Path) -> tuple[subp
            "GEMMAFT_HEALTH_PORT": str(health), "GEMMAFT_METRICS_PORT": str(metrics), "GEMMAFT_NAMESPACES": "",
            "STORAGE_EMULATOR_HOST": gcs_url, "PYTHONPATH": str(REPO / "operator")}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.cli", "operator"], env=env, stdout=log,
+        proc = subprocess.Popen([sys.executable, "-m", "gemmaft.cli", "operator"], env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     return proc, health, metrics
 

@@ -92,7 +92,7 @@ def model_source(tmp: Path):
 
 
 def make_spec(model: str, model_dir: Path, args):
-    from gemma_operator.api import GemmaFineTuneSpec
+    from gemma_api import GemmaFineTuneSpec
 
     return GemmaFineTuneSpec.model_validate({
         "model": model, "modelUri": str(model_dir), "method": "lora",
@@ -292,7 +292,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     import torch
-    from gemma_operator.api.facts import MODELS
+    from gemma_api.facts import MODELS
     from gemma_trainer.backends import device_setup
     from gemma_trainer.data import format_and_tokenize
     from gemma_trainer.model import load_tokenizer

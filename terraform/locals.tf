@@ -1,6 +1,6 @@
 locals {
   # Chips of each multi-host TPU v3 slice topology (ct3p-hightpu-4t). The same table lives in
-  # operator/gemma_operator/api/facts.py (TPU_V3_TOPOLOGIES); tests/terraform/test_cluster_and_node_pools.py keeps the two equal.
+  # operator/gemma_api/facts.py (TPU_V3_TOPOLOGIES); tests/terraform/test_cluster_and_node_pools.py keeps the two equal.
   tpu_v3_slice_chips = {
     "4x4"   = 16
     "4x8"   = 32

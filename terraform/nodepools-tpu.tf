@@ -36,7 +36,7 @@ module "tpu_v3_slice_pool" {
 }
 
 # Cloud TPU v5e pools (tpu-v5-lite-podslice, one TensorCore per chip). Zones validated against the v5e zone
-# table in variables.tf (kept equal to the tpu-v5e record of operator/gemma_operator/api/accelerators.py).
+# table in variables.tf (kept equal to the tpu-v5e record of operator/gemma_api/accelerators.py).
 
 # Single host: 1x1, 2x2 or 2x4 on ct5lp-hightpu-1t/4t/8t, autoscaled from 0.
 module "tpu_v5e_single_host_pool" {

@@ -484,7 +484,7 @@ variable "tpu_v3_slice_topology" {
 
 variable "tpu_v3_single_host_zone" {
   type        = string
-  description = "Zone of the single-host TPU v3 pool: one that offers v3-8 (us-central1-a, us-central1-b, europe-west4-a: the Cloud TPU zone table, kept equal to TPU_V3_ZONES in operator/gemma_operator/api/facts.py by tests/terraform/test_cluster_and_node_pools.py). Must lie in var.region."
+  description = "Zone of the single-host TPU v3 pool: one that offers v3-8 (us-central1-a, us-central1-b, europe-west4-a: the Cloud TPU zone table, kept equal to TPU_V3_ZONES in operator/gemma_api/facts.py by tests/terraform/test_cluster_and_node_pools.py). Must lie in var.region."
   default     = "europe-west4-a"
 
   validation {
@@ -534,7 +534,7 @@ variable "tpu_v5e_single_host_max_nodes" {
 
 variable "tpu_v5e_single_host_zone" {
   type        = string
-  description = "Zone of the single-host TPU v5e pool: one of the Cloud TPU v5e zones (kept equal to the tpu-v5e record of operator/gemma_operator/api/accelerators.py by tests/terraform). Must lie in var.region."
+  description = "Zone of the single-host TPU v5e pool: one of the Cloud TPU v5e zones (kept equal to the tpu-v5e record of operator/gemma_api/accelerators.py by tests/terraform). Must lie in var.region."
   default     = "us-west4-a"
 
   validation {

@@ -18,7 +18,7 @@ from tests.conftest import REPO
 def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
     # 60 steps, not fewer: on an idle machine the tiny model ran all of 16 steps before the demo's preemption
     # landed, so the replacement pod had nothing left to resume.
-    out = subprocess.run([sys.executable, "-m", "gemma_operator.cli", "demo", "--tiny", "--steps", "60",
+    out = subprocess.run([sys.executable, "-m", "gemmaft.cli", "demo", "--tiny", "--steps", "60",
                           "--timeout", "420"], capture_output=True, text=True, cwd=REPO, timeout=560, check=False)
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-6000:]
@@ -43,8 +43,8 @@ def test_demo_succeeds_through_a_preemption_and_the_adapter_loads():
 def test_demo_without_the_real_weights_says_what_to_install(monkeypatch, capsys):
     import argparse
 
+    from gemma_api import facts
     from gemma_local.demo import run_demo
-    from gemma_operator.api import facts
 
     absent = facts.ModelPackage(model="gemma-3-270m", upstream_id="google/gemma-3-270m", module="gemmaft_absent",
                                 parts=(), file_format="gguf", sha256="0" * 64)
@@ -56,7 +56,7 @@ def test_demo_without_the_real_weights_says_what_to_install(monkeypatch, capsys)
 
 def test_demo_without_the_local_cluster_says_what_to_install(monkeypatch, capsys):
     """The operator image has no gemma_local: `gemmaft demo` there names the extra instead of a traceback."""
-    from gemma_operator.cli import main
+    from gemmaft.cli import main
 
     for name in ("gemma_local", "gemma_local.demo"):  # importing them now fails as if they were not installed
         monkeypatch.setitem(sys.modules, name, None)

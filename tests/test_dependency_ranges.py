@@ -46,7 +46,7 @@ def test_tpu_runs_turn_transformers_hub_kernels_off(monkeypatch):
     """The kernels package has no XLA device: the TPU plan switches transformers' integration off."""
     import os
 
-    from gemma_operator.api import parse_finetune
+    from gemma_api import parse_finetune
     from gemma_trainer.xla import device_setup
 
     from tests.conftest import manifest

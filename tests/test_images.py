@@ -269,11 +269,22 @@ def test_dockerignore_keeps_what_the_images_copy_and_drops_the_rest():
         for word, rest in instructions(path):
             if word == "COPY" and not rest.startswith("--from="):
                 copied.update(rest.split()[:-1])
-    assert {"pyproject.toml", "README.md", "operator/gemma_operator", "trainer_image/gemma_trainer"} <= copied
+    assert {"pyproject.toml", "README.md", "operator/gemma_api", "operator/gemma_operator", "operator/gemmaft",
+            "trainer_image/gemma_trainer"} <= copied
     assert not any(source.startswith("operator/gemma_local") for source in copied)  # no local cluster in an image
     for source in copied:
         sample = next((REPO / source).rglob("*.py")).relative_to(REPO).as_posix() if (REPO / source).is_dir() else source
         assert not _ignored(patterns, sample), f"{sample} is copied but .dockerignore drops it"
     for dropped in (".venv/bin/python", "tests/conftest.py", ".git/HEAD", "charts/gemma-finetune-operator/Chart.yaml",
-                    "operator/gemma_operator/__pycache__/cli.cpython-311.pyc", "operator/gemma_local/demo.py"):
+                    "operator/gemma_operator/__pycache__/settings.cpython-311.pyc", "operator/gemma_local/demo.py"):
         assert _ignored(patterns, dropped), f"{dropped} would be sent to the Docker build"
+
+
+def test_each_image_holds_the_contract_the_command_and_only_its_own_side():
+    """The operator and the trainer import each other nowhere (.importlinter), so neither image copies the other."""
+    for image, path in DOCKERFILES.items():
+        copied = {rest.split()[0] for word, rest in instructions(path) if word == "COPY" and "--from=" not in rest}
+        assert {"operator/gemma_api", "operator/gemmaft"} <= copied, image
+        side = "operator/gemma_operator" if image == "operator" else "trainer_image/gemma_trainer"
+        other = "trainer_image/gemma_trainer" if image == "operator" else "operator/gemma_operator"
+        assert side in copied and other not in copied, (image, copied)

@@ -26,7 +26,7 @@ def modules_after_import(module: str) -> set[str]:
     return set(json.loads(out.stdout))
 
 
-@pytest.mark.parametrize("module", ["gemma_operator.api", "gemma_operator.cli"])
+@pytest.mark.parametrize("module", ["gemma_api", "gemmaft.cli"])
 def test_api_and_cli_import_neither_kopf_nor_torch(module):
     loaded = modules_after_import(module)
     assert not loaded & (HEAVY_OPERATOR | HEAVY_TRAINER | {"jinja2"}), loaded & (HEAVY_OPERATOR | HEAVY_TRAINER)

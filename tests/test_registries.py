@@ -1,6 +1,6 @@
 """Registries in place of string switches: the training methods are one record each on the contract side
-(``gemma_operator.api.methods``) and one entry each on the torch side (``gemma_trainer.methods``); no other code
-compares a method with a method's name. The model families are one record each (``gemma_operator.api.families``)
+(``gemma_api.methods``) and one entry each on the torch side (``gemma_trainer.methods``); no other code
+compares a method with a method's name. The model families are one record each (``gemma_api.families``)
 with one chat template each in the trainer."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import ast
 import typing
 from pathlib import Path
 
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.families import FAMILIES
-from gemma_operator.api.fields import Method
-from gemma_operator.api.methods import METHODS
+from gemma_api.facts import MODELS
+from gemma_api.families import FAMILIES
+from gemma_api.fields import Method
+from gemma_api.methods import METHODS
 from gemma_trainer.methods import METHOD_STEPS
 from gemma_trainer.templates import CHAT_TEMPLATES
 

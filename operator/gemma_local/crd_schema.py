@@ -18,7 +18,7 @@ from typing import Any
 
 import cel
 import jsonschema
-from gemma_operator.api.crd import build_crd
+from gemma_api.crd import build_crd
 
 
 @functools.cache

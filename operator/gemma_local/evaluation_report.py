@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gemma_operator.api.evaluation_results import EvaluationResults
+from gemma_api.evaluation_results import EvaluationResults
 
 
 def read_results(status: dict[str, Any]) -> EvaluationResults | None:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gemma_operator.api.run import CONFIG_DIR
+from gemma_api.run import CONFIG_DIR
 
 from .cluster import ClusterEmulator
 
@@ -41,7 +41,7 @@ class ProcessRunner:
     def _command(self, container: dict[str, Any], folder: Path) -> list[str]:
         command = [*container.get("command", ()), *container.get("args", ())]
         if command and command[0] == "gemmaft":  # the image's console script, from this interpreter
-            command = [sys.executable, "-m", "gemma_operator.cli", *command[1:]]
+            command = [sys.executable, "-m", "gemmaft.cli", *command[1:]]
         return [arg.replace(CONFIG_DIR, str(folder)) for arg in command]
 
     def _environment(self, container: dict[str, Any], scratch: Path) -> dict[str, str]:

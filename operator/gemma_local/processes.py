@@ -40,7 +40,7 @@ class OperatorProcess:
     def start(self) -> OperatorProcess:
         self.starts += 1
         with open(self.log_dir / f"operator-{self.starts}.log", "w") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gemma_operator.cli", "operator"], env=self.env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "gemmaft.cli", "operator"], env=self.env,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 

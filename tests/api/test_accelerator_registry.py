@@ -5,10 +5,10 @@ fixes that name the next accelerator up."""
 from __future__ import annotations
 
 import pytest
+from gemma_api import SpecError, estimate, parse_finetune
+from gemma_api.accelerators import ACCELERATORS, names_of, profile
+from gemma_api.plan import batch_plan
 from gemma_local import crd_schema
-from gemma_operator.api import SpecError, estimate, parse_finetune
-from gemma_operator.api.accelerators import ACCELERATORS, names_of, profile
-from gemma_operator.api.plan import batch_plan
 
 from tests.conftest import manifest
 

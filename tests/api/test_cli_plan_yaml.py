@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from gemma_operator.api.plan import batch_plan
-from gemma_operator.api.yamlio import YamlError, load_documents
+from gemma_api.plan import batch_plan
+from gemma_api.yamlio import YamlError, load_documents
 
 from tests.conftest import EXAMPLES, REPO
 
@@ -18,7 +18,7 @@ from tests.conftest import EXAMPLES, REPO
 def gemmaft(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-m", "gemma_operator.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gemmaft.cli", *args], capture_output=True, text=True,
                           cwd=REPO, check=False, env={**os.environ, **(env or {})})
 
 
@@ -62,7 +62,7 @@ def test_render_says_which_settings_are_operator_defaults():
 
 
 def test_plan_prints_the_run_as_the_trainer_will_run_it():
-    from gemma_operator.api import parse_finetune
+    from gemma_api import parse_finetune
 
     example = EXAMPLES / "tpu-v3-32-multihost.yaml"
     out = gemmaft("plan", "-f", str(example), "--examples", "10000")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gemma_api import parse_finetune
+from gemma_api.facts import MODEL_PACKAGES, MODELS
+from gemma_api.memory import estimate
+from gemma_api.methods import lora_params
 from gemma_local import crd_schema
-from gemma_operator.api import parse_finetune
-from gemma_operator.api.facts import MODEL_PACKAGES, MODELS
-from gemma_operator.api.memory import estimate
-from gemma_operator.api.methods import lora_params
 
 from tests.conftest import manifest
 
@@ -63,8 +63,8 @@ def test_image_text_sizes_are_accepted_and_default_to_their_hub_repository(model
 
 
 def test_every_family_has_a_precision_row_on_fp16_and_a_tokenizer():
-    from gemma_operator.api.families import FAMILIES, precision_policy
-    from gemma_operator.api.precision import SAFE_FP16
+    from gemma_api.families import FAMILIES, precision_policy
+    from gemma_api.precision import SAFE_FP16
 
     assert {arch.family for arch in MODELS.values()} == set(FAMILIES)
     for family in FAMILIES:
@@ -76,7 +76,7 @@ def test_per_layer_inputs_and_experts_in_the_memory_model():
     """Per-layer inputs are kept for the whole pass; experts count by active parameters in the activations."""
     from dataclasses import replace
 
-    from gemma_operator.api.memory import StepShape, activation_bytes, layer_bytes
+    from gemma_api.memory import StepShape, activation_bytes, layer_bytes
 
     shape = StepShape(2, 512, 2)
     e2b = MODELS["gemma-4-e2b"]

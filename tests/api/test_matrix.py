@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gemma_operator.api.facts import GB, MODELS
-from gemma_operator.api.matrix import METHODS, fit_matrix, markdown, matrix_accelerators, refresh
-from gemma_operator.cli import main
+from gemma_api.facts import GB, MODELS
+from gemma_api.matrix import METHODS, fit_matrix, markdown, matrix_accelerators, refresh
+from gemmaft.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 NEW_MODELS = ["gemma-3-4b", "gemma-3-12b", "gemma-3-27b", "gemma-4-e2b", "gemma-4-e4b", "gemma-4-26b-a4b",
@@ -74,4 +74,4 @@ def test_plan_matrix_prints_the_table_and_docs_hold_it_current(capsys):
     assert printed == markdown(fit_matrix())
     docs = (REPO / "docs" / "models.md").read_text()
     assert printed in docs
-    assert refresh(docs) == docs, "docs/models.md is stale: regenerate it with gemma_operator.api.matrix.refresh"
+    assert refresh(docs) == docs, "docs/models.md is stale: regenerate it with gemma_api.matrix.refresh"

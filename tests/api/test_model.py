@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gemma_api import SpecError, estimate, parse_finetune, run_id
+from gemma_api.crd import build_crd
 from gemma_local import crd_schema
-from gemma_operator.api import SpecError, estimate, parse_finetune, run_id
-from gemma_operator.api.crd import build_crd
 
 from tests.conftest import EXAMPLES, REPO, manifest
 
@@ -100,8 +100,8 @@ def test_27b_does_not_fit_one_t4_even_with_qlora():
 
 
 def test_lora_state_of_2b_r16_all_linear_is_about_21m_parameters():
-    from gemma_operator.api.facts import LINEAR_MODULES, MODELS
-    from gemma_operator.api.methods import lora_params
+    from gemma_api.facts import LINEAR_MODULES, MODELS
+    from gemma_api.methods import lora_params
 
     assert 20_000_000 < lora_params(MODELS["gemma-2-2b"], 16, list(LINEAR_MODULES)) < 22_000_000
 
@@ -129,7 +129,7 @@ def test_defaults_are_filled_and_round_trip():
 
 
 def run_cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gemma_operator.cli", *args], input=stdin,
+    return subprocess.run([sys.executable, "-m", "gemmaft.cli", *args], input=stdin,
                           capture_output=True, text=True, cwd=REPO, check=False)
 
 

@@ -3,7 +3,7 @@ environment, and the custom image, scheduling and pod metadata values."""
 
 from __future__ import annotations
 
-from gemma_operator.api.accelerators import ACCELERATORS
+from gemma_api.accelerators import ACCELERATORS
 from gemma_operator.settings import OperatorSettings
 
 from tests.chart.rendering import CASES, DIGEST, FULLNAME, container, env_of, objects_of, only, render_raw

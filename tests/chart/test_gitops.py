@@ -21,7 +21,7 @@ def _gitops_docs() -> dict[str, dict]:
 
 
 def test_gitops_finetunes_are_valid_per_the_crd_and_the_operator():
-    from gemma_operator.api import parse_finetune
+    from gemma_api import parse_finetune
 
     from tests.support.crd_schema import validate
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import SpecError, parse_finetune, run_id
-from gemma_operator.api.distillation import resolve_teacher, teacher_key, teacher_uri
-from gemma_operator.api.facts import MODELS, tokenizer_family
-from gemma_operator.api.teacher_memory import teacher_estimate
+from gemma_api import SpecError, parse_finetune, run_id
+from gemma_api.distillation import resolve_teacher, teacher_key, teacher_uri
+from gemma_api.facts import MODELS, tokenizer_family
+from gemma_api.teacher_memory import teacher_estimate
 
 from tests.conftest import manifest
 from tests.support import crd_schema
@@ -72,7 +72,7 @@ def test_teacher_fit_is_forward_only_and_names_the_fixes():
     est = teacher_estimate(fitted)
     assert est.trainable == 0 and est.fits
     # Forward-only needs less than training the same model with LoRA would (no gradients, no kept activations).
-    from gemma_operator.api import estimate
+    from gemma_api import estimate
 
     lora_9b = estimate(parse_finetune(manifest(model="gemma-2-9b", accelerator=TPU)).spec)
     teacher_9b = teacher_estimate(parse_finetune(distil()).spec)

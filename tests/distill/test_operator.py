@@ -110,10 +110,10 @@ def test_two_stages_through_the_operator(cluster, kubeconfig, operator, bucket):
 def test_real_trainer_pods_run_the_teacher_then_the_student(tmp_path, gcs, bucket, tiny_model_dir, task):
     """The same through real ``gemmaft train`` pods (local processes): the student Job appears only once the
     teacher stage's COMMITTED marker is in the bucket, and the run ends with the student's adapter."""
+    from gemma_api import RunConfig, parse_finetune
     from gemma_local.cluster import LocalCluster
     from gemma_local.pods import ProcessRunner
     from gemma_local.processes import OperatorProcess
-    from gemma_operator.api import RunConfig, parse_finetune
     from gemma_operator.render.settings import RenderSettings
     from gemma_trainer.storage import open_store
 

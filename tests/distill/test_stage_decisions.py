@@ -4,8 +4,8 @@ only after the teacher committed, per-stage status, conditions and Events."""
 from __future__ import annotations
 
 import yaml
-from gemma_operator.api import GemmaFineTuneStatus, parse_finetune
-from gemma_operator.api.run import RunProgress
+from gemma_api import GemmaFineTuneStatus, parse_finetune
+from gemma_api.run import RunProgress
 from gemma_operator.reconcile.stages import (
     STUDENT,
     TEACHER,
@@ -145,7 +145,7 @@ def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_delet
 
 
 def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
-    from gemma_operator.cli import main
+    from gemmaft.cli import main
 
     from tests.conftest import EXAMPLES
 

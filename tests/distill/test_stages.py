@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.inputs import RunRecordFile
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED, RUN_RECORD_FILE
+from gemma_api.inputs import RunRecordFile
+from gemma_api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED, RUN_RECORD_FILE
 from gemma_trainer.callbacks import PreemptionCallback
 
 from tests.trainer.conftest import make_manifest, read_metrics, run_folder, train_in_process

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import SpecError, parse_finetune, run_id
-from gemma_operator.api.crd import build_crd
-from gemma_operator.api.evaluation import CHECK_KINDS, answers_key, gate
+from gemma_api import SpecError, parse_finetune, run_id
+from gemma_api.crd import build_crd
+from gemma_api.evaluation import CHECK_KINDS, answers_key, gate
 
 from tests.conftest import manifest
 

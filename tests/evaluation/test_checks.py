@@ -4,8 +4,8 @@ results and the report."""
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import parse_finetune
-from gemma_operator.api.evaluation import CHECK_KINDS
+from gemma_api import parse_finetune
+from gemma_api.evaluation import CHECK_KINDS
 from gemma_trainer.evaluation.answers import pending_batches
 from gemma_trainer.evaluation.checks import SCORERS, prepared, scores
 from gemma_trainer.evaluation.prompts import eval_prompt

@@ -3,9 +3,9 @@ puts in the status (a gate of another spec.evaluation is not this one's)."""
 
 from __future__ import annotations
 
-from gemma_operator.api import parse_finetune, run_id
-from gemma_operator.api.evaluation import evaluation_key
-from gemma_operator.api.run import RunProgress
+from gemma_api import parse_finetune, run_id
+from gemma_api.evaluation import evaluation_key
+from gemma_api.run import RunProgress
 from gemma_operator.reconcile.evaluation import evaluated, evaluation_leg
 
 from tests.conftest import manifest

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from gemma_operator.api.run import EXIT_BELOW_THRESHOLD
+from gemma_api.run import EXIT_BELOW_THRESHOLD
 
 from tests.conftest import manifest
 from tests.operator.harness import apply, condition, kubectl, status_of, wait_for, write_progress
@@ -79,8 +79,8 @@ def test_the_gate_in_the_status_and_kubectl_wait(cluster, kubeconfig, operator, 
 
 
 def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubeconfig, operator, bucket):
-    from gemma_operator.api import parse_finetune
-    from gemma_operator.api.evaluation import evaluation_key
+    from gemma_api import parse_finetune
+    from gemma_api.evaluation import evaluation_key
 
     first = start(cluster, kubeconfig, bucket, "edit")
     rid = first["runId"]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gemma_operator.api import parse_finetune, run_id, run_uri
-from gemma_operator.api.run import EXIT_OK
+from gemma_api import parse_finetune, run_id, run_uri
+from gemma_api.run import EXIT_OK
 from gemma_operator.render import RenderSettings, ServedRun, render_serving
 from gemma_trainer.storage import open_store
 from gemma_trainer.tiny import make_dataset_rows

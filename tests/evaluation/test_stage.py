@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from gemma_operator.api.run import EXIT_BELOW_THRESHOLD, EXIT_INVALID_INPUT, EXIT_OK, EXIT_PREEMPTED
+from gemma_api.run import EXIT_BELOW_THRESHOLD, EXIT_INVALID_INPUT, EXIT_OK, EXIT_PREEMPTED
 from gemma_trainer.tiny import make_dataset_rows
 
 from tests.trainer.conftest import make_manifest, read_metrics, run_folder, train_in_process, write_jsonl

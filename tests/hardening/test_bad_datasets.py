@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gemma_operator.api.run import EXIT_INVALID_INPUT
+from gemma_api.run import EXIT_INVALID_INPUT
 from gemma_trainer.rows import DataError, load_rows
 
 from tests.trainer.conftest import make_manifest, run_cli, run_folder

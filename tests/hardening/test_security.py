@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 import yaml
+from gemma_api import parse_finetune
 from gemma_local.cluster import RESOURCES
-from gemma_operator.api import parse_finetune
 from gemma_operator.render import RenderSettings, render_run
 
 from tests.conftest import manifest
@@ -121,7 +121,7 @@ def test_the_token_in_a_secret_never_reaches_logs_status_events_or_config_maps(
                                   "hf_token"])
 def test_reserved_env_names_are_refused_with_the_field_and_the_fix(name):
     """Before: pod.env accepted any name (a plain-text token in the ConfigMap, storage redirected, ...)."""
-    from gemma_operator.api import SpecError
+    from gemma_api import SpecError
 
     obj = manifest(pod={"env": [{"name": "WANDB_MODE", "value": "offline"}, {"name": name, "value": "x"}]})
     with pytest.raises(SpecError) as err:

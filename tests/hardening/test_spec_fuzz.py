@@ -27,11 +27,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from gemma_api import GemmaFineTuneSpec, SpecError, parse_finetune
+from gemma_api.accelerators import ACCELERATORS, all_topologies, names_of, profile
+from gemma_api.facts import LINEAR_MODULES, MODELS
+from gemma_api.validation import _known_fields
 from gemma_local import crd_schema
-from gemma_operator.api import GemmaFineTuneSpec, SpecError, parse_finetune
-from gemma_operator.api.accelerators import ACCELERATORS, all_topologies, names_of, profile
-from gemma_operator.api.facts import LINEAR_MODULES, MODELS
-from gemma_operator.api.validation import _known_fields
 from gemma_operator.render import RenderSettings, render_run
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st

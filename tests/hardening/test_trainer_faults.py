@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK
+from gemma_api.run import COMMIT_MARKER, EXIT_OK
 from gemma_trainer.checkpoints import CheckpointManager
 from gemma_trainer.storage import open_store
 from gemma_trainer.tiny import make_dataset_rows

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from gemma_api import GemmaFineTuneStatus
 from gemma_local.cluster import kubectl_flags
 from gemma_local.processes import OperatorProcess as Operator  # noqa: F401 (re-exported)
 from gemma_local.processes import free_port  # noqa: F401
-from gemma_operator.api import GemmaFineTuneStatus
 
 REPO = Path(__file__).resolve().parents[2]
 KUBECTL = "/usr/bin/kubectl"

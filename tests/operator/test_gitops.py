@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from gemma_api import parse_finetune, run_id
 from gemma_local.crd_schema import with_defaults
-from gemma_operator.api import parse_finetune, run_id
 
 from tests.conftest import manifest
 

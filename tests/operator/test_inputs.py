@@ -4,8 +4,8 @@ InputsChanged and the trainer's message, through the local cluster."""
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import parse_finetune, run_id
-from gemma_operator.api.inputs import RunInputs
+from gemma_api import parse_finetune, run_id
+from gemma_api.inputs import RunInputs
 
 from tests.conftest import manifest
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from gemma_operator.api import parse_finetune, run_id
+from gemma_api import parse_finetune, run_id
 
 from tests.conftest import manifest
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-from gemma_operator.api import parse_finetune, run_id
-from gemma_operator.api.run import RunProgress
+from gemma_api import parse_finetune, run_id
+from gemma_api.run import RunProgress
 from gemma_operator.reconcile import Observed, decide, set_condition
 from gemma_operator.reconcile.attempts import ANN_SLICE_RESTARTS
 from gemma_operator.reconcile.decide import ANN_PREEMPTIONS

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gemma_operator.api.run import EXIT_BELOW_THRESHOLD, EXIT_OK
+from gemma_api.run import EXIT_BELOW_THRESHOLD, EXIT_OK
 
 from tests.trainer.conftest import run_folder, write_jsonl
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gemma_operator.api.run import EXIT_OK
+from gemma_api.run import EXIT_OK
 
 from tests.support.hub import offline_env, put_in_hub_cache
 

@@ -31,7 +31,7 @@ def _t4_spec(tmp_path: Path) -> Path:
 
 
 def _check(spec: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gemma_operator.cli", "check-numerics", "-f", str(spec), "-o",
+    return subprocess.run([sys.executable, "-m", "gemmaft.cli", "check-numerics", "-f", str(spec), "-o",
                            "json", *extra], capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
 
 
@@ -60,7 +60,7 @@ def test_plain_fp16_overflows_at_layer_8_and_is_refused(gemma3_dir, tmp_path):
     first_bad = next(i for i, layer in enumerate(report["layers"]) if layer["overflow"])
     assert first_bad == 7 and maxima[7] is None  # model.layers.7, the 8th decoder layer
     assert all(m is not None and m < 65504 for m in maxima[:7])
-    text = subprocess.run([sys.executable, "-m", "gemma_operator.cli", "check-numerics", "-f",
+    text = subprocess.run([sys.executable, "-m", "gemmaft.cli", "check-numerics", "-f",
                            str(_t4_spec(tmp_path)), "--precision", "fp16-autocast", "--rows", "1"],
                           capture_output=True, text=True, cwd=REPO, timeout=600, check=False)
     assert "decoder layer 7 (model.layers.7, the 8th of 18) overflows" in text.stdout

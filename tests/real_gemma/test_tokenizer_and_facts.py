@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.methods import lora_params
+from gemma_api.facts import MODELS
+from gemma_api.methods import lora_params
 from gemma_trainer.batches import IGNORE_INDEX
 from gemma_trainer.data import format_and_tokenize
 

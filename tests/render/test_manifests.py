@@ -7,7 +7,7 @@ import re
 import kubernetes_validate
 import pytest
 import yaml
-from gemma_operator.api import RunConfig, parse_finetune
+from gemma_api import RunConfig, parse_finetune
 from gemma_operator.render import RenderSettings, names, render_run
 from gemma_operator.settings import OperatorSettings
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from gemma_api import SpecError, parse_finetune, run_id
+from gemma_api.facts import GB, MODELS
+from gemma_api.serving_engine import ENGINE_FAMILIES, EngineFamily, serving_dtype
+from gemma_api.serving_memory import inference_estimate, kv_bytes_per_token
+from gemma_api.serving_rules import lora_problems
 from gemma_local import crd_schema
-from gemma_operator.api import SpecError, parse_finetune, run_id
-from gemma_operator.api.facts import GB, MODELS
-from gemma_operator.api.serving_engine import ENGINE_FAMILIES, EngineFamily, serving_dtype
-from gemma_operator.api.serving_memory import inference_estimate, kv_bytes_per_token
-from gemma_operator.api.serving_rules import lora_problems
 
 from tests.api.test_model import run_cli
 from tests.conftest import manifest

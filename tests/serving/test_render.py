@@ -9,7 +9,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
-from gemma_operator.api import parse_finetune
+from gemma_api import parse_finetune
 from gemma_operator.render import RenderSettings, ServedRun, render_serving
 
 from tests.api.test_model import run_cli

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import yaml
-from gemma_operator.api import facts
-from gemma_operator.api.accelerators import ACCELERATORS, profile
+from gemma_api import facts
+from gemma_api.accelerators import ACCELERATORS, profile
 
 from tests.conftest import REPO
 from tests.terraform.parse import (

@@ -4,8 +4,8 @@ and zones equal to the accelerator registry (api/accelerators.py), so a pod rend
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import facts
-from gemma_operator.api.accelerators import profile
+from gemma_api import facts
+from gemma_api.accelerators import profile
 
 from tests.terraform.parse import EXAMPLE_TFVARS, allowed_values, load_hcl, pool_call, resolve_local
 

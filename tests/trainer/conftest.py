@@ -54,7 +54,7 @@ def make_manifest(path: Path, *, model_dir, train_uri, output_uri, name: str = "
 
 
 def cli_cmd(manifest: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "gemma_operator.cli", "train", "-f", str(manifest), *extra]
+    return [sys.executable, "-m", "gemmaft.cli", "train", "-f", str(manifest), *extra]
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -85,7 +85,7 @@ def train_in_process(manifest: Path, tmp_path: Path, output_uri: str | None = No
 
 def run_folder(manifest: Path) -> str:
     """The run URI the trainer writes to for this manifest."""
-    from gemma_operator.api import RunConfig, parse_finetune
+    from gemma_api import RunConfig, parse_finetune
 
     return RunConfig.for_finetune(parse_finetune(yaml.safe_load(manifest.read_text()), local_run=True)).run_uri
 

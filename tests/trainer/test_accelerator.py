@@ -4,7 +4,7 @@ the Job retries (its podFailurePolicy fails the Job only on exit 2 and ignores 1
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api.run import EXIT_FAILED
+from gemma_api.run import EXIT_FAILED
 from gemma_trainer.backends import device_setup
 from gemma_trainer.errors import AcceleratorUnavailable
 
@@ -12,7 +12,7 @@ from .conftest import make_manifest, train_in_process, write_jsonl
 
 
 def _spec(accelerator: dict):
-    from gemma_operator.api import parse_spec
+    from gemma_api import parse_spec
 
     return parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data/t.jsonl"},
                        "accelerator": accelerator, "output": {"uri": "gs://out/runs"}})
@@ -46,7 +46,7 @@ def test_gemmaft_train_of_a_t4_spec_on_this_cpu_machine_exits_1_without_training
 
 
 def test_exit_1_is_retried_by_the_job():
-    from gemma_operator.api import parse_finetune
+    from gemma_api import parse_finetune
     from gemma_operator.render import RenderSettings, render_run
 
     from tests.conftest import manifest

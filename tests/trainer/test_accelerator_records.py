@@ -5,8 +5,8 @@ bf16 (compute capability 8.9 and 9.0), T4 in fp16, TPU v3 and v5e on XLA in bf16
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import parse_spec
-from gemma_operator.api.accelerators import names_of, profile
+from gemma_api import parse_spec
+from gemma_api.accelerators import names_of, profile
 from gemma_trainer import multihost, xla
 from gemma_trainer.backends import device_setup
 from gemma_trainer.errors import AcceleratorUnavailable

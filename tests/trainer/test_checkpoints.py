@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
+from gemma_api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 from gemma_trainer.checkpoints import CheckpointError, CheckpointManager
 from gemma_trainer.storage import open_store
 from gemma_trainer.tiny import make_dataset_rows

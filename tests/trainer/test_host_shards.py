@@ -2,7 +2,7 @@
 
 torch-xla 2.9 cannot join two processes into one SPMD mesh on its CPU backend (one PJRT CPU client per
 process, no CPU coordinator), so the hosts of a slice are simulated here with the trainer's own pieces: the
-batch plan (``gemma_operator.api.plan``), its step count, and each host's sampler + torch DataLoader as the
+batch plan (``gemma_api.plan``), its step count, and each host's sampler + torch DataLoader as the
 trainer builds them. The oracle is independent: TPU v3 facts (4 chips per host, 2 TensorCores per chip) and
 set arithmetic on row ids.
 """
@@ -13,8 +13,8 @@ import random
 from collections import Counter
 
 import pytest
-from gemma_operator.api import parse_spec
-from gemma_operator.api.plan import PlanError, batch_plan, plan_run
+from gemma_api import parse_spec
+from gemma_api.plan import PlanError, batch_plan, plan_run
 from gemma_trainer.multihost import HostShardSampler, host_shard
 
 CORES_PER_V3_HOST = 8  # 4 chips x 2 TensorCores (Cloud TPU v3 docs; torch-xla sees each core as a device)

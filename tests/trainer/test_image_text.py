@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import EXIT_OK
+from gemma_api.run import EXIT_OK
 from gemma_trainer.tiny import dataset_texts, make_dataset_rows
 from gemma_trainer.tiny_image_text import save_tiny_checkpoint
 

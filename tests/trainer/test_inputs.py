@@ -14,8 +14,8 @@ import json
 import shutil
 
 import pytest
-from gemma_operator.api.inputs import PinnedFile, PinnedModel, RunRecordFile
-from gemma_operator.api.run import EXIT_INPUTS_CHANGED, EXIT_OK
+from gemma_api.inputs import PinnedFile, PinnedModel, RunRecordFile
+from gemma_api.run import EXIT_INPUTS_CHANGED, EXIT_OK
 from gemma_trainer.inputs import InputsChanged, model_change, pin_file, read_pinned
 from gemma_trainer.tiny import make_dataset_rows
 

@@ -1,4 +1,4 @@
-"""The memory model (gemma_operator.api.memory) against the trainer's real allocations, measured on the CPU.
+"""The memory model (gemma_api.memory) against the trainer's real allocations, measured on the CPU.
 
 Two optimizer steps of the real GemmaTrainer (LoRA all-linear, activation checkpointing, packed rows, the chunked
 loss head, AdamW) on scaled-down Gemma 2 shapes run under PeakTensorMemory, which counts every tensor storage
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gemma_operator.api.facts import ModelArch
-from gemma_operator.api.memory import StepShape, training_memory
-from gemma_operator.api.precision import FP16_PROJECTIONS, FP32
+from gemma_api.facts import ModelArch
+from gemma_api.memory import StepShape, training_memory
+from gemma_api.precision import FP16_PROJECTIONS, FP32
 from gemma_trainer.batches import PackedCollator
 from gemma_trainer.memprobe import PeakTensorMemory
 from gemma_trainer.packed_attention import use_packed_attention
@@ -27,7 +27,7 @@ SHAPES = {  # hidden, intermediate, layers, heads, kv heads, head dim, vocab, ro
 
 
 def _measure(policy, hidden, intermediate, layers, heads, kv, head_dim, vocab, rows, length, tmp_path):
-    from gemma_operator.api.memory import DTYPE_BYTES
+    from gemma_api.memory import DTYPE_BYTES
     from gemma_trainer.precision import apply_precision, torch_dtype
     from gemma_trainer.train import _make_trainer_class
     from peft import LoraConfig, get_peft_model

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from gemma_operator.api.facts import MODELS, ModelArch
-from gemma_operator.api.methods import lora_params
-from gemma_operator.api.model_arch import PER_LAYER_MODEL_PROJECTION
+from gemma_api.facts import MODELS, ModelArch
+from gemma_api.methods import lora_params
+from gemma_api.model_arch import PER_LAYER_MODEL_PROJECTION
 
 NEW_SIZES = ["gemma-3-4b", "gemma-3-12b", "gemma-3-27b", "gemma-4-e2b", "gemma-4-e4b", "gemma-4-26b-a4b",
              "gemma-4-31b"]

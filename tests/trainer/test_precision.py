@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from gemma_operator.api.families import precision_policy
-from gemma_operator.api.precision import BF16, FP16_PROJECTIONS, FP32
-from gemma_operator.api.run import EXIT_NON_FINITE, EXIT_OK
+from gemma_api.families import precision_policy
+from gemma_api.precision import BF16, FP16_PROJECTIONS, FP32
+from gemma_api.run import EXIT_NON_FINITE, EXIT_OK
 from gemma_trainer.guard import MAX_SKIPPED_STEPS, NonFiniteGuard, NonFiniteLoss, check_grad_norm
 from gemma_trainer.precision import HalfProjection, apply_precision
 from gemma_trainer.tiny import build_tiny_gemma2, make_dataset_rows
@@ -35,7 +35,7 @@ def test_plan_names_the_policy_the_trainer_applies():
 
     from .conftest import REPO
 
-    out = subprocess.run([sys.executable, "-m", "gemma_operator.cli", "plan", "-f", "examples/t4-2b-lora.yaml"],
+    out = subprocess.run([sys.executable, "-m", "gemmaft.cli", "plan", "-f", "examples/t4-2b-lora.yaml"],
                          capture_output=True, text=True, cwd=REPO, check=True).stdout
     precision = json.loads(out)["precision"]
     assert (precision["policy"], precision["stream"], precision["weights"]) == ("fp16-projections", "float32",

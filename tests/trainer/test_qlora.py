@@ -10,7 +10,7 @@ from gemma_trainer.tiny import build_tiny_gemma2
 
 
 def _qlora_spec():
-    from gemma_operator.api import parse_spec
+    from gemma_api import parse_spec
 
     return parse_spec({"model": "gemma-2-9b", "method": "qlora", "dataset": {"trainUri": "gs://data/t.jsonl"},
                        "accelerator": {"type": "nvidia-tesla-t4"}, "output": {"uri": "gs://out/runs"}})

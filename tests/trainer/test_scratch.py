@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gemma_operator.api.run import EXIT_INPUTS_CHANGED, EXIT_INVALID_INPUT, EXIT_OK, RUN_RECORD_FILE
+from gemma_api.run import EXIT_INPUTS_CHANGED, EXIT_INVALID_INPUT, EXIT_OK, RUN_RECORD_FILE
 from gemma_trainer.tiny import make_dataset_rows
 
 from .conftest import REPO, cli_cmd, cli_env, make_manifest, run_folder, write_jsonl

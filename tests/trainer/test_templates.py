@@ -5,7 +5,7 @@ must render exactly as the template renders it at inference."""
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api.families import FAMILIES
+from gemma_api.families import FAMILIES
 from gemma_trainer import tiny
 from gemma_trainer.data import IGNORE_INDEX, format_and_tokenize
 from gemma_trainer.templates import (

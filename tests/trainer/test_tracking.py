@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from gemma_operator.api import parse_finetune
-from gemma_operator.api.run import EXIT_OK
+from gemma_api import parse_finetune
+from gemma_api.run import EXIT_OK
 from gemma_trainer.errors import ConfigError
 from gemma_trainer.tiny import make_dataset_rows
 from gemma_trainer.tracking import check_trackers
@@ -33,7 +33,7 @@ def _spec(tmp_path: Path, tiny_model_dir, tracking: dict) -> Path:
 def _pod_env(monkeypatch, spec_file: Path, **secret: str) -> None:
     """What the Job gives the trainer: the spec's tracking variables, and the Secret's keys (envFrom)."""
     import yaml
-    from gemma_operator.api import run_id
+    from gemma_api import run_id
 
     ft = parse_finetune(yaml.safe_load(spec_file.read_text()))
     for name, value in {**ft.spec.tracking.environment(run_id(ft.spec)), **secret}.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_FAILED, EXIT_INVALID_INPUT, EXIT_OK
+from gemma_api.run import COMMIT_MARKER, EXIT_FAILED, EXIT_INVALID_INPUT, EXIT_OK
 from gemma_trainer.tiny import make_dataset_rows
 
 from .conftest import make_manifest, read_metrics, run_cli, run_folder, train_in_process, write_jsonl
@@ -161,7 +161,7 @@ def test_invalid_manifest_exits_2_with_field_messages(tmp_path, tiny_model_dir):
 
 
 def _spec(**overrides):
-    from gemma_operator.api import parse_spec
+    from gemma_api import parse_spec
 
     spec = {"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data/t.jsonl"},
             "accelerator": {"type": "nvidia-tesla-t4"}, "output": {"uri": "gs://out/runs"}}

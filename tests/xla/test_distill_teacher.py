@@ -18,8 +18,8 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from gemma_operator.api import GemmaFineTuneSpec, RunConfig
-    from gemma_operator.api.distillation import resolve_teacher, stage_spec
+    from gemma_api import GemmaFineTuneSpec, RunConfig
+    from gemma_api.distillation import resolve_teacher, stage_spec
     from gemma_trainer.backends import device_setup
     from gemma_trainer.distill.pipeline import run_teacher
     from gemma_trainer.tiny import dataset_texts, make_dataset_rows, save_tiny_model

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from gemma_operator.api import parse_spec
+from gemma_api import parse_spec
 from gemma_trainer import multihost
 from gemma_trainer.multihost import HOSTNAMES_VAR, WORKER_ID_VAR, MultiHostError
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from gemma_operator.api import parse_spec
+from gemma_api import parse_spec
 from gemma_trainer import xla
 
 

@@ -50,7 +50,7 @@ def test_fsdp_sharding_of_frozen_weights_lora_replicated(spmd, tokenizer):
 
 
 def _train(tmp_path, tokenizer, features, steps, resume=None, name="run"):
-    from gemma_operator.api import parse_spec
+    from gemma_api import parse_spec
     from transformers import Trainer, TrainingArguments
 
     spec = parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data-bkt/t.jsonl"},
@@ -171,7 +171,7 @@ def test_bf16_plan_with_activation_checkpointing_trains(tmp_path, spmd, tokenize
     checkpointing (torch_xla's, from prepare_model; the plan turns HF's off); the LoRA weights stay fp32 and the
     loss stays finite."""
     import torch
-    from gemma_operator.api import parse_spec
+    from gemma_api import parse_spec
     from transformers import Trainer, TrainingArguments
 
     spec = parse_spec({"model": "gemma-2-2b", "dataset": {"trainUri": "gs://data-bkt/t.jsonl"},

@@ -18,7 +18,7 @@ import pytest
 SCRIPT = textwrap.dedent("""
     import json, sys
     from pathlib import Path
-    from gemma_operator.api import GemmaFineTuneSpec, RunConfig
+    from gemma_api import GemmaFineTuneSpec, RunConfig
     from gemma_trainer.tiny import dataset_texts, make_dataset_rows, save_tiny_model
     from gemma_trainer.tiny_image_text import save_tiny_checkpoint
     from gemma_trainer.train import run_training

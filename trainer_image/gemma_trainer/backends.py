@@ -1,8 +1,8 @@
 """Which device a run trains on, and how: the :class:`~gemma_trainer.device.DeviceSetup` of a spec on this
-machine, one backend per accelerator kind of the registry (``gemma_operator.api.accelerators``): ``cuda``
+machine, one backend per accelerator kind of the registry (``gemma_api.accelerators``): ``cuda``
 (precision from the GPU's compute capability), ``xla`` (TPU slices: :func:`gemma_trainer.xla.device_setup`:
 mesh / FSDP v2 arguments and fixed pad buckets) and ``cpu``. The precision policy of every setup comes from the
-one table in ``gemma_operator.api.precision`` (by model family and the accelerator's arithmetic);
+one table in ``gemma_api.precision`` (by model family and the accelerator's arithmetic);
 :func:`emulated_setup` runs an accelerator's arithmetic on the CPU.
 """
 
@@ -13,11 +13,11 @@ import importlib.util
 import os
 from typing import Any
 
-from gemma_operator.api.accelerators import profile as accelerator_profile
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.families import precision_policy
-from gemma_operator.api.methods import training_method
-from gemma_operator.api.precision import POLICIES, PrecisionPolicy
+from gemma_api.accelerators import profile as accelerator_profile
+from gemma_api.facts import MODELS
+from gemma_api.families import precision_policy
+from gemma_api.methods import training_method
+from gemma_api.precision import POLICIES, PrecisionPolicy
 
 from . import xla
 from .device import DeviceSetup

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemma_operator.api.run import CHECKPOINTS_DIR, COMMIT_MARKER
+from gemma_api.run import CHECKPOINTS_DIR, COMMIT_MARKER
 
 log = logging.getLogger(__name__)
 

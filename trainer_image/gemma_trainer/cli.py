@@ -1,6 +1,6 @@
 """``gemmaft train``: read the run config, launch data-parallel workers when asked, map errors to exit codes.
 
-Exit codes (gemma_operator.api.run): 0 done; 2 invalid config, data or model (one line naming the file/field,
+Exit codes (gemma_api.run): 0 done; 2 invalid config, data or model (one line naming the file/field,
 no stack trace); 3 the loss or gradients became non-finite (gemma_trainer.guard: not retried); 4 trained, but the
 evaluation gate (spec.evaluation) failed: the log names the check, its score and minScore; 5 a data file pinned at
 the run's first start is gone or changed (gemma_trainer.inputs); 1 transient (storage, no accelerator visible) or
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gemma_operator.api.run import (
+from gemma_api.run import (
     EXIT_FAILED,
     EXIT_INPUTS_CHANGED,
     EXIT_INVALID_INPUT,

@@ -7,11 +7,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from gemma_operator.api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
-from gemma_operator.api.distillation import stage_spec as spec_for_stage
-from gemma_operator.api.rules import Problem, check_rules
-from gemma_operator.api.validation import problems_of
-from gemma_operator.api.yamlio import YamlError, load_documents
+from gemma_api import RUN_CONFIG_KIND, RunConfig, SpecError, parse_finetune
+from gemma_api.distillation import stage_spec as spec_for_stage
+from gemma_api.rules import Problem, check_rules
+from gemma_api.validation import problems_of
+from gemma_api.yamlio import YamlError, load_documents
 from pydantic import ValidationError
 
 from .errors import ConfigError

@@ -2,8 +2,8 @@
 precision policy, the number of local processes, the pad buckets and the TrainingArguments extras.
 
 A small shared type below the backends that build it (``gemma_trainer.backends``, ``gemma_trainer.xla``) and
-the stages that read it. Not the operator's accelerator record (``gemma_operator.api.accelerators``: what the
-hardware is) nor the batch plan (``gemma_operator.api.plan``: how rows make a batch).
+the stages that read it. Not the operator's accelerator record (``gemma_api.accelerators``: what the
+hardware is) nor the batch plan (``gemma_api.plan``: how rows make a batch).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemma_operator.api.precision import PrecisionPolicy
+from gemma_api.precision import PrecisionPolicy
 
 
 @dataclass
@@ -20,7 +20,7 @@ class DeviceSetup:
 
     accelerator: str  # spec.accelerator.type
     device: str  # "cpu", "cuda", "xla"
-    policy: PrecisionPolicy  # which tensors live in which dtype (gemma_operator.api.precision)
+    policy: PrecisionPolicy  # which tensors live in which dtype (gemma_api.precision)
     nproc: int = 1  # data-parallel processes on this host (torchrun), 1: no launcher
     pad_buckets: list[int] | None = None  # fixed pad lengths (XLA static shapes); None: pad to the batch max
     training_args: dict[str, Any] = field(default_factory=dict)  # extra TrainingArguments

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemma_operator.api.facts import MODELS
+from gemma_api.facts import MODELS
 
 log = logging.getLogger(__name__)
 

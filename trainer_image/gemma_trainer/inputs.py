@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from gemma_operator.api.facts import MODEL_PACKAGES
-from gemma_operator.api.inputs import PinnedFile, PinnedModel, RunInputs, RunRecordFile
-from gemma_operator.api.run import RUN_RECORD_FILE
+from gemma_api.facts import MODEL_PACKAGES
+from gemma_api.inputs import PinnedFile, PinnedModel, RunInputs, RunRecordFile
+from gemma_api.run import RUN_RECORD_FILE
 
 from .gcs_store import gcs_client
 from .object_store import NotFound, ObjectStore, StorageError

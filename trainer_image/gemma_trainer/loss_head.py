@@ -36,7 +36,7 @@ import functools
 from collections.abc import Iterator
 
 import torch
-from gemma_operator.api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_ACCELERATOR
+from gemma_api.memory import LOSS_BLOCK_ELEMENTS, LOSS_BLOCK_ELEMENTS_ACCELERATOR
 
 from .batches import IGNORE_INDEX, shift_labels
 

@@ -4,7 +4,7 @@
 (forward, backward and optimizer, autograd's saved tensors included) is counted from its creation until Python
 frees it; ``peak`` is the largest sum alive at once. It is what ``torch.cuda.max_memory_allocated`` measures on a
 GPU, minus the allocator's rounding and cache, and it works on the CPU, where the memory model
-(gemma_operator.api.memory) is checked against it on scaled-down shapes.
+(gemma_api.memory) is checked against it on scaled-down shapes.
 """
 
 from __future__ import annotations

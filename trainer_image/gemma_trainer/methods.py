@@ -1,5 +1,5 @@
 """The torch side of the training methods, one record per ``spec.method`` (the contract side, with the memory
-terms and the rules, is ``gemma_operator.api.methods``): the load options of the base model, how the method is
+terms and the rules, is ``gemma_api.methods``): the load options of the base model, how the method is
 applied to it (what trains), how the result is saved into ``<run>/adapter`` and how it is merged into a whole
 model (``output.mergeAdapter``). ``gemma_trainer.model`` calls them; nothing else switches on the method.
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gemma_operator.api.methods import METHODS
+from gemma_api.methods import METHODS
 
 from .errors import ModelError
 from .image_text import checkpoint_state, load_causal_lm, retarget_adapter, save_model
@@ -199,7 +199,7 @@ METHOD_STEPS: dict[str, MethodSteps] = {
 
 
 def method_steps(name: str) -> MethodSteps:
-    """The steps of ``spec.method`` NAME (one entry per record of ``gemma_operator.api.methods.METHODS``)."""
+    """The steps of ``spec.method`` NAME (one entry per record of ``gemma_api.methods.METHODS``)."""
     if name not in METHOD_STEPS:
         raise ModelError(f"spec.method: the trainer has no steps for method {name!r} (one of {', '.join(METHODS)})")
     return METHOD_STEPS[name]

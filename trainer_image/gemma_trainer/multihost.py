@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gemma_operator.api.accelerators import profile
+from gemma_api.accelerators import profile
 
 WORKER_ID_VAR = "TPU_WORKER_ID"
 HOSTNAMES_VAR = "TPU_WORKER_HOSTNAMES"

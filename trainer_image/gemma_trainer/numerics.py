@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.precision import DTYPE_MAX, FP32
+from gemma_api.facts import MODELS
+from gemma_api.precision import DTYPE_MAX, FP32
 
 from .backends import emulated_setup
 from .batches import PackedCollator

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from gemma_operator.api.facts import MODEL_PACKAGES, MODELS, ModelPackage
+from gemma_api.facts import MODEL_PACKAGES, MODELS, ModelPackage
 
 from .logs import setup_logging
 from .model_cache import COMPLETE_MARKER, cache_root

@@ -1,6 +1,6 @@
-"""A precision policy (``gemma_operator.api.precision``) applied to a loaded model, natively or emulated.
+"""A precision policy (``gemma_api.precision``) applied to a loaded model, natively or emulated.
 
-Under :data:`~gemma_operator.api.precision.FP16_PROJECTIONS` (the T4's) the frozen base weights are stored in
+Under :data:`~gemma_api.precision.FP16_PROJECTIONS` (the T4's) the frozen base weights are stored in
 float16 and the model runs in float32 except the q/k/v/o and MLP projections: each takes its input rounded to
 float16, multiplies with float32 accumulation and gives its output rounded to float16, as a tensor core does
 (:class:`HalfProjection`; the LM head too, where the model's own head runs: generation). The embedding keeps its
@@ -23,8 +23,8 @@ import itertools
 from dataclasses import dataclass, field
 
 import torch
-from gemma_operator.api.facts import LINEAR_MODULES
-from gemma_operator.api.precision import PrecisionPolicy
+from gemma_api.facts import LINEAR_MODULES
+from gemma_api.precision import PrecisionPolicy
 from torch import nn
 from torch.nn import functional
 

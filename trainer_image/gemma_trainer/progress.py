@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from gemma_operator.api.run import METRICS_FILE, PROGRESS_FILE, RunProgress
+from gemma_api.run import METRICS_FILE, PROGRESS_FILE, RunProgress
 
 log = logging.getLogger(__name__)
 

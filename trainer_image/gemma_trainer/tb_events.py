@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from gemma_operator.api.run import TENSORBOARD_DIR
+from gemma_api.run import TENSORBOARD_DIR
 from transformers import TrainerCallback
 from transformers.integrations import TensorBoardCallback
 

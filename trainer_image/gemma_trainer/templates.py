@@ -10,7 +10,7 @@ They differ in the system turn:
   gemmaft's Gemma 2 template is that template plus the one system rule Gemma has, Gemma 3's: identical output for
   every conversation without a system message.
 
-Gemma 4 (google/gemma-4-*-it ``chat_template.jinja``; turn markers in ``gemma_operator.api.families``) renders a
+Gemma 4 (google/gemma-4-*-it ``chat_template.jinja``; turn markers in ``gemma_api.families``) renders a
 turn as ``<|turn>ROLE\n`` + content (trimmed) + ``<turn|>\n``, roles ``system``, ``user`` and ``model``: a leading
 system message is a turn of its own. ``add_generation_prompt`` appends ``<|turn>model\n``. gemmaft's Gemma 4
 template is the released one's text-only core: no tools, no images, thinking off. (The 26B-A4B and 31B

@@ -1,4 +1,4 @@
-"""Tiny random Gemma 3 image-text and Gemma 4 checkpoints (the architectures of ``api/facts.py``'s newer sizes at a
+"""Tiny random Gemma 3 image-text and Gemma 4 checkpoints (the architectures of ``gemma_api/facts.py``'s newer sizes at a
 few hundred thousand parameters), saved with a tiny tokenizer of their family. Tests and local smoke runs use them:
 nothing here downloads anything.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
-from gemma_operator.api.tracking import TRACKERS
+from gemma_api.tracking import TRACKERS
 
 from .errors import ConfigError
 

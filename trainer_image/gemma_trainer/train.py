@@ -1,6 +1,6 @@
 """One training run: model + data + HF Trainer, committed checkpoints, resume, preemption, result upload.
 
-``run_training(cfg)`` returns a trainer exit code (gemma_operator.api.run) and raises the expected errors
+``run_training(cfg)`` returns a trainer exit code (gemma_api.run) and raises the expected errors
 (ConfigError, ModelError, DataError, StorageError, CheckpointError) for ``cli.train_main`` to map.
 """
 
@@ -11,9 +11,9 @@ import os
 import shutil
 from pathlib import Path
 
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.plan import PlanError, batch_plan
-from gemma_operator.api.run import (
+from gemma_api.facts import MODELS
+from gemma_api.plan import PlanError, batch_plan
+from gemma_api.run import (
     ADAPTER_DIR,
     EXIT_NON_FINITE,
     EXIT_OK,
@@ -60,7 +60,7 @@ log = logging.getLogger("gemma_trainer")
 
 def total_steps(spec, n_examples: int) -> int:
     """Optimizer steps of the run (maxSteps, else ceil(epochs x steps per epoch)), from the one batch plan
-    (``gemma_operator.api.plan``) that ``gemmaft plan`` prints: right for any number of hosts."""
+    (``gemma_api.plan``) that ``gemmaft plan`` prints: right for any number of hosts."""
     try:
         return batch_plan(spec).total_steps(n_examples, spec.training.epochs, spec.training.max_steps)
     except PlanError as err:

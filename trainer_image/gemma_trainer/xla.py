@@ -8,7 +8,7 @@ Importable everywhere (torch and torch_xla are imported lazily), so ``backends.d
    along it (:func:`shard_model_fsdp_v2`), decoder outputs and logits sharded along the batch
    (:func:`shard_activations`, as transformers' ``xla_fsdp_v2`` does); LoRA weights stay replicated.
 3. :func:`gemma_trainer.xla_trainer.trainer_class`: each host reads its own rows of every global batch
-   (``api/plan.py`` defines the batch: ``training.batchSize`` per TensorCore), checkpoints are adapter-only,
+   (``gemma_api/plan.py`` defines the batch: ``training.batchSize`` per TensorCore), checkpoints are adapter-only,
    gathered by every host and written by global process 0 (``xla_hosts``: gloo host barrier, saves that
    cannot hang).
 
@@ -25,8 +25,8 @@ import logging
 import os
 from typing import Any
 
-from gemma_operator.api.accelerators import HUB_KERNELS_ENV, profile
-from gemma_operator.api.precision import BF16
+from gemma_api.accelerators import HUB_KERNELS_ENV, profile
+from gemma_api.precision import BF16
 
 from . import multihost
 from .batches import default_buckets, pad_length  # noqa: F401 (pad_length is part of this module's API)

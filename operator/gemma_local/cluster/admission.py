@@ -18,7 +18,7 @@ import copy
 import uuid
 from typing import Any
 
-from gemma_operator.api import KIND
+from gemma_api import KIND
 
 from .. import crd_schema
 from .errors import ApiError

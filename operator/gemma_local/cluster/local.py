@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import kmock
-from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
+from gemma_api import GROUP, KIND, PLURAL, VERSION
 
 from .controllers import ClusterEmulator, PodRunner
 from .nodes import NodePool

@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 import kmock
-from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
+from gemma_api import GROUP, KIND, PLURAL, VERSION
 
 from .store import Store, StoredKey, merge_patch, timestamp
 

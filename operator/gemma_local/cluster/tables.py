@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gemma_operator.api import KIND
+from gemma_api import KIND
 
 from .. import crd_schema
 from .jobs import conditions_of

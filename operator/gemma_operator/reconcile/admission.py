@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune, SpecError, parse_finetune
+from gemma_api import GemmaFineTune, SpecError, parse_finetune
+
 from gemma_operator.settings import OperatorSettings
 
 

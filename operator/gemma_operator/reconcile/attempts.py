@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTuneSpec
-from gemma_operator.api.evaluation import BELOW_THRESHOLD
+from gemma_api import GemmaFineTuneSpec
+from gemma_api.evaluation import BELOW_THRESHOLD
 
 from .pods import JobView, PodView
 from .problems import create_problem, oom_message, pod_problem

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
+from gemma_api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
+
 from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune, RunConfig
-from gemma_operator.api.evaluation import BELOW_THRESHOLD, PASSED, evaluation_key
-from gemma_operator.api.run import RunProgress
-from gemma_operator.api.status import EvaluationStatus
+from gemma_api import GemmaFineTune, RunConfig
+from gemma_api.evaluation import BELOW_THRESHOLD, PASSED, evaluation_key
+from gemma_api.run import RunProgress
+from gemma_api.status import EvaluationStatus
 
 from .conditions import set_condition
 from .model import TERMINAL, Event

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemma_operator.api.run import RunProgress
+from gemma_api.run import RunProgress
 
 TERMINAL = ("Succeeded", "Failed")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api.run import (
+from gemma_api.run import (
     EXIT_BELOW_THRESHOLD,
     EXIT_INPUTS_CHANGED,
     EXIT_INVALID_INPUT,
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
 )
+
 from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN, LABEL_STAGE
 
 TRAINER = "trainer"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune
-from gemma_operator.api.methods import training_method
-from gemma_operator.api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
+from gemma_api import GemmaFineTune
+from gemma_api.methods import training_method
+from gemma_api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
 
 from .model import TERMINAL, Event
 

@@ -14,7 +14,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune
+from gemma_api import GemmaFineTune
+
 from gemma_operator.render import ServedRun, names, render_serving
 from gemma_operator.settings import OperatorSettings
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune, RunConfig, SpecError, parse_finetune
-from gemma_operator.api.distillation import ResolvedTeacher, resolve_teacher
-from gemma_operator.api.run import RunProgress
+from gemma_api import GemmaFineTune, RunConfig, SpecError, parse_finetune
+from gemma_api.distillation import ResolvedTeacher, resolve_teacher
+from gemma_api.run import RunProgress
 
 from .attempts import Verdict
 from .conditions import phase_status, set_condition

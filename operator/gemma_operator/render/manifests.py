@@ -10,11 +10,10 @@ from typing import Any
 
 import jinja2
 import yaml
-
-from gemma_operator.api import GemmaFineTune, RunConfig
-from gemma_operator.api.distillation import stage_spec
-from gemma_operator.api.facts import KUEUE_QUEUE_LABEL
-from gemma_operator.api.run import (
+from gemma_api import GemmaFineTune, RunConfig
+from gemma_api.distillation import stage_spec
+from gemma_api.facts import KUEUE_QUEUE_LABEL
+from gemma_api.run import (
     CONFIG_DIR,
     CONFIG_FILE,
     EXIT_BELOW_THRESHOLD,
@@ -23,7 +22,7 @@ from gemma_operator.api.run import (
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
 )
-from gemma_operator.api.yamlio import dump_yaml
+from gemma_api.yamlio import dump_yaml
 
 from . import names as naming
 from .placement import Placement, container_resources, placement, slice_affinity

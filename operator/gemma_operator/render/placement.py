@@ -1,15 +1,15 @@
 """Where the trainer pods run: node selectors, tolerations and accelerator resources, from the accelerator's
-registry record (``api/accelerators.py``)."""
+registry record (``gemma_api/accelerators.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemma_operator.api import GemmaFineTuneSpec
-from gemma_operator.api.accelerators import TPU_ENV, AcceleratorProfile, profile
-from gemma_operator.api.container_resources import Resources
-from gemma_operator.api.facts import (
+from gemma_api import GemmaFineTuneSpec
+from gemma_api.accelerators import TPU_ENV, AcceleratorProfile, profile
+from gemma_api.container_resources import Resources
+from gemma_api.facts import (
     GKE_NODEPOOL_LABEL,
     GKE_SPOT_LABEL,
     MODEL_CACHE_BYTES_PER_PARAM,

@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_operator.api import GemmaFineTune
-from gemma_operator.api.accelerators import profile
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.run import SERVED_WEIGHTS
-from gemma_operator.api.serving_engine import SERVE_PORT, engine_family, serving_dtype
-from gemma_operator.api.serving_memory import max_model_length, served_lora_rank
+from gemma_api import GemmaFineTune
+from gemma_api.accelerators import profile
+from gemma_api.facts import MODELS
+from gemma_api.run import SERVED_WEIGHTS
+from gemma_api.serving_engine import SERVE_PORT, engine_family, serving_dtype
+from gemma_api.serving_memory import max_model_length, served_lora_rank
 
 from . import names as naming
 from .manifests import LABEL_FINETUNE, MANAGED_BY, TRAINER_UID, render_template

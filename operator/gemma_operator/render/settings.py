@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gemma_operator.api.accelerators import profile
+from gemma_api.accelerators import profile
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import logging
 import random
 from typing import Any
 
-from gemma_operator.api import GROUP, PLURAL, VERSION
+from gemma_api import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("gemma_operator.kube")
 

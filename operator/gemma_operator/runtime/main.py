@@ -13,8 +13,8 @@ import logging
 from typing import Any
 
 import kopf
+from gemma_api import GROUP, KIND, PLURAL, VERSION
 
-from gemma_operator.api import GROUP, KIND, PLURAL, VERSION
 from gemma_operator.reconcile import stages
 from gemma_operator.render import LABEL_FINETUNE, MANAGED_BY
 from gemma_operator.settings import OperatorSettings

@@ -8,9 +8,8 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from gemma_api.run import PROGRESS_FILE, RunProgress
 from pydantic import ValidationError
-
-from gemma_operator.api.run import PROGRESS_FILE, RunProgress
 
 log = logging.getLogger("gemma_operator.progress")
 

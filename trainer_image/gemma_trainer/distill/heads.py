@@ -16,7 +16,7 @@ Logits are Gemma's: ``softcap * tanh(h W^T / softcap)`` when the model has a fin
 from __future__ import annotations
 
 import torch
-from gemma_operator.api.distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK
+from gemma_api.distillation import TEACHER_POSITION_CHUNK, TEACHER_VOCAB_CHUNK
 from torch.utils.checkpoint import checkpoint
 
 from ..loss_head import iter_vocab_chunks

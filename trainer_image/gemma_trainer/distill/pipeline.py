@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from gemma_operator.api.run import EXIT_FAILED, EXIT_OK
+from gemma_api.run import EXIT_FAILED, EXIT_OK
 
 from ..backends import device_setup
 from ..callbacks import PreemptionCallback

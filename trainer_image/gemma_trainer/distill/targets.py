@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import torch
-from gemma_operator.api.run import COMMIT_MARKER
+from gemma_api.run import COMMIT_MARKER
 
 from ..checkpoints import CheckpointManager
 from ..errors import ModelError

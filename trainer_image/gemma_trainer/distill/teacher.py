@@ -17,9 +17,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from gemma_operator.api.facts import MODELS
-from gemma_operator.api.methods import adapter_method_for
-from gemma_operator.api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
+from gemma_api.facts import MODELS
+from gemma_api.methods import adapter_method_for
+from gemma_api.run import COMMIT_MARKER, EXIT_OK, EXIT_PREEMPTED
 
 from .. import xla
 from ..batches import PackedCollator, PadCollator

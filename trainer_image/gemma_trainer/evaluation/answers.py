@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 
-from gemma_operator.api.run import EVALUATION_DIR
+from gemma_api.run import EVALUATION_DIR
 
 from ..object_store import ObjectStore
 

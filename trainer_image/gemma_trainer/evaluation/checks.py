@@ -1,5 +1,5 @@
 """The scorers of ``spec.evaluation.checks``: one record per check type (the names of
-``gemma_operator.api.evaluation.CHECK_KINDS``), each a pure function of the check, the answer and the reference.
+``gemma_api.evaluation.CHECK_KINDS``), each a pure function of the check, the answer and the reference.
 
 A check's score is the fraction of rows whose answer passes it.
 """
@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from gemma_operator.api.evaluation import Check
+from gemma_api.evaluation import Check
 
 Passes = Callable[[str, str], bool]
 """(answer, reference) -> whether the answer passes."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 
-from gemma_operator.api.distillation import ResolvedTeacher
-from gemma_operator.api.methods import METHODS
+from gemma_api.distillation import ResolvedTeacher
+from gemma_api.methods import METHODS
 
 from ..compare import heldout_loss
 from ..distill.teacher import load_teacher

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gemma_operator.api.evaluation_results import EvaluationResults
-from gemma_operator.api.run import LOSS_PLOT_FILE
+from gemma_api.evaluation_results import EvaluationResults
+from gemma_api.run import LOSS_PLOT_FILE
 
 SAMPLE_ROWS = 8
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gemma_operator.api.evaluation import gate
-from gemma_operator.api.evaluation_results import CheckScore, EvaluationResults, RowAnswer
+from gemma_api.evaluation import gate
+from gemma_api.evaluation_results import CheckScore, EvaluationResults, RowAnswer
 
 from .checks import Passes, row_passes, scores
 from .prompts import EvalPrompt

@@ -3,7 +3,7 @@ evaluation; a config whose stage is ``evaluate`` runs the gate alone) and ``gemm
 
 from __future__ import annotations
 
-from gemma_operator.api.run import EXIT_OK
+from gemma_api.run import EXIT_OK
 
 from ..callbacks import PreemptionCallback
 from ..distill.pipeline import run_config

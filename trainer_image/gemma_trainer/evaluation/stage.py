@@ -12,8 +12,8 @@ import json
 import logging
 from collections.abc import Callable
 
-from gemma_operator.api.evaluation import answers_key, evaluation_key, schema_problem
-from gemma_operator.api.run import (
+from gemma_api.evaluation import answers_key, evaluation_key, schema_problem
+from gemma_api.run import (
     ADAPTER_DIR,
     EVALUATION_REPORT_FILE,
     EVALUATION_RESULTS_FILE,
@@ -23,7 +23,7 @@ from gemma_operator.api.run import (
     PROGRESS_FILE,
     RunProgress,
 )
-from gemma_operator.api.status import EvaluationStatus
+from gemma_api.status import EvaluationStatus
 
 from ..errors import ConfigError
 from ..object_store import StorageError

@@ -1,10 +1,10 @@
 """Which tensors live in which dtype, per model family and accelerator arithmetic: the policies, with sources.
 
-An accelerator's arithmetic is its ``AcceleratorProfile.compute_dtype`` (``api/facts.py``): ``float16`` (T4:
+An accelerator's arithmetic is its ``AcceleratorProfile.compute_dtype`` (``gemma_api/facts.py``): ``float16`` (T4:
 compute capability 7.5, no bf16), ``bfloat16`` (TPU, and GPUs from compute capability 8.0) or ``float32`` (CPU).
 A :class:`PrecisionPolicy` says, for one model family on one arithmetic, where the frozen weights, the residual
 stream and the projection matmuls live and whether the backward is loss-scaled. The trainer
-(``gemma_trainer.precision``) applies it, the memory model (``api/memory.py``) counts it, and ``gemmaft
+(``gemma_trainer.precision``) applies it, the memory model (``gemma_api/memory.py``) counts it, and ``gemmaft
 check-numerics`` measures it.
 
 Why Gemma cannot run in plain fp16 (sources, and what was measured here):
@@ -23,7 +23,7 @@ Why Gemma cannot run in plain fp16 (sources, and what was measured here):
 * Gemma 2: the Hugging Face Gemma 2 blog says 27B-it is erratic in fp16 ("you must use bfloat16"); reports on
   2B and 9B are mixed (UNVERIFIED either way), so Gemma 2 gets the safe policy too.
 
-Each family's rows (which policy on which arithmetic, and why) are in its record in ``api/families.py``
+Each family's rows (which policy on which arithmetic, and why) are in its record in ``gemma_api/families.py``
 (``precision_policy``); a family with no row gets :data:`FP16_PROJECTIONS` on fp16 arithmetic: the safe
 policy is the default.
 """
@@ -86,5 +86,5 @@ class PrecisionRow:
     why: str  # the measurement or source behind the choice
 
 
-# The policy of an arithmetic for a family without its own row (``api/families.py``): the safe one.
+# The policy of an arithmetic for a family without its own row (``gemma_api/families.py``): the safe one.
 DEFAULTS: dict[str, PrecisionPolicy] = {"float16": SAFE_FP16, "bfloat16": BF16, "float32": FP32}

@@ -2,8 +2,8 @@
 
 ``gemmaft plan --matrix`` prints it; ``docs/models.md`` holds it as generated (tests/api/test_matrix.py checks that
 the table there is current). Each cell is a spec with the API's training defaults (or the batch and sequence
-length asked for) run through :func:`~gemma_operator.api.memory.estimate` and the rules ``gemmaft validate``
-applies (:func:`~gemma_operator.api.rules.check_rules`): one GPU for GPU types (data parallelism replicates the
+length asked for) run through :func:`~gemma_api.memory.estimate` and the rules ``gemmaft validate``
+applies (:func:`~gemma_api.rules.check_rules`): one GPU for GPU types (data parallelism replicates the
 model), and for TPU types the smallest slice that fits (FSDP shards weights and trainable state over it), or the
 largest when none does. A method the accelerator cannot run (qlora off CUDA) is a cell without a number.
 """

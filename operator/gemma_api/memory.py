@@ -2,7 +2,7 @@
 
 It counts what the trainer (gemma_trainer) really allocates at its peak, by parts a message can show:
 
-* precision: the dtypes of the accelerator's precision policy (``api/precision.py``): frozen weights in
+* precision: the dtypes of the accelerator's precision policy (``gemma_api/precision.py``): frozen weights in
   ``policy.weights`` and activations in ``policy.stream`` (on a T4, fp16 weights around an fp32 stream:
   activations cost twice fp16's);
 * weights: frozen base weights of the language model (an image-text checkpoint's towers are never loaded) at the
@@ -23,7 +23,7 @@ T4's policy emulated (tests/trainer/test_memory_model.py) and, on a GPU, by benc
 
 On TPU, FSDP shards weights and trainable state over every TensorCore of the slice; T4 data parallelism
 replicates the model, so each GPU holds a whole copy. Activations are those of ``training.batchSize``, the
-sequences of one device (``api/plan.py`` defines the batch), so they are never divided.
+sequences of one device (``gemma_api/plan.py`` defines the batch), so they are never divided.
 """
 
 from __future__ import annotations

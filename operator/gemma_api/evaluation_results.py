@@ -38,7 +38,7 @@ class EvaluationResults(ApiModel):
     """The evaluation stage's committed result (its gate decides the trainer's exit code and the condition)."""
 
     answers_key: str
-    """Content hash of the answers (rows, maxNewTokens): gemma_operator.api.evaluation.answers_key."""
+    """Content hash of the answers (rows, maxNewTokens): gemma_api.evaluation.answers_key."""
     adapter_uri: str
     rows: int
     checks: list[CheckScore]

@@ -17,7 +17,7 @@ EXIT_NOT_INSTALLED = 2  # what `gemmaft demo` returns when the real weights or t
 
 def _load_documents(path: str) -> list[Any]:
     """YAML documents of FILE (``-``: stdin) read as kubectl reads them (YAML 1.2 numbers)."""
-    from gemma_operator.api.yamlio import load_documents
+    from gemma_api.yamlio import load_documents
 
     if path == "-":
         return load_documents(sys.stdin.read(), "<stdin>")
@@ -32,8 +32,8 @@ def _print_problems(source: str, problems) -> None:
 
 def _load_finetunes(path: str):
     """Every GemmaFineTune in FILE, or None after printing field-level problems."""
-    from gemma_operator.api import SpecError, parse_finetune
-    from gemma_operator.api.yamlio import YamlError
+    from gemma_api import SpecError, parse_finetune
+    from gemma_api.yamlio import YamlError
 
     try:
         docs = _load_documents(path)
@@ -59,8 +59,7 @@ def _load_finetunes(path: str):
 
 def cmd_crd(args: argparse.Namespace) -> int:
     import yaml
-
-    from gemma_operator.api.crd import build_crd
+    from gemma_api.crd import build_crd
 
     sys.stdout.write(yaml.safe_dump(build_crd(), sort_keys=False, width=120))
     return 0
@@ -70,7 +69,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     finetunes = _load_finetunes(args.file)
     if finetunes is None:
         return EXIT_INVALID
-    from gemma_operator.api import estimate
+    from gemma_api import estimate
 
     for ft in finetunes:
         print(f"{ft.metadata.name}: valid ({estimate(ft.spec).describe()})")
@@ -79,7 +78,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     import yaml
-
     from gemma_operator.render import render_run
     from gemma_operator.settings import OperatorSettings
 
@@ -107,8 +105,7 @@ def cmd_serve_manifest(args: argparse.Namespace) -> int:
     import re
 
     import yaml
-
-    from gemma_operator.api import RunConfig, run_uri
+    from gemma_api import RunConfig, run_uri
     from gemma_operator.render import ServedRun, render_serving
     from gemma_operator.settings import OperatorSettings
 
@@ -135,7 +132,7 @@ def cmd_serve_manifest(args: argparse.Namespace) -> int:
 
 def _stage_configs(ft, namespace: str) -> list:
     """One run config per Job: None for a plain run; the teacher and student stages of a distillation."""
-    from gemma_operator.api import RunConfig
+    from gemma_api import RunConfig
 
     if ft.spec.distillation is None:
         return [None]
@@ -154,7 +151,7 @@ def _defaults_used(spec, settings) -> list[str]:
     """Which rendered settings came from operator defaults rather than the spec (printed by ``gemmaft render``)."""
     import os
 
-    from gemma_operator.api.accelerators import profile
+    from gemma_api.accelerators import profile
 
     lines = []
     if spec.pod.image is None:
@@ -172,10 +169,10 @@ def _defaults_used(spec, settings) -> list[str]:
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
-    from gemma_operator.api.plan import PlanError, plan_run
+    from gemma_api.plan import PlanError, plan_run
 
     if args.matrix:
-        from gemma_operator.api.matrix import fit_matrix, markdown
+        from gemma_api.matrix import fit_matrix, markdown
 
         sys.stdout.write(markdown(fit_matrix(batch_size=args.batch_size, max_seq_length=args.max_seq_length)))
         return 0
@@ -278,11 +275,11 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _precision_option(parser: argparse.ArgumentParser) -> None:
-    from gemma_operator.api.precision import POLICIES
+    from gemma_api.precision import POLICIES
 
     parser.add_argument("--precision", choices=sorted(POLICIES),
                         help="a precision policy instead of the accelerator's default, for measurements "
-                             "(gemma_operator/api/precision.py)")
+                             "(gemma_api/precision.py)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -150,7 +150,7 @@ def plan_run(spec, examples: int | None = None) -> dict:
 
 
 def _precision_json(spec) -> dict:
-    """The precision policy the trainer applies on the spec's accelerator (``api/precision.py``)."""
+    """The precision policy the trainer applies on the spec's accelerator (``gemma_api/precision.py``)."""
     policy = precision_policy(MODELS[spec.model].family, profile(spec.accelerator.type).compute_dtype)
     return {"policy": policy.name, "weights": policy.weights, "stream": policy.stream,
             "projections": policy.projections, "lossScaling": policy.loss_scaling, "summary": policy.summary}
