@@ -200,3 +200,8 @@ class GemmaFineTuneStatus(ApiModel):
     """spec.serving: the run the Deployment serves."""
     evaluation: EvaluationStatus | None = None
     """spec.evaluation: the scores, thresholds and gate of the current run's evaluation stage."""
+
+    def to_wire(self) -> dict:
+        """The status as the operator writes it (a merge patch's source): camelCase, unset fields and empty lists
+        left out (tests/operator/test_status_wire.py pins it)."""
+        return {k: v for k, v in self.to_api().items() if v != []}

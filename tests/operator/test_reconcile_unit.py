@@ -26,7 +26,7 @@ def body(**spec):
 def applied(obj, decision):
     """The body after the runtime carried out the decision: the created Job's uid recorded, the status written."""
     out = copy.deepcopy(obj)
-    out["status"] = copy.deepcopy(decision.status)
+    out["status"] = decision.wire_status
     if any(o["kind"] == "Job" for o in decision.create):
         out["status"]["job"]["uid"] = f"uid-{out['status']['job']['name']}"
     return out
@@ -54,23 +54,23 @@ def test_new_valid_finetune_creates_configmap_and_job_with_owner_and_pending_sta
     d = decide(Observed(body(), now="T0"), POLICY)
     assert [o["kind"] for o in d.create] == ["ConfigMap", "Job"]
     assert all(o["metadata"]["ownerReferences"][0]["uid"] == "uid-1" for o in d.create)
-    assert d.status["phase"] == "Pending" and d.status["attempt"] == 0 and not d.delete
+    assert d.wire_status["phase"] == "Pending" and d.wire_status["attempt"] == 0 and not d.delete
     assert [e.reason for e in d.events] == ["JobCreated"]  # one Event per transition
-    assert d.status["job"] == {"name": d.create[1]["metadata"]["name"], "attempt": 0, "stage": "train"}
+    assert d.wire_status["job"] == {"name": d.create[1]["metadata"]["name"], "attempt": 0, "stage": "train"}
 
 
 def test_existing_job_is_never_created_twice():
     first = decide(Observed(body(), now="T0"), POLICY)
     job = job_of(first)
     again = decide(Observed(body(), jobs=[job], now="T1"), POLICY)  # status write was lost: adopt the Job
-    assert again.create == [] and again.status["jobName"] == job["metadata"]["name"]
-    assert again.status["job"]["uid"] == job["metadata"]["uid"]
+    assert again.create == [] and again.wire_status["jobName"] == job["metadata"]["name"]
+    assert again.wire_status["job"]["uid"] == job["metadata"]["uid"]
 
 
 def test_invalid_spec_is_refused_with_field_messages_and_creates_nothing():
     d = decide(Observed(body(training={"learningRate": -1}), now="T0"), POLICY)
-    assert d.create == [] and d.status["phase"] == "Failed"
-    ready = next(c for c in d.status["conditions"] if c["type"] == "Ready")
+    assert d.create == [] and d.wire_status["phase"] == "Failed"
+    ready = next(c for c in d.wire_status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "InvalidSpec" and "spec.training.learningRate" in ready["message"]
     assert [e.type for e in d.events] == ["Warning"]
     again = decide(Observed(applied(body(training={"learningRate": -1}), d), now="T1"), POLICY)
@@ -80,16 +80,16 @@ def test_invalid_spec_is_refused_with_field_messages_and_creates_nothing():
 def test_image_outside_allowed_prefixes_is_refused():
     policy = OperatorSettings(allowed_image_prefixes=("eu.gcr.io/team/",))
     d = decide(Observed(body(pod={"image": "quay.io/x/y:1"}), now="T0"), policy)
-    assert d.create == [] and d.status["conditions"][0]["reason"] == "ImageNotAllowed"
+    assert d.create == [] and d.wire_status["conditions"][0]["reason"] == "ImageNotAllowed"
     ok = decide(Observed(body(pod={"image": "eu.gcr.io/team/trainer:2"}), now="T0"), policy)
     assert ok.create
     # Compared on path segments: a longer name that merely starts with the prefix is refused.
     sibling = decide(Observed(body(pod={"image": "eu.gcr.io/team-evil/trainer:2"}), now="T0"),
                      OperatorSettings(allowed_image_prefixes=("eu.gcr.io/team",)))
-    assert sibling.create == [] and "spec.pod.image" in sibling.status["message"]
+    assert sibling.create == [] and "spec.pod.image" in sibling.wire_status["message"]
     # The default allow-list is not empty: the default trainer images' repositories only.
     default = decide(Observed(body(pod={"image": "docker.io/evil/trainer:1"}), now="T0"), POLICY)
-    assert default.create == [] and "gemmaft-trainer-gpu" in default.status["message"]
+    assert default.create == [] and "gemmaft-trainer-gpu" in default.wire_status["message"]
 
 
 def test_condition_transition_time_moves_only_when_status_changes():
@@ -108,9 +108,9 @@ def test_preempted_pod_is_counted_once_and_progress_fills_status():
     progress = RunProgress(state="training", step=10, total_steps=40, loss=1.5, updated_at="T1",
                            last_checkpoint="gs://out/runs/x/checkpoints/step-00000010")
     d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=pods, progress=progress, now="T1"), POLICY)
-    assert d1.status["restarts"]["preemptions"] == 1 and d1.new_preemptions == 1
-    assert d1.status["phase"] == "Running" and d1.status["progress"]["percent"] == 25.0
-    assert d1.status["lastCheckpoint"].endswith("step-00000010")
+    assert d1.wire_status["restarts"]["preemptions"] == 1 and d1.new_preemptions == 1
+    assert d1.wire_status["phase"] == "Running" and d1.wire_status["progress"]["percent"] == 25.0
+    assert d1.wire_status["lastCheckpoint"].endswith("step-00000010")
     d2 = decide(Observed(applied(obj, d1), jobs=[job], pods=pods, progress=progress, now="T2"), POLICY)
     assert d2.new_preemptions == 0 and "Preempted" not in {e.reason for e in d2.events}
 
@@ -126,11 +126,11 @@ def test_lost_host_of_a_slice_starts_the_next_attempt_create_before_delete():
     assert new_job["metadata"]["name"] == job["metadata"]["name"] + "-a1"
     assert new_job["metadata"]["annotations"][ANN_PREEMPTIONS] == "1"
     assert ("Job", job["metadata"]["name"]) in d1.delete
-    assert d1.status["attempt"] == 1 and d1.status["restarts"]["sliceRestarts"] == 1
-    assert d1.status["restarts"]["failures"] == 0  # a preemption spends no backoffLimit
+    assert d1.wire_status["attempt"] == 1 and d1.wire_status["restarts"]["sliceRestarts"] == 1
+    assert d1.wire_status["restarts"]["failures"] == 0  # a preemption spends no backoffLimit
     # A crash before the old Job went away: the next pass deletes it and creates nothing.
     d2 = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
-    assert d2.create == [] and ("Job", job["metadata"]["name"]) in d2.delete and d2.status["attempt"] == 1
+    assert d2.create == [] and ("Job", job["metadata"]["name"]) in d2.delete and d2.wire_status["attempt"] == 1
 
 
 def test_slice_restarts_are_read_from_the_attempts_job_not_added_per_decision():
@@ -144,15 +144,15 @@ def test_slice_restarts_are_read_from_the_attempts_job_not_added_per_decision():
     new_job = job_of(d1)
     assert new_job["metadata"]["annotations"][ANN_SLICE_RESTARTS] == "1"
     lost_write = decide(Observed(obj, jobs=[job, new_job], pods=pods, now="T2"), POLICY)
-    assert lost_write.status["restarts"]["sliceRestarts"] == 1
+    assert lost_write.wire_status["restarts"]["sliceRestarts"] == 1
     inflated = applied(obj, d1)
     inflated["status"]["restarts"]["sliceRestarts"] = 3  # as the old per-decision sum left it
     again = decide(Observed(inflated, jobs=[job, new_job], pods=pods, now="T3"), POLICY)
-    assert again.status["restarts"]["sliceRestarts"] == 1
+    assert again.wire_status["restarts"]["sliceRestarts"] == 1
     # The next lost host of attempt 1 makes it 2, carried by attempt 2's Job.
     pods1 = [pod(new_job, f"g{i}") for i in range(3)] + [pod(new_job, "g3", "Failed", exit_code=143)]
     d3 = decide(Observed(applied(obj, d1), jobs=[new_job], pods=pods1, now="T4"), POLICY)
-    assert d3.status["restarts"]["sliceRestarts"] == 2
+    assert d3.wire_status["restarts"]["sliceRestarts"] == 2
     assert job_of(d3)["metadata"]["annotations"][ANN_SLICE_RESTARTS] == "2"
 
 
@@ -164,10 +164,10 @@ def test_training_edit_starts_a_new_run_and_stops_the_old_job():
     edited["spec"]["training"] = {"learningRate": 0.0001}
     edited["metadata"]["generation"] = 2
     d1 = decide(Observed(edited, jobs=[old_job], now="T1"), POLICY)
-    assert d1.status["runId"] == run_id(parse_finetune(edited).spec) != d0.status["runId"]
+    assert d1.wire_status["runId"] == run_id(parse_finetune(edited).spec) != d0.wire_status["runId"]
     assert ("Job", old_job["metadata"]["name"]) in d1.delete and job_of(d1)
-    assert [r["runId"] for r in d1.status["runs"]] == [d1.status["runId"], d0.status["runId"]]
-    assert d1.status["runs"][1]["reason"] == "Superseded"
+    assert [r["runId"] for r in d1.wire_status["runs"]] == [d1.wire_status["runId"], d0.wire_status["runId"]]
+    assert d1.wire_status["runs"][1]["reason"] == "Superseded"
 
 
 def test_non_training_edit_keeps_the_run():
@@ -179,9 +179,9 @@ def test_non_training_edit_keeps_the_run():
     edited["spec"]["pod"] = {"labels": {"a": "b"}}
     edited["metadata"]["generation"] = 2
     d1 = decide(Observed(edited, jobs=[job], now="T1"), POLICY)
-    assert d1.create == [] and d1.delete == [] and d1.status["runId"] == d0.status["runId"]
+    assert d1.create == [] and d1.delete == [] and d1.wire_status["runId"] == d0.wire_status["runId"]
     assert d1.patch_jobs == [(job["metadata"]["name"], {"spec": {"backoffLimit": 9}})]
-    updates = {u["field"]: u["appliedTo"] for u in d1.status["updates"]}
+    updates = {u["field"]: u["appliedTo"] for u in d1.wire_status["updates"]}
     assert updates == {"spec.runPolicy": "Job", "spec.pod": "NextAttempt"}
 
 
@@ -196,10 +196,10 @@ def test_suspend_patches_the_job_unless_kueue_owns_it(queue):
     suspended["spec"]["runPolicy"] = {"suspend": True}
     d1 = decide(Observed(suspended, jobs=[job], now="T1"), POLICY)
     if queue:
-        assert d1.patch_jobs == [] and d1.status["phase"] == "Pending"
+        assert d1.patch_jobs == [] and d1.wire_status["phase"] == "Pending"
     else:
         assert d1.patch_jobs == [(job["metadata"]["name"], {"spec": {"suspend": True}})]
-        assert d1.status["phase"] == "Suspended"
+        assert d1.wire_status["phase"] == "Suspended"
 
 
 def test_finished_run_without_its_job_is_not_recreated():
@@ -208,14 +208,14 @@ def test_finished_run_without_its_job_is_not_recreated():
     job = job_of(d0)
     job["status"] = {"conditions": [{"type": "Complete", "status": "True"}], "completionTime": "T2"}
     d1 = decide(Observed(applied(obj, d0), jobs=[job], now="T2"), POLICY)
-    assert d1.status["phase"] == "Succeeded" and d1.results == ["succeeded"]
-    assert d1.status["outputs"]["adapterUri"].endswith("/adapter")
+    assert d1.wire_status["phase"] == "Succeeded" and d1.results == ["succeeded"]
+    assert d1.wire_status["outputs"]["adapterUri"].endswith("/adapter")
     d2 = decide(Observed(applied(obj, d1), jobs=[], now="T3"), POLICY)  # ttlSecondsAfterFinished removed it
-    assert d2.create == [] and d2.status["phase"] == "Succeeded" and d2.results == []
+    assert d2.create == [] and d2.wire_status["phase"] == "Succeeded" and d2.results == []
     # The Job vanished before the operator saw it finish: progress.json says so.
     done = RunProgress(state="completed", step=5, updated_at="T2")
     d3 = decide(Observed(applied(obj, d0), jobs=[], progress=done, now="T3"), POLICY)
-    assert d3.create == [] and d3.status["phase"] == "Succeeded"
+    assert d3.create == [] and d3.wire_status["phase"] == "Succeeded"
 
 
 def test_run_history_is_bounded():
@@ -239,7 +239,7 @@ def test_settings_from_env():
 
 
 def conds(decision):
-    return {c["type"]: c for c in decision.status["conditions"]}
+    return {c["type"]: c for c in decision.wire_status["conditions"]}
 
 
 def failed_job(job, reason="BackoffLimitExceeded"):
@@ -256,7 +256,7 @@ def test_a_failed_run_is_not_ready_and_is_stalled():
     job = job_of(d0)
     d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], now="T1"), POLICY)
     c = conds(d1)
-    assert d1.status["phase"] == "Failed" and c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "True"
+    assert d1.wire_status["phase"] == "Failed" and c["Ready"]["status"] == "False" and c["Stalled"]["status"] == "True"
     assert c["Reconciling"]["status"] == "False" and c["Failed"]["status"] == "True"
     running = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p")], now="T1"), POLICY)
     assert conds(running)["Ready"]["status"] == "True" and conds(running)["Stalled"]["status"] == "False"
@@ -268,7 +268,7 @@ def test_a_failed_job_says_the_fix(reason, fix):
     obj = body()
     d0 = decide(Observed(obj, now="T0"), POLICY)
     d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job_of(d0), reason)], now="T1"), POLICY)
-    assert conds(d1)["Failed"]["reason"] == reason and "Fix: " in d1.status["message"] and fix in d1.status["message"]
+    assert conds(d1)["Failed"]["reason"] == reason and "Fix: " in d1.wire_status["message"] and fix in d1.wire_status["message"]
 
 
 def test_a_job_deleted_right_after_it_failed_is_judged_from_its_last_state_never_recreated():
@@ -277,10 +277,10 @@ def test_a_job_deleted_right_after_it_failed_is_judged_from_its_last_state_never
     job = job_of(d0)
     last = [pod(job, "p", "Failed", exit_code=137, reason="OOMKilled")]
     d1 = decide(Observed(applied(obj, d0), gone_jobs=[failed_job(job)], gone_pods=last, now="T1"), POLICY)
-    assert d1.create == [] and d1.status["phase"] == "Failed" and d1.results == ["failed"]
-    assert conds(d1)["Failed"]["reason"] == "OOMKilled" and "limits.memory" in d1.status["message"]
+    assert d1.create == [] and d1.wire_status["phase"] == "Failed" and d1.results == ["failed"]
+    assert conds(d1)["Failed"]["reason"] == "OOMKilled" and "limits.memory" in d1.wire_status["message"]
     again = decide(Observed(applied(obj, d1), now="T2"), POLICY)  # tombstones expired too
-    assert again.create == [] and again.events == [] and again.status["phase"] == "Failed"
+    assert again.create == [] and again.events == [] and again.wire_status["phase"] == "Failed"
 
 
 def test_a_recorded_job_not_in_the_cache_waits_if_just_created_else_is_judged_vanished():
@@ -288,10 +288,10 @@ def test_a_recorded_job_not_in_the_cache_waits_if_just_created_else_is_judged_va
     d0 = decide(Observed(obj, now="T0"), POLICY)
     name = job_of(d0)["metadata"]["name"]
     waiting = decide(Observed(applied(obj, d0), awaited=frozenset({name}), now="T1"), POLICY)
-    assert waiting.create == [] and waiting.status["phase"] == "Pending"
+    assert waiting.create == [] and waiting.wire_status["phase"] == "Pending"
     vanished = decide(Observed(applied(obj, d0), now="T1"), POLICY)  # e.g. deleted during an operator outage
-    assert vanished.create == [] and vanished.status["phase"] == "Failed"
-    assert conds(vanished)["Failed"]["reason"] == "JobVanished" and "gemmaft.dev/retry" in vanished.status["message"]
+    assert vanished.create == [] and vanished.wire_status["phase"] == "Failed"
+    assert conds(vanished)["Failed"]["reason"] == "JobVanished" and "gemmaft.dev/retry" in vanished.wire_status["message"]
 
 
 def test_a_watched_job_deleted_before_it_finished_is_stalled_and_says_the_retry_command():
@@ -299,9 +299,9 @@ def test_a_watched_job_deleted_before_it_finished_is_stalled_and_says_the_retry_
     d0 = decide(Observed(obj, now="T0"), POLICY)
     job = job_of(d0)
     d1 = decide(Observed(applied(obj, d0), gone_jobs=[job], gone_pods=[pod(job, "p")], now="T1"), POLICY)
-    assert d1.create == [] and d1.status["phase"] == "Failed" and conds(d1)["Failed"]["reason"] == "JobDeleted"
+    assert d1.create == [] and d1.wire_status["phase"] == "Failed" and conds(d1)["Failed"]["reason"] == "JobDeleted"
     assert conds(d1)["Stalled"]["status"] == "True"
-    assert "kubectl annotate gemmafinetune demo gemmaft.dev/retry=$(date +%s) --overwrite" in d1.status["message"]
+    assert "kubectl annotate gemmafinetune demo gemmaft.dev/retry=$(date +%s) --overwrite" in d1.wire_status["message"]
 
 
 def test_a_crashed_host_restarts_the_slice_and_counts_one_failure_until_the_backoff_limit():
@@ -312,13 +312,13 @@ def test_a_crashed_host_restarts_the_slice_and_counts_one_failure_until_the_back
     crashed = [pod(job, f"h{i}") for i in range(3)] + [pod(job, "h3", "Failed", exit_code=1)]
     d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], pods=crashed, now="T1"), POLICY)
     job1 = job_of(d1)
-    assert d1.status["attempt"] == 1 and d1.status["restarts"]["failures"] == 1
+    assert d1.wire_status["attempt"] == 1 and d1.wire_status["restarts"]["failures"] == 1
     assert job1["metadata"]["annotations"]["gemmaft.dev/failures-before"] == "1"
     assert [e.reason for e in d1.events] == ["SliceRestart"] and d1.events[0].type == "Warning"
     crashed1 = [pod(job1, "g0", "Failed", exit_code=1)]
     d2 = decide(Observed(applied(obj, d1), jobs=[failed_job(job1)], pods=crashed1, now="T2"), POLICY)
-    assert d2.create == [] and d2.status["phase"] == "Failed" and d2.status["restarts"]["failures"] == 2
-    assert conds(d2)["Failed"]["reason"] == "BackoffLimitExceeded" and "backoffLimit 1" in d2.status["message"]
+    assert d2.create == [] and d2.wire_status["phase"] == "Failed" and d2.wire_status["restarts"]["failures"] == 2
+    assert conds(d2)["Failed"]["reason"] == "BackoffLimitExceeded" and "backoffLimit 1" in d2.wire_status["message"]
 
 
 @pytest.mark.parametrize(("state", "reason", "stalled"), [
@@ -339,7 +339,7 @@ def test_pod_problems_name_the_cause_and_the_fix(state, reason, stalled):
     stuck["status"].update(state)
     d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=[stuck], now="T1"), POLICY)
     c = conds(d1)
-    assert d1.status["phase"] == "Pending" and c["Ready"]["reason"] == reason and "Fix:" in c["Ready"]["message"]
+    assert d1.wire_status["phase"] == "Pending" and c["Ready"]["reason"] == reason and "Fix:" in c["Ready"]["message"]
     assert c["Stalled"]["status"] == ("True" if stalled else "False")
     assert c["Reconciling"]["status"] == ("False" if stalled else "True")
     assert [e.reason for e in d1.events] == [reason]
@@ -353,8 +353,8 @@ def test_retry_annotation_starts_the_next_attempt_of_a_failed_run_once():
     assert failed["status"]["phase"] == "Failed"
     failed["metadata"]["annotations"] = {"gemmaft.dev/retry": "1"}
     d2 = decide(Observed(failed, jobs=[failed_job(job)], now="T2"), POLICY)
-    assert job_of(d2)["metadata"]["name"] == job["metadata"]["name"] + "-a1" and d2.status["attempt"] == 1
-    assert d2.status["retry"] == "1" and d2.status["phase"] == "Pending" and "Retry" in {e.reason for e in d2.events}
+    assert job_of(d2)["metadata"]["name"] == job["metadata"]["name"] + "-a1" and d2.wire_status["attempt"] == 1
+    assert d2.wire_status["retry"] == "1" and d2.wire_status["phase"] == "Pending" and "Retry" in {e.reason for e in d2.events}
     d3 = decide(Observed(applied(failed, d2), jobs=[failed_job(job), job_of(d2)], now="T3"), POLICY)
     assert d3.create == [] and ("Job", job["metadata"]["name"]) in d3.delete  # the same token: nothing new
 
@@ -362,7 +362,7 @@ def test_retry_annotation_starts_the_next_attempt_of_a_failed_run_once():
 def test_service_accounts_come_from_the_operators_allow_list():
     d = decide(Observed(body(pod={"serviceAccountName": "cluster-admin-sa"}), now="T0"), POLICY)
     assert d.create == [] and conds(d)["Ready"]["reason"] == "ServiceAccountNotAllowed"
-    assert "spec.pod.serviceAccountName" in d.status["message"] and "gemma-trainer" in d.status["message"]
+    assert "spec.pod.serviceAccountName" in d.wire_status["message"] and "gemma-trainer" in d.wire_status["message"]
     policy = OperatorSettings(allowed_service_accounts=("gemma-trainer", "team-a-trainer"))
     ok = decide(Observed(body(pod={"serviceAccountName": "team-a-trainer"}), now="T0"), policy)
     assert job_of(ok)["spec"]["template"]["spec"]["serviceAccountName"] == "team-a-trainer"
@@ -382,7 +382,7 @@ def test_a_job_that_cannot_create_pods_says_why_from_its_failed_create_event():
     # Once a pod exists the Event is history.
     d2 = decide(Observed(applied(obj, d1), jobs=[job], pods=[pod(job, "p")],
                          job_problems={job["metadata"]["name"]: why}, now="T2"), POLICY)
-    assert d2.status["phase"] == "Running" and conds(d2)["Stalled"]["status"] == "False"
+    assert d2.wire_status["phase"] == "Running" and conds(d2)["Stalled"]["status"] == "False"
 
 
 def test_seeing_the_created_job_costs_no_write():
@@ -393,7 +393,7 @@ def test_seeing_the_created_job_costs_no_write():
     d0 = decide(Observed(obj, now="T0"), POLICY)
     seen = decide(Observed(applied(obj, d0), jobs=[job_of(d0)], now="T1"), POLICY)
     assert seen.create == [] and seen.events == [] and seen.patch_jobs == []
-    assert status_patch(applied(obj, d0)["status"], seen.status) == {}
+    assert status_patch(applied(obj, d0)["status"], seen.wire_status) == {}
 
 
 def test_a_finished_pod_before_its_job_completes_is_no_step_back_to_pending():
@@ -403,7 +403,7 @@ def test_a_finished_pod_before_its_job_completes_is_no_step_back_to_pending():
     running = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p")], now="T1"), POLICY)
     done = decide(Observed(applied(obj, running), jobs=[job], pods=[pod(job, "p", "Succeeded", exit_code=0)],
                            now="T2"), POLICY)
-    assert done.status["phase"] == "Running" and done.events == []
+    assert done.wire_status["phase"] == "Running" and done.events == []
 
 
 def test_a_preempted_slice_counts_one_preemption_however_many_hosts_the_job_controller_stopped():
@@ -413,7 +413,7 @@ def test_a_preempted_slice_counts_one_preemption_however_many_hosts_the_job_cont
     lost = [pod(job, "h0", "Failed", exit_code=143, disrupted=True)] + [
         pod(job, f"h{i}", "Failed", exit_code=143) for i in range(1, 4)]  # SIGTERMed when the Job failed
     d1 = decide(Observed(applied(obj, d0), jobs=[failed_job(job)], pods=lost, now="T1"), POLICY)
-    assert d1.status["restarts"] == {"preemptions": 1, "failures": 0, "sliceRestarts": 1}
+    assert d1.wire_status["restarts"] == {"preemptions": 1, "failures": 0, "sliceRestarts": 1}
 
 
 def test_only_a_running_trainer_is_polled():

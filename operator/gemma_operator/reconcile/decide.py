@@ -21,7 +21,7 @@ from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
 from .evaluation import EVALUATE, evaluated, evaluation_leg, leg_events
-from .model import TERMINAL, Decision, Event, Observed
+from .model import TERMINAL, Decision, Event, Observed, typed_status
 from .pods import JobView, PodView, job_view, pod_view
 
 
@@ -284,7 +284,7 @@ def _step(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdi
     return _vanished(run, record)
 
 
-def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new_run: bool) -> None:
+def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new_run: bool) -> dict[str, Any]:
     phase, reason, message = verdict.phase, verdict.reason, verdict.message
     if phase == "Running" and not status.get("startTime"):
         status["startTime"] = run.obs.now
@@ -313,7 +313,7 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
             d.results.append(phase.lower())
     # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
     d.active = phase == "Running" or reason == stages.AWAITING_TEACHER_COMMIT
-    d.status = status
+    return status
 
 
 def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> Decision:
@@ -322,7 +322,7 @@ def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> D
     events = []
     if prev.get("phase") != "Failed" or prev.get("message") != refusal.message:
         events.append(Event("Warning", refusal.reason, refusal.message))
-    return Decision(status=status, events=events)
+    return Decision(status=typed_status(status), events=events)
 
 
 def decide(obs: Observed, policy: OperatorSettings) -> Decision:
@@ -343,28 +343,27 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     status, events, new_run = runs.begin(run_prev, rid)
     d = Decision(events=[*events, *leg_events(leg)])
     verdict = _step(run, d, status, new_run)
-    _finish(run, d, status, stages.stage_verdict(plan, verdict) if plan else verdict, new_run)
+    status = _finish(run, d, status, stages.stage_verdict(plan, verdict) if plan else verdict, new_run)
     if plan is not None:
         stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
                             run.generation)
     if ft.spec.evaluation is not None:  # the evaluation stage's gate (reconcile.evaluation)
-        gate = evaluated(ft.spec, d.status, run_prev, obs.progress, obs.now, run.generation)
-        d.status, d.events = gate.status, [*d.events, *gate.events]
-    _serve(run, d)
+        gate = evaluated(ft.spec, status, run_prev, obs.progress, obs.now, run.generation)
+        status, d.events = gate.status, [*d.events, *gate.events]
+    d.status = typed_status(_serve(run, d, status))
     return d
 
 
-def _serve(run: Run, d: Decision) -> None:
-    """Keep spec.serving's Deployment on the run the gate chooses (``reconcile/serving.py``)."""
-    plan = serving.plan_serving(run.ft, run.obs.body, d.status, run.prev, run.policy, owner_reference(run.obs.body))
+def _serve(run: Run, d: Decision, status: dict[str, Any]) -> dict[str, Any]:
+    """Keep spec.serving's Deployment on the run the gate chooses (``reconcile/serving.py``): the status with
+    ``serving``."""
+    plan = serving.plan_serving(run.ft, run.obs.body, status, run.prev, run.policy, owner_reference(run.obs.body))
     d.create += [o for o in plan.apply if o["kind"] != "Deployment"]
     d.apply += [o for o in plan.apply if o["kind"] == "Deployment"]
     d.delete += plan.delete
     d.events += plan.events
-    if plan.status is None:
-        d.status.pop("serving", None)
-    else:
-        d.status["serving"] = plan.status
+    rest = {k: v for k, v in status.items() if k != "serving"}
+    return rest if plan.status is None else {**rest, "serving": plan.status}
 
 
 __all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "decide", "owner_reference",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gemma_api.run import RunProgress
+from gemma_api.status import GemmaFineTuneStatus
 
 TERMINAL = ("Succeeded", "Failed")
 
@@ -52,8 +53,9 @@ class Decision:
     """(Job name, merge patch)."""
     delete: list[tuple[str, str]] = field(default_factory=list)
     """(kind, name) to delete after the status write ("not found" counts as done)."""
-    status: dict[str, Any] = field(default_factory=dict)
-    """The whole new status; ``status.job.uid`` is filled in from the create answer of ``status.job.name``."""
+    status: GemmaFineTuneStatus = field(default_factory=GemmaFineTuneStatus)
+    """The whole new status, typed by the model the CRD's schema comes from (a status it does not describe fails
+    here, not in the API server)."""
     events: list[Event] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     """Runs that finished in this step: succeeded or failed (for metrics)."""
@@ -62,3 +64,13 @@ class Decision:
     active: bool = False
     """Whether a trainer is running, so its progress.json is worth polling. Pending, Suspended and finished
     runs change only through objects the operator watches."""
+
+    @property
+    def wire_status(self) -> dict[str, Any]:
+        """The status to write, as JSON; the runtime fills in ``job.uid`` from the create answer of ``job.name``."""
+        return self.status.to_wire()
+
+
+def typed_status(wire: dict[str, Any]) -> GemmaFineTuneStatus:
+    """A status the decision built as JSON, as the model the CRD's schema comes from."""
+    return GemmaFineTuneStatus.model_validate(wire)

@@ -18,7 +18,7 @@ from gemma_api.run import RunProgress
 
 from .attempts import Verdict
 from .conditions import phase_status, set_condition
-from .model import Decision, Event, Observed
+from .model import Decision, Event, Observed, typed_status
 from .runs import percent_done
 
 TEACHER_CONDITION = "TeacherReady"
@@ -221,4 +221,4 @@ def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
     status = phase_status(prev, "Pending", plan.reason, plan.message, plan.stalled, obs.now, generation)
     events: list[Event] = []
     finish_stage(plan, prev, status, events, None, None, obs.now, generation)
-    return Decision(status=status, events=events)
+    return Decision(status=typed_status(status), events=events)

@@ -165,7 +165,7 @@ class Reconciler:
     async def act(self, observed: Observed, decision: Decision) -> None:
         body = observed.body
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        status = decision.status
+        status = decision.wire_status
         # 1. Create (a new attempt's objects), 2. Events, 3. record it all in status, 4. patch and delete.
         for obj in decision.create:
             created = await self.kube.create(obj)
