@@ -129,8 +129,9 @@ def test_status_and_events_per_stage():
 def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_deleted():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
     first = plan_stage(ft, "default", source("Succeeded"), None)
-    status: dict = {"phase": "Running", "runId": first.config.run_id}
-    finish_stage(first, {}, status, [], None, None, "2026-11-22T12:00:00Z", 1)
+    begun: dict = {"phase": "Running", "runId": first.config.run_id}
+    status, _ = finish_stage(first, {}, begun, None, None, "2026-11-22T12:00:00Z", 1)
+    assert begun == {"phase": "Running", "runId": first.config.run_id}, "finish_stage returns a new status"
     GemmaFineTuneStatus.model_validate(status)
     assert status["teacher"]["adapterUri"] == "gs://out/runs/big/r1/adapter"
     for body in (source("Running", adapter=None), None):  # retraining (no adapter yet), or deleted
@@ -172,11 +173,10 @@ def test_a_committed_teacher_is_not_read_again_and_its_counts_stay_in_status():
     assert teacher_progress_matters({"stage": STUDENT, "runId": "another"}, run)  # a new run's teacher
     assert not teacher_progress_matters({"stage": STUDENT, "runId": run}, run)
 
-    status: dict = {"phase": "Running", "runId": run}
-    finish_stage(done, {}, status, [], progress("completed", 8, 8), progress("training", 3, 12),
-                 "2026-11-22T12:00:00Z", 1)
-    later = {"phase": "Running", "runId": run}
-    finish_stage(done, status, later, [], None, progress("training", 6, 12), "2026-11-22T12:01:00Z", 1)
+    status, _ = finish_stage(done, {}, {"phase": "Running", "runId": run}, progress("completed", 8, 8),
+                             progress("training", 3, 12), "2026-11-22T12:00:00Z", 1)
+    later, _ = finish_stage(done, status, {"phase": "Running", "runId": run}, None, progress("training", 6, 12),
+                            "2026-11-22T12:01:00Z", 1)
     teacher, student_stage = later["stages"]
     assert (teacher["phase"], teacher["step"], teacher["totalSteps"], teacher["percent"]) == ("Succeeded", 8, 8, 100.0)
     assert (student_stage["step"], student_stage["percent"]) == (6, 50.0)

@@ -21,7 +21,7 @@ from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
 from .evaluation import EVALUATE, evaluated, evaluation_leg, leg_events
-from .model import TERMINAL, Decision, Event, Observed, typed_status
+from .model import TERMINAL, Actions, Decision, Event, Observed, typed_status
 from .pods import JobView, PodView, job_view, pod_view
 
 
@@ -69,6 +69,14 @@ class Run:
     @property
     def queued(self) -> bool:
         return bool(self.ft.spec.pod.queue_name)
+
+
+class Step(NamedTuple):
+    """What one part of a decision concludes: the verdict, the status so far (a new dict), and its actions."""
+
+    verdict: Verdict
+    status: dict[str, Any]
+    actions: Actions = Actions()
 
 
 class WantedRun(NamedTuple):
@@ -133,19 +141,22 @@ def _stop(run: Run, job: JobView) -> list[tuple[str, str]]:
     return out
 
 
-def _start(run: Run, d: Decision, status: dict[str, Any], attempt: int, counts: Counts,
-           reason: str | None = None, message: str = "") -> Verdict:
+def _start(run: Run, status: dict[str, Any], attempt: int, counts: Counts, reason: str | None = None,
+           message: str = "") -> Step:
     """Create the objects of ``attempt`` and record its Job (the uid is filled in from the create answer)."""
-    d.create = _render(run, attempt, counts)
     job = names.job_name(run.name, names.run_key(run.rid, run.job_stage), attempt)
-    status.update(attempt=attempt, jobName=job, job={"name": job, "attempt": attempt, "stage": run.job_stage})
+    status = {**status, "attempt": attempt, "jobName": job,
+              "job": {"name": job, "attempt": attempt, "stage": run.job_stage}}
+    actions = Actions(create=tuple(_render(run, attempt, counts)))
     if run.queued:
-        return Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
-    if run.ft.spec.run_policy.suspend:
-        return Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
-    if reason is None:
-        return attempts.waiting(job, attempt)
-    return Verdict("Pending", reason, message.format(job=job, attempt=attempt))
+        verdict = Verdict("Pending", "WaitingForAdmission", f"Job {job} created; it waits for Kueue to admit it")
+    elif run.ft.spec.run_policy.suspend:
+        verdict = Verdict("Suspended", "Suspended", f"Job {job} created suspended (spec.runPolicy.suspend)")
+    elif reason is None:
+        verdict = attempts.waiting(job, attempt)
+    else:
+        verdict = Verdict("Pending", reason, message.format(job=job, attempt=attempt))
+    return Step(verdict, status, actions)
 
 
 def _locate(record: dict[str, Any] | None, jobs: list[JobView]) -> JobView | None:
@@ -168,79 +179,78 @@ def _vanished(run: Run, record: dict[str, Any]) -> Verdict:
                    f"operator outage, or a manual delete); nothing was re-created. Retry: {runs.retry_command(run.name)}")
 
 
-def _first(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
+def _first(run: Run, status: dict[str, Any], new_run: bool) -> Step:
     """No Job recorded for this run: reuse an earlier result, or start attempt ``status.attempt``."""
     earlier = runs.earlier_success(run.prev, run.rid) if new_run else None
     if earlier:
-        status.update(completionTime=earlier.get("completionTime") or run.obs.now,
-                      startTime=earlier.get("startTime"))
-        status["outputs"] = {"runUri": run.uri, "adapterUri": earlier.get("adapterUri")}
-        return Verdict("Succeeded", "Reused", f"run {run.rid} finished earlier; its outputs are reused")
+        reused = {**status, "completionTime": earlier.get("completionTime") or run.obs.now,
+                  "startTime": earlier.get("startTime"),
+                  "outputs": {"runUri": run.uri, "adapterUri": earlier.get("adapterUri")}}
+        return Step(Verdict("Succeeded", "Reused", f"run {run.rid} finished earlier; its outputs are reused"), reused)
     if run.trains and run.obs.progress is not None and run.obs.progress.state == "completed":
-        return Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)")
-    return _start(run, d, status, int(status.get("attempt") or 0), Counts.recorded(status.get("restarts")))
+        return Step(Verdict("Succeeded", "Completed", f"run {run.rid} completed (read from progress.json)"), status)
+    return _start(run, status, int(status.get("attempt") or 0), Counts.recorded(status.get("restarts")))
 
 
-def _follow(run: Run, d: Decision, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Verdict:
+def _preempted(counts: Counts, recorded: Counts) -> Actions:
+    """The preemptions not counted before: their number for the metrics and one Warning Event."""
+    if counts.preemptions <= recorded.preemptions:
+        return Actions()
+    lost = ", ".join(counts.preempted_pods) or "a trainer pod"
+    return Actions(new_preemptions=counts.preemptions - recorded.preemptions,
+                   events=(Event("Warning", "Preempted", f"{lost} lost (spot preemption, node drain or SIGTERM); "
+                                                         "training resumes from the last committed checkpoint"),))
+
+
+def _follow(run: Run, status: dict[str, Any], job: JobView, pods: list[PodView]) -> Step:
     """Judge the recorded Job; restart the slice, apply live edits."""
-    status.update(jobName=job.name, attempt=job.attempt)
-    status["job"] = {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": run.job_stage}
     recorded = Counts.recorded(status.get("restarts"))
     counts = attempts.count(job, pods, recorded)
-    before = recorded.preemptions
-    if counts.preemptions > before:
-        d.new_preemptions = counts.preemptions - before
-        lost = ", ".join(counts.preempted_pods) or "a trainer pod"
-        d.events.append(Event("Warning", "Preempted", f"{lost} lost (spot preemption, node drain or SIGTERM); "
-                                                      "training resumes from the last committed checkpoint"))
-    status["restarts"] = counts.to_status()
-    suspended = _suspend(run, d, job)
+    status = {**status, "jobName": job.name, "attempt": job.attempt, "restarts": counts.to_status(),
+              "job": {"name": job.name, "uid": job.uid, "attempt": job.attempt, "stage": run.job_stage}}
+    suspended, actions = _suspend(run, job)
+    actions = _preempted(counts, recorded) + actions
     progress = run.obs.progress
     verdict = attempts.judge(job, pods, run.ft.spec, counts, suspended, run.queued,
                              run.obs.job_problems.get(job.name), retry=runs.retry_command(run.name),
                              trainer_message=progress.message if progress and progress.state == "failed" else None)
     if verdict.restart:
-        d.slice_restarts = 1
         counts = replace(counts, slice_restarts=counts.slice_restarts + 1)
-        status["restarts"] = counts.to_status()
-        _start(run, d, status, job.attempt + 1, counts)
-        if job.live:
-            d.delete += _stop(run, job)
-        return Verdict("Pending", verdict.reason, f"{verdict.message}: Job {status['jobName']} (attempt "
-                                                  f"{job.attempt + 1}) replaces Job {job.name}")
+        started = _start(run, {**status, "restarts": counts.to_status()}, job.attempt + 1, counts)
+        stopped = Actions(delete=tuple(_stop(run, job)) if job.live else (), slice_restarts=1)
+        message = (f"{verdict.message}: Job {started.status['jobName']} (attempt {job.attempt + 1}) replaces Job "
+                   f"{job.name}")
+        return Step(Verdict("Pending", verdict.reason, message), started.status, actions + started.actions + stopped)
     if job.start_time and not status.get("startTime"):
-        status["startTime"] = job.start_time
+        status = {**status, "startTime": job.start_time}
     if verdict.phase in TERMINAL and not status.get("completionTime"):
-        status["completionTime"] = job.completion_time or run.obs.now
+        status = {**status, "completionTime": job.completion_time or run.obs.now}
     same_gen = run.prev.get("observedGeneration") == run.generation
-    patch, status["updates"], events = changes.plan(_desired_job(run), _template_hash(run), job,
-                                                    run.prev.get("updates") or [], same_gen)
-    if patch:
-        d.patch_jobs.append((job.name, patch))
-    d.events += events
-    return verdict
+    patch, updates, events = changes.plan(_desired_job(run), _template_hash(run), job, run.prev.get("updates") or [],
+                                          same_gen)
+    edits = Actions(patch_jobs=((job.name, patch),) if patch else (), events=tuple(events))
+    return Step(verdict, {**status, "updates": updates}, actions + edits)
 
 
-def _suspend(run: Run, d: Decision, job: JobView) -> bool:
-    """Whether the Job is (or is being) suspended; patches it when spec.runPolicy.suspend differs."""
+def _suspend(run: Run, job: JobView) -> tuple[bool, Actions]:
+    """Whether the Job is (or is being) suspended, and the patch when spec.runPolicy.suspend differs."""
     want = run.ft.spec.run_policy.suspend
     if run.queued or not job.live or job.finished or job.suspended == want:
-        return job.suspended
-    d.patch_jobs.append((job.name, {"spec": {"suspend": want}}))
+        return job.suspended, Actions()
     what = "suspended: trainer pods stop after a checkpoint" if want else "resumed from the last checkpoint"
-    d.events.append(Event("Normal", "Suspending" if want else "Resuming", f"Job {job.name} {what}"))
-    return want
+    return want, Actions(patch_jobs=((job.name, {"spec": {"suspend": want}}),),
+                         events=(Event("Normal", "Suspending" if want else "Resuming", f"Job {job.name} {what}"),))
 
 
-def _retry(run: Run, d: Decision, status: dict[str, Any], token: str) -> Verdict | None:
-    status["retry"] = token
+def _retry(run: Run, status: dict[str, Any], token: str) -> Step | None:
+    """A failed run's next attempt, asked for by the retry annotation ``token`` (None when the run has not
+    failed)."""
     if run.prev.get("phase") != "Failed":
         return None
-    status.pop("completionTime", None)
     counts = replace(Counts.recorded(status.get("restarts")), failures=0)
-    status["restarts"] = counts.to_status()
+    status = {k: v for k, v in status.items() if k != "completionTime"} | {"restarts": counts.to_status()}
     attempt = int(status.get("attempt") or 0) + 1
-    return _start(run, d, status, attempt, counts, "Retry",
+    return _start(run, status, attempt, counts, "Retry",
                   f"{runs.RETRY_ANNOTATION}={token}: attempt {{attempt}} of run {run.rid} starts as Job {{job}} "
                   "from the last committed checkpoint")
 
@@ -252,45 +262,55 @@ def _sticky(run: Run) -> Verdict:
     return Verdict(phase, cond.get("reason") or phase, run.prev.get("message") or "")
 
 
-def _step(run: Run, d: Decision, status: dict[str, Any], new_run: bool) -> Verdict:
+def _step(run: Run, status: dict[str, Any], new_run: bool) -> Step:
+    """The verdict on this run's current Job (or on its absence), the status so far and the actions."""
     jobs = [job_view(j) for j in run.obs.jobs] + [job_view(j, gone=True) for j in run.obs.gone_jobs]
     pods = [pod_view(p) for p in run.obs.pods] + [pod_view(p, gone=True) for p in run.obs.gone_pods]
     record = status.get("job")
     if record is not None and record.get("stage", "train") != run.job_stage:  # the next stage: a new Job
         record = None
-        status.pop("job", None)
-        status["attempt"] = 0
+        status = {**{k: v for k, v in status.items() if k != "job"}, "attempt": 0}
     current = _locate(record, jobs)
     if current is None and record is None:
         mine = sorted((j for j in jobs if j.run_id == run.rid and j.stage == run.job_stage and j.live),
                       key=lambda j: j.attempt)
         current = mine[-1] if mine else None  # created before a crash, never recorded: adopt it
     newest = current.attempt if current else int((record or {}).get("attempt") or 0)
-    for job in jobs:  # other runs' Jobs and older attempts are stopped; their outputs stay in storage
-        if job.live and (job.run_id != run.rid or (job.stage == run.job_stage and job.attempt < newest)):
-            d.delete += _stop(run, job)
+    stale = Actions(delete=tuple(  # other runs' Jobs and older attempts are stopped; their outputs stay in storage
+        name for job in jobs
+        if job.live and (job.run_id != run.rid or (job.stage == run.job_stage and job.attempt < newest))
+        for name in _stop(run, job)))
     token = runs.retry_token(run.obs.body, run.prev)
-    retried = _retry(run, d, status, token) if token else None
+    if token:
+        status = {**status, "retry": token}
+    step = _judged(run, status, new_run, current, record, pods, token)
+    return step._replace(actions=stale + step.actions)
+
+
+def _judged(run: Run, status: dict[str, Any], new_run: bool, current: JobView | None,
+            record: dict[str, Any] | None, pods: list[PodView], token: str | None) -> Step:
+    retried = _retry(run, status, token) if token else None
     if retried is not None:
         return retried
     if not new_run and run.prev.get("phase") in TERMINAL and run.prev.get("completionTime"):
-        return _sticky(run)
+        return Step(_sticky(run), status)
     if current is not None:
-        return _follow(run, d, status, current, pods)
+        return _follow(run, status, current, pods)
     if record is None:
-        return _first(run, d, status, new_run)
+        return _first(run, status, new_run)
     if record.get("name") in run.obs.awaited:
-        return attempts.waiting(record["name"], int(record.get("attempt") or 0))
-    return _vanished(run, record)
+        return Step(attempts.waiting(record["name"], int(record.get("attempt") or 0)), status)
+    return Step(_vanished(run, record), status)
 
 
-def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new_run: bool) -> dict[str, Any]:
+def _finish(run: Run, status: dict[str, Any], verdict: Verdict, new_run: bool) -> Step:
+    """The run's phase, conditions, progress, outputs and history in the status, and the transition's Event."""
     phase, reason, message = verdict.phase, verdict.reason, verdict.message
+    status = {"restarts": Counts(0, 0).to_status(), **status}  # a copy, filled in below
     if phase == "Running" and not status.get("startTime"):
         status["startTime"] = run.obs.now
     if phase in TERMINAL and not status.get("completionTime"):
         status["completionTime"] = run.obs.now
-    status.setdefault("restarts", Counts(0, 0).to_status())
     if run.obs.progress is not None:
         status["progress"] = runs.progress_fields(run.obs.progress)
         if run.obs.progress.inputs is not None:
@@ -306,14 +326,12 @@ def _finish(run: Run, d: Decision, status: dict[str, Any], verdict: Verdict, new
     if not status.get("updates"):
         status.pop("updates", None)
     prev_reason = next((c.get("reason") for c in run.prev.get("conditions") or [] if c.get("type") == "Ready"), None)
-    if new_run or phase != run.prev.get("phase") or (phase == "Pending" and reason != prev_reason):
-        warn = phase == "Failed" or verdict.stalled or reason in ("SliceRestart", "Unschedulable")
-        d.events.append(Event("Warning" if warn else "Normal", reason if phase == "Pending" else phase, message))
-        if phase in TERMINAL and reason not in ("Reused", "Finished"):
-            d.results.append(phase.lower())
-    # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
-    d.active = phase == "Running" or reason == stages.AWAITING_TEACHER_COMMIT
-    return status
+    if not (new_run or phase != run.prev.get("phase") or (phase == "Pending" and reason != prev_reason)):
+        return Step(verdict, status)
+    warn = phase == "Failed" or verdict.stalled or reason in ("SliceRestart", "Unschedulable")
+    event = Event("Warning" if warn else "Normal", reason if phase == "Pending" else phase, message)
+    ended = phase in TERMINAL and reason not in ("Reused", "Finished")
+    return Step(verdict, status, Actions(events=(event,), results=(phase.lower(),) if ended else ()))
 
 
 def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> Decision:
@@ -326,6 +344,7 @@ def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> D
 
 
 def decide(obs: Observed, policy: OperatorSettings) -> Decision:
+    """The new status and the actions for one GemmaFineTune, from what was observed (which it never changes)."""
     prev = {k: v for k, v in (obs.body.get("status") or {}).items() if k != "kopf"}
     ft = admit(obs.body, policy)
     if isinstance(ft, Refusal):
@@ -341,29 +360,32 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     run_prev = leg.prev if leg is not None else prev
     run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), run_prev, plan or (leg.plan if leg else None))
     status, events, new_run = runs.begin(run_prev, rid)
-    d = Decision(events=[*events, *leg_events(leg)])
-    verdict = _step(run, d, status, new_run)
-    status = _finish(run, d, status, stages.stage_verdict(plan, verdict) if plan else verdict, new_run)
+    step = _step(run, status, new_run)
+    finished = _finish(run, step.status, stages.stage_verdict(plan, step.verdict) if plan else step.verdict, new_run)
+    status, actions = finished.status, Actions(events=(*events, *leg_events(leg))) + step.actions + finished.actions
     if plan is not None:
-        stages.finish_stage(plan, prev, status, d.events, obs.teacher_progress, obs.progress, obs.now,
-                            run.generation)
+        status, stage_events = stages.finish_stage(plan, prev, status, obs.teacher_progress, obs.progress, obs.now,
+                                                   run.generation)
+        actions += Actions(events=tuple(stage_events))
     if ft.spec.evaluation is not None:  # the evaluation stage's gate (reconcile.evaluation)
         gate = evaluated(ft.spec, status, run_prev, obs.progress, obs.now, run.generation)
-        status, d.events = gate.status, [*d.events, *gate.events]
-    d.status = typed_status(_serve(run, d, status))
-    return d
+        status, actions = gate.status, actions + Actions(events=tuple(gate.events))
+    status, served = _serve(run, status)
+    # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
+    verdict = finished.verdict
+    active = verdict.phase == "Running" or verdict.reason == stages.AWAITING_TEACHER_COMMIT
+    return (actions + served).decision(typed_status(status), active)
 
 
-def _serve(run: Run, d: Decision, status: dict[str, Any]) -> dict[str, Any]:
+def _serve(run: Run, status: dict[str, Any]) -> tuple[dict[str, Any], Actions]:
     """Keep spec.serving's Deployment on the run the gate chooses (``reconcile/serving.py``): the status with
-    ``serving``."""
+    ``serving``, and the objects to create, apply and delete."""
     plan = serving.plan_serving(run.ft, run.obs.body, status, run.prev, run.policy, owner_reference(run.obs.body))
-    d.create += [o for o in plan.apply if o["kind"] != "Deployment"]
-    d.apply += [o for o in plan.apply if o["kind"] == "Deployment"]
-    d.delete += plan.delete
-    d.events += plan.events
+    actions = Actions(create=tuple(o for o in plan.apply if o["kind"] != "Deployment"),
+                      apply=tuple(o for o in plan.apply if o["kind"] == "Deployment"),
+                      delete=tuple(plan.delete), events=tuple(plan.events))
     rest = {k: v for k, v in status.items() if k != "serving"}
-    return rest if plan.status is None else {**rest, "serving": plan.status}
+    return (rest if plan.status is None else {**rest, "serving": plan.status}), actions
 
 
 __all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "decide", "owner_reference",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gemma_api.run import RunProgress
@@ -41,6 +41,29 @@ class Observed:
     teacher_progress: RunProgress | None = None
     """Distillation: the teacher stage's progress.json (``<output.uri>/teacher-<key>/``), if it was read."""
     now: str = "1970-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class Actions:
+    """What a part of a decision asks the runtime to do; parts combine with ``+`` in the order they were decided."""
+
+    create: tuple[dict[str, Any], ...] = ()
+    apply: tuple[dict[str, Any], ...] = ()
+    patch_jobs: tuple[tuple[str, dict[str, Any]], ...] = ()
+    delete: tuple[tuple[str, str], ...] = ()
+    events: tuple[Event, ...] = ()
+    results: tuple[str, ...] = ()
+    new_preemptions: int = 0
+    slice_restarts: int = 0
+
+    def __add__(self, other: Actions) -> Actions:
+        return Actions(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Actions)))
+
+    def decision(self, status: GemmaFineTuneStatus, active: bool) -> Decision:
+        return Decision(create=list(self.create), apply=list(self.apply), patch_jobs=list(self.patch_jobs),
+                        delete=list(self.delete), status=status, events=list(self.events),
+                        results=list(self.results), new_preemptions=self.new_preemptions,
+                        slice_restarts=self.slice_restarts, active=active)
 
 
 @dataclass

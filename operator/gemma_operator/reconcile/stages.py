@@ -199,19 +199,20 @@ def stage_verdict(plan: StagePlan, verdict: Verdict) -> Verdict:
     return verdict
 
 
-def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any], events: list[Event],
+def finish_stage(plan: StagePlan, prev: dict[str, Any], status: dict[str, Any],
                  teacher_progress: RunProgress | None, student_progress: RunProgress | None, now: str,
-                 generation: int | None) -> None:
-    """Add ``status.stage``, ``status.stages``, the TeacherReady condition and the stage's Events."""
+                 generation: int | None) -> tuple[dict[str, Any], list[Event]]:
+    """``status`` with ``stage``, ``stages``, the TeacherReady condition (and the teacher) added, and the stage's
+    Events."""
     job = (status.get("job") or {}).get("name")
     jobs = {plan.config.stage: job} if plan.config is not None and job else {}
-    status.update(stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase"), prev))
+    status = {**status, **stage_status(plan, teacher_progress, student_progress, jobs, status.get("phase"), prev)}
     if plan.config is not None:  # the teacher of this run, kept while its fromFineTune source is retrained
         from_fine_tune = plan.config.spec.distillation.teacher.from_fine_tune
         status["teacher"] = {**plan.config.teacher.to_api(), **({"fromFineTune": from_fine_tune}
                                                                  if from_fine_tune else {})}
     status["conditions"] = set_condition(status.get("conditions") or [], *plan.condition, now, generation)
-    events += [Event(*e) for e in stage_events(prev.get("stage"), plan)]
+    return status, [Event(*e) for e in stage_events(prev.get("stage"), plan)]
 
 
 def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
@@ -219,6 +220,5 @@ def waiting(obs: Observed, prev: dict[str, Any], plan: StagePlan) -> Decision:
     referenced fine-tune triggers this one)."""
     generation = (obs.body.get("metadata") or {}).get("generation")
     status = phase_status(prev, "Pending", plan.reason, plan.message, plan.stalled, obs.now, generation)
-    events: list[Event] = []
-    finish_stage(plan, prev, status, events, None, None, obs.now, generation)
+    status, events = finish_stage(plan, prev, status, None, None, obs.now, generation)
     return Decision(status=typed_status(status), events=events)
