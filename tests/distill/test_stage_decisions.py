@@ -6,15 +6,8 @@ from __future__ import annotations
 import yaml
 from gemma_api import GemmaFineTuneStatus, parse_finetune
 from gemma_api.run import RunProgress
-from gemma_operator.reconcile.stages import (
-    STUDENT,
-    TEACHER,
-    WAITING,
-    finish_stage,
-    plan_stage,
-    stage_events,
-    stage_status,
-)
+from gemma_operator.reconcile.staged_run import STUDENT, TEACHER, WAITING, StagedRun
+from gemma_operator.reconcile.stages import finish_stage, stage_events, stage_status
 from gemma_operator.render import render_run
 from gemma_operator.settings import OperatorSettings
 
@@ -41,6 +34,13 @@ def progress(state: str, step: int = 0, total: int | None = None) -> RunProgress
     return RunProgress(state=state, step=step, total_steps=total, updated_at="2026-11-22T12:00:00Z")
 
 
+def current_stage(ft, namespace: str, source_body: dict | None, teacher_progress: RunProgress | None,
+               prev: dict | None = None):
+    """The stage the run is in, as a reconcile sees it: the staged run computed once, then its current stage."""
+    assert namespace == (ft.metadata.namespace or "default")
+    return StagedRun.of(ft, source_body, prev or {}).current(teacher_progress, prev or {})
+
+
 def rendered(ft, config) -> tuple[dict, dict]:
     objects = render_run(ft, OperatorSettings().render_settings(), "default", config=config)
     job = next(o for o in objects if o["kind"] == "Job")
@@ -52,38 +52,38 @@ def test_from_fine_tune_waits_until_the_referenced_fine_tune_succeeded():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
     for body, says in ((None, "does not exist"), (source(None), "Pending"), (source("Running"), "Running"),
                        (source("Succeeded", adapter=None), "Succeeded")):
-        plan = plan_stage(ft, "default", body, None)
+        plan = current_stage(ft, "default", body, None)
         assert plan.stage == WAITING and plan.config is None and not plan.stalled
         assert plan.reason == "WaitingForFineTune" and says in plan.message and "default/big" in plan.message
         assert plan.condition[:3] == ("TeacherReady", "False", "WaitingForFineTune")
-    plan = plan_stage(ft, "default", source("Succeeded"), None)
+    plan = current_stage(ft, "default", source("Succeeded"), None)
     assert plan.stage == TEACHER and plan.config.stage == "teacher"
     assert plan.config.teacher.adapter_uri == "gs://out/runs/big/r1/adapter"
     assert plan.config.teacher.model_uri == "hf://google/gemma-2-9b-it"
     # The referenced fine-tune retrained (new run, new adapter): a new teacher key and a new student run.
-    again = plan_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None)
+    again = current_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None)
     assert again.config.teacher_uri != plan.config.teacher_uri and again.config.run_id != plan.config.run_id
 
 
 def test_a_referenced_fine_tune_of_another_model_stalls_with_the_fix():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    plan = plan_stage(ft, "default", source("Succeeded", model="gemma-2-27b-it"), None)
+    plan = current_stage(ft, "default", source("Succeeded", model="gemma-2-27b-it"), None)
     assert plan.stalled and plan.reason == "TeacherMismatch" and "teacher.model: gemma-2-27b-it" in plan.message
     assert stage_events(None, plan) == [("Warning", "TeacherMismatch", plan.message)]
 
 
 def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_for_the_commit():
     ft = parse_finetune(student({"model": "gemma-2-9b-it"}))
-    running = plan_stage(ft, "default", None, progress("training", 3, 10))
+    running = current_stage(ft, "default", None, progress("training", 3, 10))
     assert running.stage == TEACHER and "3 of 10 shards" in running.message
-    assert plan_stage(ft, "default", None, progress("preempted", 3, 10)).stage == TEACHER
-    done = plan_stage(ft, "default", None, progress("completed", 10, 10))
+    assert current_stage(ft, "default", None, progress("preempted", 3, 10)).stage == TEACHER
+    done = current_stage(ft, "default", None, progress("completed", 10, 10))
     assert done.stage == STUDENT and done.condition[:3] == ("TeacherReady", "True", "TeacherCommitted")
     assert done.config.run_id == running.config.run_id and done.config.teacher_uri == running.config.teacher_uri
     # A run that reached its student stage stays there when the teacher's progress is not read again (finished).
     prev = {"stage": "Student", "runId": done.config.run_id}
-    assert plan_stage(ft, "default", None, None, prev).stage == STUDENT
-    assert plan_stage(ft, "default", None, None, {**prev, "runId": "another"}).stage == TEACHER
+    assert current_stage(ft, "default", None, None, prev).stage == STUDENT
+    assert current_stage(ft, "default", None, None, {**prev, "runId": "another"}).stage == TEACHER
 
     teacher_job, teacher_cfg = rendered(ft, running.config)
     student_job, student_cfg = rendered(ft, done.config)
@@ -99,9 +99,9 @@ def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_
 
 def test_status_and_events_per_stage():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    waiting = plan_stage(ft, "default", source("Running"), None)
-    teacher = plan_stage(ft, "default", source("Succeeded"), progress("training", 4, 8))
-    student_plan = plan_stage(ft, "default", source("Succeeded"), progress("completed", 8, 8))
+    waiting = current_stage(ft, "default", source("Running"), None)
+    teacher = current_stage(ft, "default", source("Succeeded"), progress("training", 4, 8))
+    student_plan = current_stage(ft, "default", source("Succeeded"), progress("completed", 8, 8))
 
     status = stage_status(teacher, progress("training", 4, 8), None, {"teacher": "small-x-teacher"})
     assert status["stage"] == "Teacher"
@@ -128,21 +128,21 @@ def test_status_and_events_per_stage():
 
 def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_deleted():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    first = plan_stage(ft, "default", source("Succeeded"), None)
+    first = current_stage(ft, "default", source("Succeeded"), None)
     begun: dict = {"phase": "Running", "runId": first.config.run_id}
     status, _ = finish_stage(first, {}, begun, None, None, "2026-11-22T12:00:00Z", 1)
     assert begun == {"phase": "Running", "runId": first.config.run_id}, "finish_stage returns a new status"
     GemmaFineTuneStatus.model_validate(status)
     assert status["teacher"]["adapterUri"] == "gs://out/runs/big/r1/adapter"
     for body in (source("Running", adapter=None), None):  # retraining (no adapter yet), or deleted
-        kept = plan_stage(ft, "default", body, None, status)
+        kept = current_stage(ft, "default", body, None, status)
         assert kept.stage == TEACHER and kept.config.run_id == first.config.run_id
     # Its next success brings a new adapter: a new teacher, a new run.
-    renewed = plan_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None, status)
+    renewed = current_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None, status)
     assert renewed.config.run_id != first.config.run_id
     # The record belongs to that source only.
     other = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "bigger"}))
-    assert plan_stage(other, "default", None, None, status).stage == WAITING
+    assert current_stage(other, "default", None, None, status).stage == WAITING
 
 
 def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
@@ -163,15 +163,17 @@ def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
 def test_a_committed_teacher_is_not_read_again_and_its_counts_stay_in_status():
     """In the student stage the teacher's outputs are committed and never change: its progress.json is not read
     on each reconcile (one storage read per reconcile saved), and status keeps the teacher's shard counts."""
-    from gemma_operator.reconcile.stages import teacher_progress_matters
-
     ft = parse_finetune(student({"model": "gemma-2-9b-it"}))
-    done = plan_stage(ft, "default", None, progress("completed", 8, 8))
+    staged = StagedRun.of(ft, None, {})
+    done = staged.current(progress("completed", 8, 8), {})
     run = done.config.run_id
-    assert teacher_progress_matters({}, run)  # first sight
-    assert teacher_progress_matters({"stage": TEACHER, "runId": run}, run)  # the teacher pass runs
-    assert teacher_progress_matters({"stage": STUDENT, "runId": "another"}, run)  # a new run's teacher
-    assert not teacher_progress_matters({"stage": STUDENT, "runId": run}, run)
+    folders = staged.progress_folders
+    both = (staged.run_uri, staged.teacher_uri)
+    assert folders({}) == both  # first sight
+    assert folders({"stage": TEACHER, "runId": run}) == both  # the teacher pass runs
+    assert folders({"stage": STUDENT, "runId": "another"}) == both  # a new run's teacher
+    assert folders({"stage": STUDENT, "runId": run}) == (staged.run_uri, None)
+    assert folders({"stage": STUDENT, "runId": run, "phase": "Succeeded"}) == (None, None), "a finished run"
 
     status, _ = finish_stage(done, {}, {"phase": "Running", "runId": run}, progress("completed", 8, 8),
                              progress("training", 3, 12), "2026-11-22T12:00:00Z", 1)
@@ -180,3 +182,21 @@ def test_a_committed_teacher_is_not_read_again_and_its_counts_stay_in_status():
     teacher, student_stage = later["stages"]
     assert (teacher["phase"], teacher["step"], teacher["totalSteps"], teacher["percent"]) == ("Succeeded", 8, 8, 100.0)
     assert (student_stage["step"], student_stage["percent"]) == (6, 50.0)
+
+
+def test_decide_follows_the_staged_run_the_runtime_computed_and_does_not_plan_again():
+    """The runtime computes the staged run once (before it reads progress files) and hands it over in
+    Observed; decide resolves nothing again. Here the referenced fine-tune succeeded when the run was staged and
+    is gone from what decide is given: the decision still starts the teacher stage of that run."""
+    from gemma_operator.reconcile import Observed, decide
+    from gemma_operator.reconcile.staged_run import staged_run
+
+    body = student({"model": "gemma-2-9b-it", "fromFineTune": "big"})
+    staged = staged_run(body, source("Succeeded"))
+    assert staged.run_id is not None and staged.waiting is None
+    decision = decide(Observed(body=body, source=None, staged=staged), OperatorSettings())
+    assert decision.wire_status["stage"] == TEACHER and decision.wire_status["runId"] == staged.run_id
+    assert [o["metadata"]["labels"]["gemmaft.dev/stage"] for o in decision.create if o["kind"] == "Job"] == \
+        ["teacher"]
+    unresolved = decide(Observed(body=body, source=None), OperatorSettings())  # staged here from body and source
+    assert unresolved.wire_status["stage"] == WAITING and not unresolved.create

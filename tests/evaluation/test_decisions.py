@@ -7,6 +7,7 @@ from gemma_api import parse_finetune, run_id
 from gemma_api.evaluation import evaluation_key
 from gemma_api.run import RunProgress
 from gemma_operator.reconcile.evaluation import evaluated, evaluation_leg
+from gemma_operator.reconcile.staged_run import StagedRun
 
 from tests.conftest import manifest
 
@@ -16,6 +17,10 @@ NOW = "2026-01-01T00:00:00Z"
 
 def finetune(evaluation=EVALUATION):
     return parse_finetune(manifest(evaluation=evaluation))
+
+
+def evaluate_leg(ft, prev):
+    return evaluation_leg(StagedRun.of(ft, None, {}), prev)
 
 
 def gate(key: str | None, passed: bool = True) -> dict:
@@ -28,17 +33,17 @@ def test_only_a_finished_trained_run_with_a_stale_gate_gets_a_fresh_evaluate_leg
     rid, key = run_id(ft.spec), evaluation_key(ft.spec)
     done = {"runId": rid, "phase": "Succeeded", "completionTime": NOW, "attempt": 0,
             "job": {"name": "j", "stage": "train"}, "evaluation": gate("old")}
-    leg = evaluation_leg(ft, done, rid)
-    assert leg.fresh and leg.plan.config.stage == "evaluate" and leg.plan.config.run_id == rid
+    leg = evaluate_leg(ft, done)
+    assert leg.fresh and leg.stage.config.stage == "evaluate" and leg.stage.config.run_id == rid
     assert "completionTime" not in leg.prev and "job" not in leg.prev and leg.prev["attempt"] == 0
     assert done["completionTime"] == NOW, "the last status is not changed"
-    assert evaluation_leg(ft, {**done, "evaluation": gate(key)}, rid) is None, "its gate is this evaluation's"
-    assert evaluation_leg(ft, {**done, "phase": "Running"}, rid) is None, "still training"
-    assert evaluation_leg(ft, done, "other") is None, "another run trains and evaluates in one Job"
-    assert evaluation_leg(finetune(None), done, rid) is None
-    again = evaluation_leg(ft, {**done, "job": {"name": "e", "stage": "evaluate"}, "attempt": 0}, rid)
+    assert evaluate_leg(ft, {**done, "evaluation": gate(key)}) is None, "its gate is this evaluation's"
+    assert evaluate_leg(ft, {**done, "phase": "Running"}) is None, "still training"
+    assert evaluate_leg(ft, {**done, "runId": "other"}) is None, "another run trains and evaluates in one Job"
+    assert evaluate_leg(finetune(None), done) is None
+    again = evaluate_leg(ft, {**done, "job": {"name": "e", "stage": "evaluate"}, "attempt": 0})
     assert again.fresh and again.prev["attempt"] == 1, "a second evaluate Job gets a new name"
-    running = evaluation_leg(ft, {**done, "phase": "Running", "job": {"name": "e", "stage": "evaluate"}}, rid)
+    running = evaluate_leg(ft, {**done, "phase": "Running", "job": {"name": "e", "stage": "evaluate"}})
     assert running is not None and not running.fresh
 
 
@@ -70,5 +75,5 @@ def test_a_gate_the_status_shows_as_current_is_not_evaluated_again():
             "job": {"name": "j", "stage": "train"}, "evaluation": gate(None)}
     shown = evaluated(ft.spec, done, done, None, NOW, 1).status
     assert next(c for c in shown["conditions"] if c["type"] == "Evaluated")["status"] == "True"
-    assert evaluation_leg(ft, shown, rid) is None
-    assert evaluation_leg(ft, {k: v for k, v in done.items() if k != "evaluation"}, rid).fresh, "no gate at all"
+    assert evaluate_leg(ft, shown) is None
+    assert evaluate_leg(ft, {k: v for k, v in done.items() if k != "evaluation"}).fresh, "no gate at all"

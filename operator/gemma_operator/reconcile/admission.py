@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from gemma_api import GemmaFineTune, SpecError, parse_finetune
 
 from gemma_operator.settings import OperatorSettings
+
+from .staged_run import InvalidSpec, StagedRun
 
 
 @dataclass(frozen=True)
@@ -16,11 +15,11 @@ class Refusal:
     message: str
 
 
-def admit(body: dict[str, Any], policy: OperatorSettings) -> GemmaFineTune | Refusal:
-    try:
-        ft = parse_finetune(body)
-    except SpecError as err:
-        return Refusal("InvalidSpec", "invalid spec: " + "; ".join(str(p) for p in err.problems))
+def admit(run: StagedRun | InvalidSpec, policy: OperatorSettings) -> StagedRun | Refusal:
+    """The run, or why the operator refuses it: an invalid spec, or pods its policy does not allow."""
+    if isinstance(run, InvalidSpec):
+        return Refusal("InvalidSpec", "invalid spec: " + "; ".join(run.problems))
+    ft = run.ft
     pod = ft.spec.pod
     image = pod.image or policy.render_settings().image_for(ft.spec.accelerator.type)
     if not policy.image_allowed(image):
@@ -40,4 +39,4 @@ def admit(body: dict[str, Any], policy: OperatorSettings) -> GemmaFineTune | Ref
         return Refusal("ServiceAccountNotAllowed",
                        f"spec.pod.serviceAccountName: {account!r} is not one of the service accounts this operator "
                        f"lets trainer pods use ({allowed}); remove the field or use one of those")
-    return ft
+    return run

@@ -31,7 +31,7 @@ def job_patch(desired: dict[str, Any], job: JobView) -> dict[str, Any]:
     return patch
 
 
-def plan(desired: dict[str, Any], wanted_hash: str, job: JobView, prev_updates: list[dict[str, Any]],
+def job_updates(desired: dict[str, Any], wanted_hash: str, job: JobView, prev_updates: list[dict[str, Any]],
          same_generation: bool) -> tuple[dict[str, Any], list[dict[str, Any]], list[Event]]:
     """(Job merge patch of its spec, status.updates, events) for the live ``job``."""
     updates = [u for u in prev_updates if same_generation and u.get("appliedTo") == "Job"]

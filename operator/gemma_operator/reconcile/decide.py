@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from gemma_api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
+from gemma_api import GemmaFineTune, RunConfig
 
 from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
@@ -20,9 +20,10 @@ from . import attempts, changes, runs, serving, stages
 from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
-from .evaluation import EVALUATE, evaluated, evaluation_leg, leg_events
+from .evaluation import evaluated, evaluation_leg, leg_events
 from .model import TERMINAL, Actions, Decision, Event, Observed, typed_status
 from .pods import JobView, PodView, job_view, pod_view
+from .staged_run import EVALUATE, TRAIN, CurrentStage
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Run:
     rid: str
     uri: str
     prev: dict[str, Any]
-    stage: stages.StagePlan | None = None
+    stage: CurrentStage | None = None
     """The stage this decision is about (its Job, run config and accelerator): a distillation's teacher or
     student, or the evaluate stage of a trained run."""
 
@@ -46,7 +47,7 @@ class Run:
     @property
     def job_stage(self) -> str:
         """The stage recorded with the Job: ``train`` for a plain run, ``teacher`` or ``student``."""
-        return self.config.stage if self.config is not None else "train"
+        return self.config.stage if self.config is not None else TRAIN
 
     @property
     def trains(self) -> bool:
@@ -77,27 +78,6 @@ class Step(NamedTuple):
     verdict: Verdict
     status: dict[str, Any]
     actions: Actions = Actions()
-
-
-class WantedRun(NamedTuple):
-    run_id: str
-    run_uri: str
-    teacher_uri: str | None = None
-    """Distillation: the teacher stage's folder (``<output.uri>/teacher-<key>``)."""
-
-
-def wanted_run(body: dict[str, Any], source: dict[str, Any] | None = None) -> WantedRun | None:
-    """The run the body asks for, or None when it is not a valid fine-tune (or a distillation whose
-    ``fromFineTune`` teacher, ``source``, is not resolved yet)."""
-    try:
-        ft = parse_finetune(body)
-    except SpecError:
-        return None
-    if ft.spec.distillation is not None:
-        config = stages.plan_stage(ft, ft.metadata.namespace or "default", source, None, body.get("status")).config
-        return WantedRun(config.run_id, config.run_uri, config.teacher_uri) if config is not None else None
-    rid = run_id(ft.spec)
-    return WantedRun(rid, run_uri(ft.spec, rid))
 
 
 def owner_reference(body: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +206,7 @@ def _follow(run: Run, status: dict[str, Any], job: JobView, pods: list[PodView])
     if verdict.phase in TERMINAL and not status.get("completionTime"):
         status = {**status, "completionTime": job.completion_time or run.obs.now}
     same_gen = run.prev.get("observedGeneration") == run.generation
-    patch, updates, events = changes.plan(_desired_job(run), _template_hash(run), job, run.prev.get("updates") or [],
+    patch, updates, events = changes.job_updates(_desired_job(run), _template_hash(run), job, run.prev.get("updates") or [],
                                           same_gen)
     edits = Actions(patch_jobs=((job.name, patch),) if patch else (), events=tuple(events))
     return Step(verdict, {**status, "updates": updates}, actions + edits)
@@ -346,28 +326,25 @@ def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> D
 def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     """The new status and the actions for one GemmaFineTune, from what was observed (which it never changes)."""
     prev = {k: v for k, v in (obs.body.get("status") or {}).items() if k != "kopf"}
-    ft = admit(obs.body, policy)
-    if isinstance(ft, Refusal):
-        return refuse(obs, prev, ft, obs.now)
-    rid, plan = run_id(ft.spec), None
-    if ft.spec.distillation is not None:
-        plan = stages.plan_stage(ft, obs.body["metadata"].get("namespace") or "default", obs.source,
-                                 obs.teacher_progress, prev)
-        if plan.config is None:
-            return stages.waiting(obs, prev, plan)
-        rid = plan.config.run_id
-    leg = evaluation_leg(ft, prev, rid)  # the evaluate stage of a trained run (reconcile.evaluation)
+    staged = admit(obs.staged, policy)
+    if isinstance(staged, Refusal):
+        return refuse(obs, prev, staged, obs.now)
+    ft, rid = staged.ft, staged.run_id
+    stage = staged.current(obs.teacher_progress, prev)
+    if stage is not None and stage.config is None:
+        return stages.waiting(obs, prev, stage)
+    leg = evaluation_leg(staged, prev)  # the evaluate stage of a trained run (reconcile.evaluation)
     run_prev = leg.prev if leg is not None else prev
-    run = Run(obs, ft, policy, rid, run_uri(ft.spec, rid), run_prev, plan or (leg.plan if leg else None))
+    run = Run(obs, ft, policy, rid, staged.run_uri, run_prev, stage or (leg.stage if leg else None))
     status, events, new_run = runs.begin(run_prev, rid)
     step = _step(run, status, new_run)
-    finished = _finish(run, step.status, stages.stage_verdict(plan, step.verdict) if plan else step.verdict, new_run)
+    finished = _finish(run, step.status, stages.stage_verdict(stage, step.verdict) if stage else step.verdict, new_run)
     status, actions = finished.status, Actions(events=(*events, *leg_events(leg))) + step.actions + finished.actions
-    if plan is not None:
-        status, stage_events = stages.finish_stage(plan, prev, status, obs.teacher_progress, obs.progress, obs.now,
+    if stage is not None:
+        status, stage_events = stages.finish_stage(stage, prev, status, obs.teacher_progress, obs.progress, obs.now,
                                                    run.generation)
         actions += Actions(events=tuple(stage_events))
-    if ft.spec.evaluation is not None:  # the evaluation stage's gate (reconcile.evaluation)
+    if staged.evaluates:  # the evaluation stage's gate (reconcile.evaluation)
         gate = evaluated(ft.spec, status, run_prev, obs.progress, obs.now, run.generation)
         status, actions = gate.status, actions + Actions(events=tuple(gate.events))
     status, served = _serve(run, status)
@@ -380,13 +357,12 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
 def _serve(run: Run, status: dict[str, Any]) -> tuple[dict[str, Any], Actions]:
     """Keep spec.serving's Deployment on the run the gate chooses (``reconcile/serving.py``): the status with
     ``serving``, and the objects to create, apply and delete."""
-    plan = serving.plan_serving(run.ft, run.obs.body, status, run.prev, run.policy, owner_reference(run.obs.body))
-    actions = Actions(create=tuple(o for o in plan.apply if o["kind"] != "Deployment"),
-                      apply=tuple(o for o in plan.apply if o["kind"] == "Deployment"),
-                      delete=tuple(plan.delete), events=tuple(plan.events))
+    serve = serving.decide_serving(run.ft, run.obs.body, status, run.prev, run.policy, owner_reference(run.obs.body))
+    actions = Actions(create=tuple(o for o in serve.apply if o["kind"] != "Deployment"),
+                      apply=tuple(o for o in serve.apply if o["kind"] == "Deployment"),
+                      delete=tuple(serve.delete), events=tuple(serve.events))
     rest = {k: v for k, v in status.items() if k != "serving"}
-    return (rest if plan.status is None else {**rest, "serving": plan.status}), actions
+    return (rest if serve.status is None else {**rest, "serving": serve.status}), actions
 
 
-__all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "decide", "owner_reference",
-           "wanted_run"]
+__all__ = ["ANN_FAILURES", "ANN_PREEMPTIONS", "Decision", "Event", "Observed", "decide", "owner_reference"]

@@ -16,17 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gemma_api import GemmaFineTune, RunConfig
 from gemma_api.evaluation import BELOW_THRESHOLD, PASSED, evaluation_key
 from gemma_api.run import RunProgress
 from gemma_api.status import EvaluationStatus
 
 from .conditions import set_condition
 from .model import TERMINAL, Event
-from .stages import StagePlan
+from .staged_run import EVALUATE, CurrentStage, StagedRun
 
 EVALUATED = "Evaluated"
-EVALUATE = "evaluate"
 PENDING_REASON = "NotEvaluated"
 
 
@@ -34,7 +32,7 @@ PENDING_REASON = "NotEvaluated"
 class EvaluationLeg:
     """A decision about the run's evaluate stage."""
 
-    plan: StagePlan
+    stage: CurrentStage
     """The stage and the run config its Job mounts (``stage: evaluate``)."""
     prev: dict[str, Any]
     """The last status as the decision sees it: a fresh leg sets the finished state of the last one aside."""
@@ -60,24 +58,23 @@ def _set_aside(prev: dict[str, Any]) -> dict[str, Any]:
     return {**kept, "attempt": int(prev.get("attempt") or 0) + 1 if again else 0}
 
 
-def evaluation_leg(ft: GemmaFineTune, prev: dict[str, Any], rid: str) -> EvaluationLeg | None:
-    """The evaluate stage when this decision is about it: a finished, trained run of ``rid`` whose gate is stale
-    (a fresh leg), or a run whose recorded Job is its evaluate Job; None otherwise."""
-    spec = ft.spec
-    if spec.evaluation is None or spec.distillation is not None or prev.get("runId") != rid:
+def evaluation_leg(run: StagedRun, prev: dict[str, Any]) -> EvaluationLeg | None:
+    """The evaluate stage when this decision is about it: a finished, trained run whose gate is stale (a fresh
+    leg), or a run whose recorded Job is its evaluate Job; None otherwise."""
+    spec, rid = run.ft.spec, run.run_id
+    if not run.evaluates or spec.distillation is not None or prev.get("runId") != rid:
         return None
     key = evaluation_key(spec)
     fresh = prev.get("phase") in TERMINAL and _trained(prev) and _stale(prev, key)
     if not fresh and (prev.get("job") or {}).get("stage") != EVALUATE:
         return None
-    config = RunConfig.for_finetune(ft, namespace=ft.metadata.namespace or "default")
-    plan = StagePlan("Evaluate", "Reevaluating", f"spec.evaluation changed ({key}): the adapter of run {rid} is "
-                     "evaluated again", config.model_copy(update={"stage": EVALUATE}))
-    return EvaluationLeg(plan, _set_aside(prev) if fresh else prev, fresh)
+    stage = CurrentStage("Evaluate", "Reevaluating", f"spec.evaluation changed ({key}): the adapter of run {rid} "
+                         "is evaluated again", run.evaluate_config())
+    return EvaluationLeg(stage, _set_aside(prev) if fresh else prev, fresh)
 
 
 def leg_events(leg: EvaluationLeg | None) -> list[Event]:
-    return [Event("Normal", leg.plan.reason, leg.plan.message)] if leg is not None and leg.fresh else []
+    return [Event("Normal", leg.stage.reason, leg.stage.message)] if leg is not None and leg.fresh else []
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from typing import Any
 from gemma_api.run import RunProgress
 from gemma_api.status import GemmaFineTuneStatus
 
-TERMINAL = ("Succeeded", "Failed")
+from .staged_run import TERMINAL, InvalidSpec, StagedRun, staged_run
+
+__all__ = ["TERMINAL", "Actions", "Decision", "Event", "Observed", "typed_status"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,13 @@ class Observed:
     teacher_progress: RunProgress | None = None
     """Distillation: the teacher stage's progress.json (``<output.uri>/teacher-<key>/``), if it was read."""
     now: str = "1970-01-01T00:00:00Z"
+    staged: StagedRun | InvalidSpec | None = None
+    """The run the body asks for, as the runtime computed it before reading progress (computed from ``body`` and
+    ``source`` here when not given)."""
+
+    def __post_init__(self) -> None:
+        if self.staged is None:
+            object.__setattr__(self, "staged", staged_run(self.body, self.source))
 
 
 @dataclass(frozen=True)

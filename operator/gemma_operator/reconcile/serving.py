@@ -80,8 +80,10 @@ def serving_hash(deployment: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(deployment["spec"], sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclass
-class ServingPlan:
+@dataclass(frozen=True)
+class ServingDecision:
+    """What spec.serving asks of the serving objects and of ``status.serving``."""
+
     apply: list[dict[str, Any]]
     """Objects to create, or merge-patch when they exist."""
     delete: list[tuple[str, str]]
@@ -94,18 +96,18 @@ def _pin(body: dict[str, Any]) -> str | None:
     return ((body.get("metadata") or {}).get("annotations") or {}).get(SERVE_RUN_ANNOTATION) or None
 
 
-def plan_serving(ft: GemmaFineTune, body: dict[str, Any], status: dict[str, Any], prev: dict[str, Any],
-                 policy: OperatorSettings, owner: dict[str, Any]) -> ServingPlan:
+def decide_serving(ft: GemmaFineTune, body: dict[str, Any], status: dict[str, Any], prev: dict[str, Any],
+                   policy: OperatorSettings, owner: dict[str, Any]) -> ServingDecision:
     """What ``status`` (the new one, its runs filed) asks of the serving objects, against ``prev.serving``."""
     was = prev.get("serving")
     name = ft.metadata.name
     object_name = names.serving_name(name)
     if ft.spec.serving is None:
         gone = [("Deployment", object_name), ("Service", object_name)] if was else []
-        return ServingPlan([], gone, None, [])
+        return ServingDecision([], gone, None, [])
     chosen = select_run(status, evaluation_required(ft), _pin(body))
     if chosen.run_id is None:
-        return ServingPlan([], [], {**(was or {}), "message": chosen.message}, [])
+        return ServingDecision([], [], {**(was or {}), "message": chosen.message}, [])
     namespace = body["metadata"].get("namespace") or "default"
     objects = render_serving(ft, policy.render_settings(), namespace, ServedRun(chosen.run_id, chosen.run_uri))
     for obj in objects:
@@ -114,10 +116,10 @@ def plan_serving(ft: GemmaFineTune, body: dict[str, Any], status: dict[str, Any]
     new = {"runId": chosen.run_id, "runUri": chosen.run_uri, "deployment": object_name, "service": object_name,
            "pinned": chosen.pinned, "templateHash": template, "message": chosen.message}
     if was and was.get("templateHash") == template:
-        return ServingPlan([], [], {**was, **new}, [])
+        return ServingDecision([], [], {**was, **new}, [])
     events = []
     if not was or was.get("runId") != chosen.run_id:
         before = f" (was run {was['runId']})" if was and was.get("runId") else ""
         events.append(Event("Normal", "Serving", f"Deployment {object_name} serves run {chosen.run_id}{before}: "
                                                  f"{chosen.message}"))
-    return ServingPlan(objects, [], new, events)
+    return ServingDecision(objects, [], new, events)

@@ -16,8 +16,7 @@ import logging
 from typing import Any
 
 from gemma_operator.reconcile import Decision, Observed, decide, stages
-from gemma_operator.reconcile.decide import wanted_run
-from gemma_operator.reconcile.model import TERMINAL
+from gemma_operator.reconcile.staged_run import StagedRun, staged_run
 from gemma_operator.render import names
 from gemma_operator.settings import OperatorSettings
 
@@ -134,20 +133,21 @@ class Reconciler:
         progress = teacher_progress = None
         ref = stages.source_name(body)
         source = self.cache.finetune((namespace, ref)) if ref else None
-        wanted = wanted_run(body, source)
+        staged = staged_run(body, source)  # once per reconcile: decide follows it
         status = body.get("status") or {}
         jobs, gone_jobs, awaited = self.cache.jobs(key), self.cache.gone("Job", key), self.cache.awaited(key)
-        if wanted and (status.get("runId") != wanted.run_id or status.get("phase") not in TERMINAL):
-            if progress_matters(status, wanted.run_id, jobs + gone_jobs, awaited):
-                progress = await read_progress(wanted.run_uri)
-            if wanted.teacher_uri and stages.teacher_progress_matters(status, wanted.run_id):
-                teacher_progress = await read_progress(wanted.teacher_uri)
+        if isinstance(staged, StagedRun):
+            run_folder, teacher_folder = staged.progress_folders(status)
+            if run_folder and progress_matters(status, staged.run_id, jobs + gone_jobs, awaited):
+                progress = await read_progress(run_folder)
+            if teacher_folder:
+                teacher_progress = await read_progress(teacher_folder)
         pods_key = label_key(key)
         return Observed(body=body, jobs=jobs, pods=self.cache.pods(pods_key),
                         job_problems=self.cache.job_problems(namespace, jobs),
                         gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", pods_key),
                         awaited=awaited, progress=progress, source=source,
-                        teacher_progress=teacher_progress, now=now_rfc3339())
+                        teacher_progress=teacher_progress, now=now_rfc3339(), staged=staged)
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
         observed = await self.observe(namespace, name)
