@@ -287,7 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("crd", help="print the GemmaFineTune CRD").set_defaults(func=cmd_crd)
+    _spec_commands(sub)
+    _trainer_commands(sub)
+    _service_commands(sub)
+    return parser
 
+
+def _spec_commands(sub) -> None:
+    """The commands that read a manifest and print what would happen: nothing runs."""
     p = sub.add_parser("validate", help="check GemmaFineTune manifests; field-level messages on error")
     p.add_argument("-f", "--file", required=True, help="YAML file (or - for stdin)")
     p.set_defaults(func=cmd_validate)
@@ -313,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --matrix: training.maxSeqLength (default: the API's)")
     p.set_defaults(func=cmd_plan)
 
+
+def _trainer_commands(sub) -> None:
+    """The trainer's commands (what its images run, and what runs on this machine)."""
     p = sub.add_parser("train", help="run the trainer on a GemmaFineTune manifest or a mounted run config")
     _run_options(p)
     p.add_argument("--max-steps", type=int, help="override spec.training.maxSteps (local runs)")
@@ -337,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="model cache (default: $GEMMAFT_CACHE_DIR or ~/.cache/gemmaft/models)")
     p.set_defaults(func=cmd_prepare_model)
 
+
+def _service_commands(sub) -> None:
+    """The operator, and the demo that runs it against a local cluster."""
     p = sub.add_parser("operator", help="run the operator (kopf)")
     p.add_argument("--namespace", action="append", help="namespace to watch (repeatable); default: settings")
     p.add_argument("--verbose", action="store_true")
@@ -349,7 +362,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true",
                    help="a tiny random Gemma 2 instead of the real Gemma 3 270M weights (seconds, not minutes)")
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,6 +57,9 @@ from .xla_hosts import replicate_trainable_in_place
 
 log = logging.getLogger("gemma_trainer")
 
+STAGING_DIR = "staging"
+"""The scratch folder's subfolder the HF Trainer writes checkpoints to before they are committed."""
+
 
 def total_steps(spec, n_examples: int) -> int:
     """Optimizer steps of the run (maxSteps, else ceil(epochs x steps per epoch)), from the one batch plan
@@ -113,11 +116,9 @@ def training_arguments(spec, setup: DeviceSetup, output_dir: Path, max_steps: in
     return TrainingArguments(**kwargs)
 
 
-def _make_trainer_class():
+def _seeded_sampler_class():
     import torch
-    from transformers import Trainer
     from transformers.trainer_pt_utils import LengthGroupedSampler
-
 
     class SeededLengthGroupedSampler(LengthGroupedSampler):
         """Length-grouped order that depends only on (seed, epoch): a resumed run sees the same batches."""
@@ -129,6 +130,14 @@ def _make_trainer_class():
 
         def set_epoch(self, epoch: int) -> None:
             self.generator.manual_seed(self.seed + int(epoch))
+
+    return SeededLengthGroupedSampler
+
+
+def _make_trainer_class():
+    from transformers import Trainer
+
+    sampler_class = _seeded_sampler_class()
 
     class GemmaTrainer(Trainer):
         """The HF Trainer with a seeded length-grouped sampler and the chunked loss head
@@ -182,7 +191,7 @@ def _make_trainer_class():
             # Multi-host SPMD groups the slice's global order (xla_trainer sets length_group_size).
             group = getattr(self, "length_group_size", None) \
                 or self.args.train_batch_size * self.args.gradient_accumulation_steps
-            return SeededLengthGroupedSampler(group, self._train_lengths, self.args.seed)
+            return sampler_class(group, self._train_lengths, self.args.seed)
 
     return GemmaTrainer
 
@@ -205,7 +214,6 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
     """Train ``cfg`` (a RunConfig) to completion or preemption; returns the exit code. ``extension`` (e.g. the
     distillation student's) may replace the features and collator (``prepare``) and the Trainer class."""
     from transformers import set_seed
-
 
     spec = cfg.spec
     setup = setup or device_setup(spec)
@@ -233,18 +241,13 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
         set_seed(spec.training.seed)
         model, collator = model_and_collator(model_dir, spec, setup, rank, tokenizer)
 
-        scratch = work_dir(cfg.run_id)
-        staging = scratch / "staging"
-        if rank.is_writer and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-        barrier()
-
+        scratch = _fresh_scratch(cfg.run_id, rank)
         resume_dir = _download_newest_commit(manager, progress, scratch, rank)
 
         steps = total_steps(spec, len(train_features))
         log.info("batch: %s; %d optimizer steps over %d rows", batch_plan(spec).describe(), steps,
                  len(train_features))
-        args = training_arguments(spec, setup, staging, steps, eval_features is not None,
+        args = training_arguments(spec, setup, scratch / STAGING_DIR, steps, eval_features is not None,
                                   run_name=f"{cfg.name}-{cfg.run_id}")
         commit = CommitCallback(manager, progress, spec.output.keep_checkpoints, rank.is_writer)
         guard = NonFiniteGuard(setup.policy)
@@ -269,6 +272,17 @@ def run_training(cfg, rank: Rank | None = None, setup: DeviceSetup | None = None
         return EXIT_OK
     finally:
         preemption.uninstall()
+
+
+def _fresh_scratch(run_id: str, rank: Rank) -> Path:
+    """The run's scratch folder, its staging folder emptied of an earlier attempt's leftovers by the writer; every
+    rank waits for that."""
+    scratch = work_dir(run_id)
+    staging = scratch / STAGING_DIR
+    if rank.is_writer and staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+    barrier()
+    return scratch
 
 
 def _complete(cfg, trainer, tokenizer, model_dir, setup: DeviceSetup, run_store, progress, scratch,
