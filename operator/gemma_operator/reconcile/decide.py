@@ -21,9 +21,9 @@ from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
 from .evaluation import evaluated, evaluation_leg, leg_events
-from .model import TERMINAL, Actions, Decision, Event, Observed, typed_status
+from .model import Actions, Decision, Event, Observed, typed_status
 from .pods import JobView, PodView, job_view, pod_view
-from .staged_run import EVALUATE, TRAIN, CurrentStage
+from .staged_run import EVALUATE, TERMINAL, TRAIN, CurrentStage
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class Run:
     rid: str
     uri: str
     prev: dict[str, Any]
+    """The last status as the API server holds it, read as recorded: a status an older operator wrote may not
+    validate against today's model, and the decision must still go on from it. The new status is typed
+    (:func:`~.model.typed_status`) before it leaves the decision."""
     stage: CurrentStage | None = None
     """The stage this decision is about (its Job, run config and accelerator): a distillation's teacher or
     student, or the evaluate stage of a trained run."""

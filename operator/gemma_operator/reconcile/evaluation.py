@@ -21,8 +21,8 @@ from gemma_api.run import RunProgress
 from gemma_api.status import EvaluationStatus
 
 from .conditions import set_condition
-from .model import TERMINAL, Event
-from .staged_run import EVALUATE, CurrentStage, StagedRun
+from .model import Event
+from .staged_run import EVALUATE, TERMINAL, CurrentStage, StagedRun
 
 EVALUATED = "Evaluated"
 PENDING_REASON = "NotEvaluated"

@@ -8,9 +8,7 @@ from typing import Any
 from gemma_api.run import RunProgress
 from gemma_api.status import GemmaFineTuneStatus
 
-from .staged_run import TERMINAL, InvalidSpec, StagedRun, staged_run
-
-__all__ = ["TERMINAL", "Actions", "Decision", "Event", "Observed", "typed_status"]
+from .staged_run import InvalidSpec, StagedRun, staged_run
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from gemma_api import GemmaFineTune
 from gemma_api.methods import training_method
 from gemma_api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
 
-from .model import TERMINAL, Event
+from .model import Event
+from .staged_run import TERMINAL
 
 RETRY_ANNOTATION = "gemmaft.dev/retry"
 RUN_FIELDS = ("progress", "lastCheckpoint", "outputs", "startTime", "completionTime", "jobName", "job", "message",
