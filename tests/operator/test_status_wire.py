@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 
 from gemma_api.run import RunProgress
+from gemma_local.cluster.store import merge_patch
 from gemma_operator.reconcile import Observed, decide
+from gemma_operator.runtime.reconciler import status_patch
 from gemma_operator.settings import OperatorSettings
 
 from .test_reconcile_unit import applied, body, job_of, pod
@@ -132,3 +134,31 @@ def test_no_decision_changes_what_it_observed(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "decide", checked)
     for scenario in SCENARIOS.values():
         scenario()
+
+
+def test_status_fields_this_operator_does_not_know_are_kept_on_the_server():
+    """After a rollback of the operator (Helm leaves the newer CRD in place), the status holds fields a newer
+    operator wrote and this one's model does not know: at the top, inside an object and inside list items. The
+    decision goes on (it used to fail validation on every reconcile), and the status patch the runtime sends,
+    applied as the API server applies a merge patch, keeps them all; the typed status holds what this operator
+    knows."""
+    obj = body()
+    d0 = decide(Observed(obj, now="T0"), POLICY)
+    job = job_of(d0)
+    progress = RunProgress(state="training", step=10, total_steps=40, loss=1.5, updated_at="T1")
+    d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p1")], progress=progress, now="T1"), POLICY)
+    newer = applied(obj, d1)
+    newer["status"]["futureField"] = {"kept": True}
+    newer["status"]["restarts"]["futureCount"] = 3
+    newer["status"]["runs"][0]["futureNote"] = "from a newer operator"
+    done = RunProgress(state="completed", step=40, total_steps=40, loss=0.5, updated_at="T2")
+    finished = {**job, "status": {"succeeded": 1, "completionTime": "T2",
+                                  "conditions": [{"type": "Complete", "status": "True"}]}}
+    d2 = decide(Observed(newer, jobs=[finished], pods=[pod(job, "p1", "Succeeded", exit_code=0)], progress=done,
+                         now="T2"), POLICY)
+    stored = merge_patch(copy.deepcopy(newer["status"]), status_patch(newer["status"], d2.wire_status))
+    assert stored["phase"] == "Succeeded" and d2.status.phase == "Succeeded"
+    assert stored["futureField"] == {"kept": True}
+    assert stored["restarts"]["futureCount"] == 3
+    assert stored["runs"][0]["futureNote"] == "from a newer operator" and stored["runs"][0]["phase"] == "Succeeded"
+    assert "futureField" not in d2.status.model_dump(by_alias=True)

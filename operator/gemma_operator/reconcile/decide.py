@@ -21,7 +21,7 @@ from .admission import Refusal, admit
 from .attempts import ANN_FAILURES, ANN_PREEMPTIONS, Counts, Verdict
 from .conditions import kstatus_conditions, phase_status
 from .evaluation import evaluated, evaluation_leg, leg_events
-from .model import Actions, Decision, Event, Observed, typed_status
+from .model import Actions, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
 from .staged_run import EVALUATE, TERMINAL, TRAIN, CurrentStage
 
@@ -38,7 +38,7 @@ class Run:
     prev: dict[str, Any]
     """The last status as the API server holds it, read as recorded: a status an older operator wrote may not
     validate against today's model, and the decision must still go on from it. The new status is typed
-    (:func:`~.model.typed_status`) before it leaves the decision."""
+    (:meth:`~.model.Actions.decision`) before it leaves the decision."""
     stage: CurrentStage | None = None
     """The stage this decision is about (its Job, run config and accelerator): a distillation's teacher or
     student, or the evaluate stage of a trained run."""
@@ -323,7 +323,7 @@ def refuse(obs: Observed, prev: dict[str, Any], refusal: Refusal, now: str) -> D
     events = []
     if prev.get("phase") != "Failed" or prev.get("message") != refusal.message:
         events.append(Event("Warning", refusal.reason, refusal.message))
-    return Decision(status=typed_status(status), events=events)
+    return Actions(events=tuple(events)).decision(status)
 
 
 def decide(obs: Observed, policy: OperatorSettings) -> Decision:
@@ -354,7 +354,7 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
     verdict = finished.verdict
     active = verdict.phase == "Running" or verdict.reason == stages.AWAITING_TEACHER_COMMIT
-    return (actions + served).decision(typed_status(status), active)
+    return (actions + served).decision(status, active)
 
 
 def _serve(run: Run, status: dict[str, Any]) -> tuple[dict[str, Any], Actions]:

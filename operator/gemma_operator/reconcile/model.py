@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from gemma_api.base import merge_unknown
 from gemma_api.run import RunProgress
 from gemma_api.status import GemmaFineTuneStatus
 
@@ -66,9 +67,10 @@ class Actions:
     def __add__(self, other: Actions) -> Actions:
         return Actions(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Actions)))
 
-    def decision(self, status: GemmaFineTuneStatus, active: bool) -> Decision:
+    def decision(self, status: dict[str, Any], active: bool = False) -> Decision:
+        """The decision with ``status`` (as the decision built it, JSON) typed."""
         return Decision(create=list(self.create), apply=list(self.apply), patch_jobs=list(self.patch_jobs),
-                        delete=list(self.delete), status=status, events=list(self.events),
+                        delete=list(self.delete), **typed_status(status), events=list(self.events),
                         results=list(self.results), new_preemptions=self.new_preemptions,
                         slice_restarts=self.slice_restarts, active=active)
 
@@ -86,6 +88,9 @@ class Decision:
     status: GemmaFineTuneStatus = field(default_factory=GemmaFineTuneStatus)
     """The whole new status, typed by the model the CRD's schema comes from (a status it does not describe fails
     here, not in the API server)."""
+    unknown_status: dict[str, Any] = field(default_factory=dict)
+    """Fields of the last status this operator's model does not know (a newer operator wrote them, and the operator
+    was rolled back under the newer CRD): written back as they were, never dropped."""
     events: list[Event] = field(default_factory=list)
     results: list[str] = field(default_factory=list)
     """Runs that finished in this step: succeeded or failed (for metrics)."""
@@ -98,9 +103,11 @@ class Decision:
     @property
     def wire_status(self) -> dict[str, Any]:
         """The status to write, as JSON; the runtime fills in ``job.uid`` from the create answer of ``job.name``."""
-        return self.status.to_wire()
+        return merge_unknown(self.status.to_wire(), self.unknown_status)
 
 
-def typed_status(wire: dict[str, Any]) -> GemmaFineTuneStatus:
-    """A status the decision built as JSON, as the model the CRD's schema comes from."""
-    return GemmaFineTuneStatus.model_validate(wire)
+def typed_status(wire: dict[str, Any]) -> dict[str, Any]:
+    """A status the decision built as JSON as the model the CRD's schema comes from, and the fields it carried
+    over that the model does not know: the ``status`` and ``unknown_status`` of a :class:`Decision`."""
+    known, unknown = GemmaFineTuneStatus.split_unknown(wire)
+    return {"status": GemmaFineTuneStatus.model_validate(known), "unknown_status": unknown}

@@ -8,6 +8,7 @@ from typing import Any
 from gemma_api import GemmaFineTune
 from gemma_api.methods import training_method
 from gemma_api.run import ADAPTER_DIR, LOSS_PLOT_FILE, MERGED_DIR, METRICS_FILE, RunProgress
+from gemma_api.status import RunRecord
 
 from .model import Event
 from .staged_run import TERMINAL
@@ -86,6 +87,8 @@ def history(status: dict[str, Any], rid: str, gen: int | None, phase: str, reaso
     record = {"runId": rid, "generation": gen, "phase": phase, "reason": reason, "startTime": status.get("startTime"),
               "completionTime": status.get("completionTime"), "runUri": uri,
               "adapterUri": (status.get("outputs") or {}).get("adapterUri"), "inputs": status.get("inputs")}
-    runs = [{k: v for k, v in record.items() if v is not None}]
+    earlier = next((r for r in status.get("runs") or [] if r.get("runId") == rid), {})
+    newer_fields = RunRecord.split_unknown(earlier)[1]  # a newer operator's, kept (see Decision.unknown_status)
+    runs = [{**newer_fields, **{k: v for k, v in record.items() if v is not None}}]
     runs += [r for r in status.get("runs") or [] if r.get("runId") != rid]
     return runs[:limit]

@@ -12,7 +12,7 @@ from gemma_api.run import RunProgress
 
 from .attempts import Verdict
 from .conditions import phase_status, set_condition
-from .model import Decision, Event, Observed, typed_status
+from .model import Actions, Decision, Event, Observed
 from .runs import percent_done
 from .staged_run import STUDENT, TEACHER, WAITING, CurrentStage
 
@@ -118,4 +118,4 @@ def waiting(obs: Observed, prev: dict[str, Any], current: CurrentStage) -> Decis
     generation = (obs.body.get("metadata") or {}).get("generation")
     status = phase_status(prev, "Pending", current.reason, current.message, current.stalled, obs.now, generation)
     status, events = finish_stage(current, prev, status, None, None, obs.now, generation)
-    return Decision(status=typed_status(status), events=events)
+    return Actions(events=tuple(events)).decision(status)
