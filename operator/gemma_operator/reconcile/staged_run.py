@@ -103,6 +103,8 @@ class StagedRun:
         """The distillation stage this reconcile is about (None for a plain run). ``prev``: the last status; a run
         that reached its student stage stays there (committed teacher outputs never change, and a finished run's
         teacher folder is not read again)."""
+        if TEACHER_JOB not in self.stages:  # a plain run: one stage, no distillation stage to pick
+            return None
         if self.waiting is not None or self.config is None:
             return self.waiting
         committed = teacher_progress is not None and teacher_progress.state == "completed"
