@@ -200,3 +200,50 @@ def test_decide_follows_the_staged_run_the_runtime_computed_and_does_not_plan_ag
         ["teacher"]
     unresolved = decide(Observed(body=body, source=None), OperatorSettings())  # staged here from body and source
     assert unresolved.wire_status["stage"] == WAITING and not unresolved.create
+
+
+def test_a_finished_distillation_whose_evaluation_changed_gets_an_evaluate_job_for_the_student():
+    """Editing only spec.evaluation of a finished distillation re-evaluates the student's adapter in a Job of its
+    own, on the student's accelerator, under the same run id (nothing is retrained); it used to wait for a
+    gate that never came (Evaluated False, 'waits for training to finish', on a Succeeded run)."""
+    from gemma_operator.reconcile import Observed, decide
+    from gemma_operator.reconcile.staged_run import staged_run
+
+    evaluation = {"evalUri": "gs://bkt/eval.jsonl", "checks": [{"type": "exactMatch", "minScore": 0.5}]}
+    body = student({"model": "gemma-2-9b-it"})
+    body["spec"]["evaluation"] = evaluation
+    body["metadata"].update(uid="u1", generation=2)
+    staged = staged_run(body, None)
+    old_gate = {"passed": True, "evaluationKey": "old", "message": "1 checks passed",
+                "checks": [{"type": "exactMatch", "minScore": 0.5, "score": 1.0, "passed": True}]}
+    body["status"] = {"runId": staged.run_id, "phase": "Succeeded", "completionTime": "T1", "attempt": 0,
+                      "stage": STUDENT, "job": {"name": "small-student-0", "uid": "u", "attempt": 0,
+                                                "stage": "student"},
+                      "outputs": {"runUri": staged.run_uri, "adapterUri": f"{staged.run_uri}/adapter"},
+                      "evaluation": old_gate}
+    decision = decide(Observed(body=body, now="T2"), OperatorSettings())
+    (job,) = [o for o in decision.create if o["kind"] == "Job"]
+    assert job["metadata"]["labels"]["gemmaft.dev/stage"] == "evaluate"
+    assert job["spec"]["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-accelerator"] == "nvidia-tesla-t4"
+    (cm,) = [o for o in decision.create if o["kind"] == "ConfigMap"]
+    config = yaml.safe_load(next(iter(cm["data"].values())))
+    assert (config["stage"], config["runId"]) == ("evaluate", staged.run_id)
+    status = decision.wire_status
+    assert status["runId"] == staged.run_id and status["job"]["stage"] == "evaluate"
+    assert status["phase"] in ("Pending", "Running") and "Reevaluating" in [e.reason for e in decision.events]
+    assert status["stage"] == STUDENT, "the run stays in its student stage"
+    # The evaluate Job completes with the new gate in progress.json: the run is Succeeded again, evaluated.
+    from gemma_api.evaluation import evaluation_key
+
+    from tests.operator.test_reconcile_unit import applied, job_of
+
+    new_gate = {**old_gate, "evaluationKey": evaluation_key(staged.ft.spec)}
+    finished = {**job_of(decision), "status": {"succeeded": 1, "completionTime": "T3",
+                                               "conditions": [{"type": "Complete", "status": "True"}]}}
+    done = RunProgress.model_validate({"state": "completed", "step": 0, "updatedAt": "T3", "evaluation": new_gate})
+    after = decide(Observed(body=applied(body, decision), jobs=[finished], progress=done, now="T3"),
+                   OperatorSettings()).wire_status
+    assert after["phase"] == "Succeeded" and after["stage"] == STUDENT
+    assert after["evaluation"]["evaluationKey"] == evaluation_key(staged.ft.spec)
+    evaluated = next(c for c in after["conditions"] if c["type"] == "Evaluated")
+    assert (evaluated["status"], evaluated["reason"]) == ("True", "ChecksPassed")

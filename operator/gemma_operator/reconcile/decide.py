@@ -338,7 +338,7 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
         return stages.waiting(obs, prev, stage)
     leg = evaluation_leg(staged, prev)  # the evaluate stage of a trained run (reconcile.evaluation)
     run_prev = leg.prev if leg is not None else prev
-    run = Run(obs, ft, policy, rid, staged.run_uri, run_prev, stage or (leg.stage if leg else None))
+    run = Run(obs, ft, policy, rid, staged.run_uri, run_prev, leg.stage if leg else stage)
     status, events, new_run = runs.begin(run_prev, rid)
     step = _step(run, status, new_run)
     finished = _finish(run, step.status, stages.stage_verdict(stage, step.verdict) if stage else step.verdict, new_run)

@@ -61,10 +61,10 @@ def _set_aside(prev: dict[str, Any]) -> dict[str, Any]:
 def evaluation_leg(run: StagedRun, prev: dict[str, Any]) -> EvaluationLeg | None:
     """The evaluate stage when this decision is about it: a finished, trained run whose gate is stale (a fresh
     leg), or a run whose recorded Job is its evaluate Job; None otherwise."""
-    spec, rid = run.ft.spec, run.run_id
-    if not run.evaluates or spec.distillation is not None or prev.get("runId") != rid:
+    rid = run.run_id
+    if not run.evaluates or rid is None or prev.get("runId") != rid:
         return None
-    key = evaluation_key(spec)
+    key = evaluation_key(run.ft.spec)
     fresh = prev.get("phase") in TERMINAL and _trained(prev) and _stale(prev, key)
     if not fresh and (prev.get("job") or {}).get("stage") != EVALUATE:
         return None

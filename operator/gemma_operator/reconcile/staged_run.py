@@ -117,8 +117,10 @@ class StagedRun:
                             self.config.model_copy(update={"stage": TEACHER_JOB}))
 
     def evaluate_config(self) -> RunConfig:
-        """The run config of an evaluate Job: the trained adapter of this run, evaluated again."""
-        return RunConfig.for_finetune(self.ft, namespace=self.namespace).model_copy(update={"stage": EVALUATE})
+        """The run config of an evaluate Job: the trained adapter of this run (a distillation's student), evaluated
+        again on the accelerator that trained it."""
+        config = self.config or RunConfig.for_finetune(self.ft, namespace=self.namespace)
+        return config.model_copy(update={"stage": EVALUATE})
 
     def progress_folders(self, status: dict[str, Any]) -> tuple[str | None, str | None]:
         """(run folder, teacher folder) whose ``progress.json`` can change the decision on ``status``: none for a
