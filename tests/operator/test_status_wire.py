@@ -122,13 +122,15 @@ def test_the_status_on_the_wire_is_the_recorded_one():
 
 
 def test_no_decision_changes_what_it_observed(monkeypatch):
-    """Decisions return a new status and actions; the observed body, Jobs, pods and progress stay as they were."""
+    """Decisions return a new status and actions; the observed body, Jobs, pods and progress stay as they were; and
+    the status model knows every field they write (none is carried as unknown)."""
     original = decide
 
     def checked(observed, settings):
         before = copy.deepcopy(observed)
         decision = original(observed, settings)
         assert observed == before
+        assert decision.unknown_status == {}, "every field a decision writes is one the status model knows"
         return decision
 
     monkeypatch.setattr(sys.modules[__name__], "decide", checked)
@@ -147,6 +149,7 @@ def test_status_fields_this_operator_does_not_know_are_kept_on_the_server():
     job = job_of(d0)
     progress = RunProgress(state="training", step=10, total_steps=40, loss=1.5, updated_at="T1")
     d1 = decide(Observed(applied(obj, d0), jobs=[job], pods=[pod(job, "p1")], progress=progress, now="T1"), POLICY)
+    assert d0.unknown_status == d1.unknown_status == {}, "every field this operator writes is one it knows"
     newer = applied(obj, d1)
     newer["status"]["futureField"] = {"kept": True}
     newer["status"]["restarts"]["futureCount"] = 3
@@ -162,3 +165,4 @@ def test_status_fields_this_operator_does_not_know_are_kept_on_the_server():
     assert stored["restarts"]["futureCount"] == 3
     assert stored["runs"][0]["futureNote"] == "from a newer operator" and stored["runs"][0]["phase"] == "Succeeded"
     assert "futureField" not in d2.status.model_dump(by_alias=True)
+    assert d2.unknown_status == {"futureField": {"kept": True}, "runs": [{"futureNote": "from a newer operator"}]}
