@@ -46,7 +46,8 @@ def test_mlflow_receives_every_logged_loss_in_the_named_experiment(tmp_path, tin
     path = _spec(tmp_path, tiny_model_dir, {"reportTo": ["mlflow"], "experiment": "records",
                                             "secretRef": {"name": "mlflow"}})
     store = f"file://{tmp_path / 'mlruns'}"
-    _pod_env(monkeypatch, path, MLFLOW_TRACKING_URI=store, MLFLOW_ALLOW_FILE_STORE="true")
+    _pod_env(monkeypatch, path, MLFLOW_TRACKING_URI=store, MLFLOW_ALLOW_FILE_STORE="true",
+             MLFLOW_DISABLE_TELEMETRY="true", XDG_CONFIG_HOME=str(tmp_path / "config"))  # nothing in HOME
     assert train_in_process(path, tmp_path, monkeypatch=monkeypatch) == EXIT_OK
 
     client = mlflow.tracking.MlflowClient(tracking_uri=store)
@@ -61,7 +62,9 @@ def test_mlflow_receives_every_logged_loss_in_the_named_experiment(tmp_path, tin
 
 def test_wandb_offline_run_carries_the_operators_run_id(tmp_path, tiny_model_dir, monkeypatch):
     path = _spec(tmp_path, tiny_model_dir, {"reportTo": ["wandb"], "experiment": "records"})
-    _pod_env(monkeypatch, path, WANDB_MODE="offline", WANDB_DIR=str(tmp_path / "wandb"), WANDB_SILENT="true")
+    _pod_env(monkeypatch, path, WANDB_MODE="offline", WANDB_DIR=str(tmp_path / "wandb"), WANDB_SILENT="true",
+             WANDB_CACHE_DIR=str(tmp_path / "wandb-cache"), WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"),
+             WANDB_DATA_DIR=str(tmp_path / "wandb-data"))  # nothing in HOME
     assert train_in_process(path, tmp_path, monkeypatch=monkeypatch) == EXIT_OK
     rid = run_folder(path).rsplit("/", 1)[1]
     runs = list((tmp_path / "wandb").rglob(f"offline-run-*-{rid}"))
