@@ -4,6 +4,7 @@ a failed gate (exit 4) is a Failed run with reason BelowThreshold, not Ready, an
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -121,3 +122,25 @@ def test_editing_only_the_evaluation_reevaluates_the_same_adapter(cluster, kubec
     time.sleep(2)  # settled: no further Job for the same evaluation
     assert [j["metadata"]["name"] for j in cluster.list("Job") if j["metadata"]["name"].startswith("edit")] == \
         [first["jobName"], again["jobName"]]
+
+
+def test_an_attempt_that_ended_before_the_operator_saw_it_running_is_judged_with_its_gate(cluster, kubeconfig,
+                                                                                         operator, bucket):
+    """The operator's last status says Pending: its reconciles saw the pod Pending, and the pod ran and exited
+    before the next one (watch events folded into one reconcile, or the operator down meanwhile). The reconcile
+    that ends the run must still read progress.json: the run is Failed with the gate's BelowThreshold, not a
+    Failed run with no gate that editing spec.evaluation could never re-evaluate (CI, stop 25: both tests above
+    timed out this way)."""
+    run = start(cluster, kubeconfig, bucket, "quick")
+    operator.kill()
+    stale = {"status": {"phase": "Pending"}}
+    kubectl(kubeconfig, "patch", "gft/quick", "--subresource=status", "--type=merge", "-p", json.dumps(stale))
+    write_progress(bucket, f"runs/quick/{run['runId']}", state="completed", step=2, totalSteps=2,
+                   evaluation=gate(False, 0.25))
+    (pod,) = cluster.pods_of(run["jobName"])
+    cluster.fail_pod(pod["metadata"]["name"], exit_code=EXIT_BELOW_THRESHOLD)
+    operator.start()
+    failed = wait_for(lambda: status_of(cluster, "quick").get("phase") == "Failed"
+                      and condition(status_of(cluster, "quick"), "Evaluated").get("reason") == "BelowThreshold"
+                      and status_of(cluster, "quick"), what="the gate's verdict", timeout=WAIT)
+    assert failed["evaluation"]["passed"] is False and failed["evaluation"]["checks"][1]["score"] == 0.25

@@ -73,3 +73,24 @@ def test_progress_is_read_only_when_it_can_change_the_decision():
     assert not progress_matters(pending, "r1", [job], frozenset())  # its Job is watched: nothing to learn
     assert not progress_matters(pending, "r1", [], frozenset({"demo-r1"}))  # created, not watched yet
     assert progress_matters(pending, "r1", [], frozenset())  # gone unseen: judged from progress.json
+
+
+def test_progress_is_read_when_the_attempt_ended_before_the_run_was_seen_running():
+    """A pod that fails (or succeeds) before any reconcile saw it Running: the decision that ends the run must read
+    progress.json, which holds how the attempt ended (the evaluation gate, the outputs). Without it a run failed
+    by its gate (exit 4) ended Failed with no gate in the status, and was never evaluated again (CI, stop 25:
+    tests/evaluation/test_operator.py both timed out)."""
+    from gemma_operator.runtime.reconciler import progress_matters
+
+    job = {"metadata": {"name": "demo-r1", "uid": "u1"}, "status": {}}
+    pending = {"runId": "r1", "phase": "Pending", "job": {"name": "demo-r1", "uid": "u1"}}
+
+    def pod(phase: str, job_name: str = "demo-r1") -> dict:
+        return {"metadata": {"name": f"{job_name}-x", "labels": {"job-name": job_name}}, "status": {"phase": phase}}
+
+    assert not progress_matters(pending, "r1", [job], frozenset(), [pod("Pending")])  # still nothing to learn
+    assert progress_matters(pending, "r1", [job], frozenset(), [pod("Failed")])  # the attempt ended
+    assert progress_matters(pending, "r1", [job], frozenset(), [pod("Succeeded")])
+    assert not progress_matters(pending, "r1", [job], frozenset(), [pod("Failed", "demo-r0")])  # an older attempt
+    done = {**job, "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    assert progress_matters(pending, "r1", [done], frozenset(), [])  # its Job finished, its pods already gone

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from gemma_operator.reconcile import Decision, Observed, decide, stages
+from gemma_operator.reconcile.pods import job_view, pod_view
 from gemma_operator.reconcile.staged_run import StagedRun, staged_run
 from gemma_operator.render import names
 from gemma_operator.settings import OperatorSettings
@@ -46,14 +48,22 @@ def fingerprint(body: Any) -> str:
                       sort_keys=True, default=str)
 
 
-def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str]) -> bool:
+def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str],
+                     pods: Sequence[dict[str, Any]] = ()) -> bool:
     """Whether the run's progress.json can change the decision: a run seen for the first time (it may have
-    completed before), a running trainer, or a recorded Job that is gone unseen (judged from progress.json)."""
+    completed before), a running trainer, a recorded Job that is gone unseen (judged from progress.json), or an
+    attempt that ended before any reconcile saw it running (its Job finished, or one of its pods): progress.json
+    holds how it ended (the evaluation gate, the outputs), and the decision ending the run must read it."""
     if status.get("runId") != run or status.get("phase") in (None, "Running"):
         return True
     record = status.get("job") or {}
-    uids = {(j.get("metadata") or {}).get("uid") for j in jobs}
-    return bool(record) and record.get("uid") not in uids and record.get("name") not in awaited
+    if not record:
+        return False
+    mine = [j for j in jobs if (j.get("metadata") or {}).get("uid") == record.get("uid")]
+    if not mine:
+        return record.get("name") not in awaited
+    ended = (view for view in map(pod_view, pods) if view.job == record.get("name"))
+    return job_view(mine[0]).finished or any(view.phase in ("Succeeded", "Failed") for view in ended)
 
 
 def label_key(key: NamespacedName) -> NamespacedName:
@@ -136,17 +146,16 @@ class Reconciler:
         staged = staged_run(body, source)  # once per reconcile: decide follows it
         status = body.get("status") or {}
         jobs, gone_jobs, awaited = self.cache.jobs(key), self.cache.gone("Job", key), self.cache.awaited(key)
+        pods_key = label_key(key)
+        pods, gone_pods = self.cache.pods(pods_key), self.cache.gone("Pod", pods_key)
         if isinstance(staged, StagedRun):
             run_folder, teacher_folder = staged.progress_folders(status)
-            if run_folder and progress_matters(status, staged.run_id, jobs + gone_jobs, awaited):
+            if run_folder and progress_matters(status, staged.run_id, jobs + gone_jobs, awaited, pods + gone_pods):
                 progress = await read_progress(run_folder)
             if teacher_folder:
                 teacher_progress = await read_progress(teacher_folder)
-        pods_key = label_key(key)
-        return Observed(body=body, jobs=jobs, pods=self.cache.pods(pods_key),
-                        job_problems=self.cache.job_problems(namespace, jobs),
-                        gone_jobs=gone_jobs, gone_pods=self.cache.gone("Pod", pods_key),
-                        awaited=awaited, progress=progress, source=source,
+        return Observed(body=body, jobs=jobs, pods=pods, job_problems=self.cache.job_problems(namespace, jobs),
+                        gone_jobs=gone_jobs, gone_pods=gone_pods, awaited=awaited, progress=progress, source=source,
                         teacher_progress=teacher_progress, now=now_rfc3339(), staged=staged)
 
     async def reconcile(self, namespace: str, name: str) -> Decision | None:
