@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -27,14 +28,14 @@ class ApiModel(BaseModel):
         """(the fields of ``data`` this model knows, the ones it does not), at every depth: an object's unknown
         keys, and those of each item of a list of objects (by index). A newer version's fields, read back from the
         API server, are kept apart this way instead of refused (:func:`merge_unknown` puts them back)."""
-        fields = {field.alias or name: field.annotation for name, field in cls.model_fields.items()}
+        fields = _wire_fields(cls)
         known: dict[str, Any] = {}
         unknown: dict[str, Any] = {}
         for key, value in data.items():
             if key not in fields:
                 unknown[key] = value
                 continue
-            model, many = _nested_model(fields[key])
+            model, many = fields[key]
             if model is not None and many and isinstance(value, list):
                 parts = [model.split_unknown(item) if isinstance(item, dict) else (item, {}) for item in value]
                 known[key] = [part for part, _ in parts]
@@ -47,6 +48,13 @@ class ApiModel(BaseModel):
             else:
                 known[key] = value
         return known, unknown
+
+
+@cache
+def _wire_fields(model: type[ApiModel]) -> dict[str, tuple[type[ApiModel] | None, bool]]:
+    """The model's wire names, each with the API model it holds (and whether a list of them): read from the
+    annotations once per class, not on every status a decision writes."""
+    return {field.alias or name: _nested_model(field.annotation) for name, field in model.model_fields.items()}
 
 
 def _nested_model(annotation: Any) -> tuple[type[ApiModel] | None, bool]:
