@@ -23,7 +23,7 @@ from .conditions import kstatus_conditions, phase_status
 from .evaluation import evaluated, evaluation_leg, leg_events
 from .model import Actions, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
-from .staged_run import EVALUATE, TERMINAL, TRAIN, CurrentStage
+from .staged_run import EVALUATE, TERMINAL, TRAIN, CurrentStage, StagedRun
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,9 @@ class Run:
     """One decision's fixed inputs."""
 
     obs: Observed
-    ft: GemmaFineTune
+    staged: StagedRun
+    """The run the fine-tune asks for (computed once, by the runtime)."""
     policy: OperatorSettings
-    rid: str
-    uri: str
     prev: dict[str, Any]
     """The last status as the API server holds it, read as recorded: a status an older operator wrote may not
     validate against today's model, and the decision must still go on from it. The new status is typed
@@ -42,6 +41,18 @@ class Run:
     stage: CurrentStage | None = None
     """The stage this decision is about (its Job, run config and accelerator): a distillation's teacher or
     student, or the evaluate stage of a trained run."""
+
+    @property
+    def ft(self) -> GemmaFineTune:
+        return self.staged.ft
+
+    @property
+    def rid(self) -> str:
+        return self.staged.run_id
+
+    @property
+    def uri(self) -> str:
+        return self.staged.run_uri
 
     @property
     def config(self) -> RunConfig | None:
@@ -209,8 +220,8 @@ def _follow(run: Run, status: dict[str, Any], job: JobView, pods: list[PodView])
     if verdict.phase in TERMINAL and not status.get("completionTime"):
         status = {**status, "completionTime": job.completion_time or run.obs.now}
     same_gen = run.prev.get("observedGeneration") == run.generation
-    patch, updates, events = changes.job_updates(_desired_job(run), _template_hash(run), job, run.prev.get("updates") or [],
-                                          same_gen)
+    patch, updates, events = changes.job_updates(_desired_job(run), _template_hash(run), job,
+                                                 run.prev.get("updates") or [], same_gen)
     edits = Actions(patch_jobs=((job.name, patch),) if patch else (), events=tuple(events))
     return Step(verdict, {**status, "updates": updates}, actions + edits)
 
@@ -260,9 +271,9 @@ def _step(run: Run, status: dict[str, Any], new_run: bool) -> Step:
         current = mine[-1] if mine else None  # created before a crash, never recorded: adopt it
     newest = current.attempt if current else int((record or {}).get("attempt") or 0)
     stale = Actions(delete=tuple(  # other runs' Jobs and older attempts are stopped; their outputs stay in storage
-        name for job in jobs
+        kind_and_name for job in jobs
         if job.live and (job.run_id != run.rid or (job.stage == run.job_stage and job.attempt < newest))
-        for name in _stop(run, job)))
+        for kind_and_name in _stop(run, job)))
     token = runs.retry_token(run.obs.body, run.prev)
     if token:
         status = {**status, "retry": token}
@@ -332,14 +343,13 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
     staged = admit(obs.staged, policy)
     if isinstance(staged, Refusal):
         return refuse(obs, prev, staged, obs.now)
-    ft, rid = staged.ft, staged.run_id
     stage = staged.current(obs.teacher_progress, prev)
     if stage is not None and stage.config is None:
         return stages.waiting(obs, prev, stage)
     leg = evaluation_leg(staged, prev)  # the evaluate stage of a trained run (reconcile.evaluation)
     run_prev = leg.prev if leg is not None else prev
-    run = Run(obs, ft, policy, rid, staged.run_uri, run_prev, leg.stage if leg else stage)
-    status, events, new_run = runs.begin(run_prev, rid)
+    run = Run(obs, staged, policy, run_prev, leg.stage if leg else stage)
+    status, events, new_run = runs.begin(run_prev, run.rid)
     step = _step(run, status, new_run)
     finished = _finish(run, step.status, stages.stage_verdict(stage, step.verdict) if stage else step.verdict, new_run)
     status, actions = finished.status, Actions(events=(*events, *leg_events(leg))) + step.actions + finished.actions
@@ -348,7 +358,7 @@ def decide(obs: Observed, policy: OperatorSettings) -> Decision:
                                                    run.generation)
         actions += Actions(events=tuple(stage_events))
     if staged.evaluates:  # the evaluation stage's gate (reconcile.evaluation)
-        gate = evaluated(ft.spec, status, run_prev, obs.progress, obs.now, run.generation)
+        gate = evaluated(run.ft.spec, status, run_prev, obs.progress, obs.now, run.generation)
         status, actions = gate.status, actions + Actions(events=tuple(gate.events))
     status, served = _serve(run, status)
     # Only storage changes what no watch sees: a running trainer's progress.json, a finished teacher's commit.
