@@ -167,7 +167,10 @@ def test_a_committed_teacher_is_not_read_again_and_its_counts_stay_in_status():
     staged = StagedRun.of(ft, None, {})
     done = staged.current(progress("completed", 8, 8), {})
     run = done.config.run_id
-    folders = staged.progress_folders
+
+    def folders(status: dict) -> tuple:
+        return staged.progress_folders(status, [], [], frozenset())
+
     both = (staged.run_uri, staged.teacher_uri)
     assert folders({}) == both  # first sight
     assert folders({"stage": TEACHER, "runId": run}) == both  # the teacher pass runs

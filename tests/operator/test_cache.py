@@ -63,16 +63,16 @@ def test_event_names_repeat_for_a_repeated_transition_only():
 
 
 def test_progress_is_read_only_when_it_can_change_the_decision():
-    from gemma_operator.runtime.reconciler import progress_matters
+    from gemma_operator.reconcile.staged_run import progress_matters
 
     job = {"metadata": {"name": "demo-r1", "uid": "u1"}}
     pending = {"runId": "r1", "phase": "Pending", "job": {"name": "demo-r1", "uid": "u1"}}
-    assert progress_matters({}, "r1", [], frozenset())  # first sight: the run may have completed already
-    assert progress_matters({**pending, "runId": "r0"}, "r1", [job], frozenset())  # a new run
-    assert progress_matters({**pending, "phase": "Running"}, "r1", [job], frozenset())
-    assert not progress_matters(pending, "r1", [job], frozenset())  # its Job is watched: nothing to learn
-    assert not progress_matters(pending, "r1", [], frozenset({"demo-r1"}))  # created, not watched yet
-    assert progress_matters(pending, "r1", [], frozenset())  # gone unseen: judged from progress.json
+    assert progress_matters({}, "r1", [], frozenset(), [])  # first sight: the run may have completed already
+    assert progress_matters({**pending, "runId": "r0"}, "r1", [job], frozenset(), [])  # a new run
+    assert progress_matters({**pending, "phase": "Running"}, "r1", [job], frozenset(), [])
+    assert not progress_matters(pending, "r1", [job], frozenset(), [])  # its Job is watched: nothing to learn
+    assert not progress_matters(pending, "r1", [], frozenset({"demo-r1"}), [])  # created, not watched yet
+    assert progress_matters(pending, "r1", [], frozenset(), [])  # gone unseen: judged from progress.json
 
 
 def test_progress_is_read_when_the_attempt_ended_before_the_run_was_seen_running():
@@ -80,7 +80,7 @@ def test_progress_is_read_when_the_attempt_ended_before_the_run_was_seen_running
     progress.json, which holds how the attempt ended (the evaluation gate, the outputs). Without it a run failed
     by its gate (exit 4) ended Failed with no gate in the status, and was never evaluated again (CI, stop 25:
     tests/evaluation/test_operator.py both timed out)."""
-    from gemma_operator.runtime.reconciler import progress_matters
+    from gemma_operator.reconcile.staged_run import progress_matters
 
     job = {"metadata": {"name": "demo-r1", "uid": "u1"}, "status": {}}
     pending = {"runId": "r1", "phase": "Pending", "job": {"name": "demo-r1", "uid": "u1"}}

@@ -21,6 +21,8 @@ from gemma_api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_i
 from gemma_api.distillation import ResolvedTeacher, resolve_teacher
 from gemma_api.run import RunProgress
 
+from .pods import job_view, pod_view
+
 TERMINAL = ("Succeeded", "Failed")
 """The phases a run ends in."""
 
@@ -122,12 +124,15 @@ class StagedRun:
         config = self.config or RunConfig.for_finetune(self.ft, namespace=self.namespace)
         return config.model_copy(update={"stage": EVALUATE})
 
-    def progress_folders(self, status: dict[str, Any]) -> tuple[str | None, str | None]:
-        """(run folder, teacher folder) whose ``progress.json`` can change the decision on ``status``: none for a
-        finished run; the teacher's only until the run reached its student stage."""
+    def progress_folders(self, status: dict[str, Any], jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
+                         awaited: frozenset[str]) -> tuple[str | None, str | None]:
+        """(run folder, teacher folder) whose ``progress.json`` can change the decision on ``status``, given the
+        fine-tune's Jobs and pods (live and gone) and the Jobs created but not seen yet: none for a finished run;
+        the run's when :func:`progress_matters`; the teacher's until the run reached its student stage."""
         if self.run_id is None or (status.get("runId") == self.run_id and status.get("phase") in TERMINAL):
             return None, None
-        return self.run_uri, self.teacher_uri if not reached_student(status, self.run_id) else None
+        run = self.run_uri if progress_matters(status, self.run_id, jobs, awaited, pods) else None
+        return run, self.teacher_uri if not reached_student(status, self.run_id) else None
 
 
 def staged_run(body: dict[str, Any], source: dict[str, Any] | None) -> StagedRun | InvalidSpec:
@@ -137,6 +142,24 @@ def staged_run(body: dict[str, Any], source: dict[str, Any] | None) -> StagedRun
     except SpecError as err:
         return InvalidSpec(tuple(str(p) for p in err.problems))
     return StagedRun.of(ft, source, body.get("status") or {})
+
+
+def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str],
+                     pods: list[dict[str, Any]]) -> bool:
+    """Whether the run's progress.json can change the decision: a run seen for the first time (it may have
+    completed before), a running trainer, a recorded Job that is gone unseen (judged from progress.json), or an
+    attempt that ended before any reconcile saw it running (its Job finished, or one of its pods): progress.json
+    holds how it ended (the evaluation gate, the outputs), and the decision ending the run must read it."""
+    if status.get("runId") != run or status.get("phase") in (None, "Running"):
+        return True
+    record = status.get("job") or {}
+    if not record:
+        return False
+    mine = [j for j in jobs if (j.get("metadata") or {}).get("uid") == record.get("uid")]
+    if not mine:
+        return record.get("name") not in awaited
+    ended = (view for view in map(pod_view, pods) if view.job == record.get("name"))
+    return job_view(mine[0]).finished or any(view.phase in ("Succeeded", "Failed") for view in ended)
 
 
 def reached_student(status: dict[str, Any], run: str | None) -> bool:

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from gemma_operator.reconcile import Decision, Observed, decide, stages
-from gemma_operator.reconcile.pods import job_view, pod_view
 from gemma_operator.reconcile.staged_run import StagedRun, staged_run
 from gemma_operator.render import names
 from gemma_operator.settings import OperatorSettings
@@ -46,24 +44,6 @@ def fingerprint(body: Any) -> str:
     status = {k: v for k, v in (body.get("status") or {}).items() if k != "kopf"}
     return json.dumps([meta.get("generation"), meta.get("annotations") or {}, meta.get("deletionTimestamp"), status],
                       sort_keys=True, default=str)
-
-
-def progress_matters(status: dict[str, Any], run: str, jobs: list[dict[str, Any]], awaited: frozenset[str],
-                     pods: Sequence[dict[str, Any]] = ()) -> bool:
-    """Whether the run's progress.json can change the decision: a run seen for the first time (it may have
-    completed before), a running trainer, a recorded Job that is gone unseen (judged from progress.json), or an
-    attempt that ended before any reconcile saw it running (its Job finished, or one of its pods): progress.json
-    holds how it ended (the evaluation gate, the outputs), and the decision ending the run must read it."""
-    if status.get("runId") != run or status.get("phase") in (None, "Running"):
-        return True
-    record = status.get("job") or {}
-    if not record:
-        return False
-    mine = [j for j in jobs if (j.get("metadata") or {}).get("uid") == record.get("uid")]
-    if not mine:
-        return record.get("name") not in awaited
-    ended = (view for view in map(pod_view, pods) if view.job == record.get("name"))
-    return job_view(mine[0]).finished or any(view.phase in ("Succeeded", "Failed") for view in ended)
 
 
 def label_key(key: NamespacedName) -> NamespacedName:
@@ -149,8 +129,8 @@ class Reconciler:
         pods_key = label_key(key)
         pods, gone_pods = self.cache.pods(pods_key), self.cache.gone("Pod", pods_key)
         if isinstance(staged, StagedRun):
-            run_folder, teacher_folder = staged.progress_folders(status)
-            if run_folder and progress_matters(status, staged.run_id, jobs + gone_jobs, awaited, pods + gone_pods):
+            run_folder, teacher_folder = staged.progress_folders(status, jobs + gone_jobs, pods + gone_pods, awaited)
+            if run_folder:
                 progress = await read_progress(run_folder)
             if teacher_folder:
                 teacher_progress = await read_progress(teacher_folder)
