@@ -34,10 +34,8 @@ def progress(state: str, step: int = 0, total: int | None = None) -> RunProgress
     return RunProgress(state=state, step=step, total_steps=total, updated_at="2026-11-22T12:00:00Z")
 
 
-def current_stage(ft, namespace: str, source_body: dict | None, teacher_progress: RunProgress | None,
-               prev: dict | None = None):
+def current_stage(ft, source_body: dict | None, teacher_progress: RunProgress | None, prev: dict | None = None):
     """The stage the run is in, as a reconcile sees it: the staged run computed once, then its current stage."""
-    assert namespace == (ft.metadata.namespace or "default")
     return StagedRun.of(ft, source_body, prev or {}).current(teacher_progress, prev or {})
 
 
@@ -52,38 +50,38 @@ def test_from_fine_tune_waits_until_the_referenced_fine_tune_succeeded():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
     for body, says in ((None, "does not exist"), (source(None), "Pending"), (source("Running"), "Running"),
                        (source("Succeeded", adapter=None), "Succeeded")):
-        plan = current_stage(ft, "default", body, None)
+        plan = current_stage(ft, body, None)
         assert plan.stage == WAITING and plan.config is None and not plan.stalled
         assert plan.reason == "WaitingForFineTune" and says in plan.message and "default/big" in plan.message
         assert plan.condition[:3] == ("TeacherReady", "False", "WaitingForFineTune")
-    plan = current_stage(ft, "default", source("Succeeded"), None)
+    plan = current_stage(ft, source("Succeeded"), None)
     assert plan.stage == TEACHER and plan.config.stage == "teacher"
     assert plan.config.teacher.adapter_uri == "gs://out/runs/big/r1/adapter"
     assert plan.config.teacher.model_uri == "hf://google/gemma-2-9b-it"
     # The referenced fine-tune retrained (new run, new adapter): a new teacher key and a new student run.
-    again = current_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None)
+    again = current_stage(ft, source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None)
     assert again.config.teacher_uri != plan.config.teacher_uri and again.config.run_id != plan.config.run_id
 
 
 def test_a_referenced_fine_tune_of_another_model_stalls_with_the_fix():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    plan = current_stage(ft, "default", source("Succeeded", model="gemma-2-27b-it"), None)
+    plan = current_stage(ft, source("Succeeded", model="gemma-2-27b-it"), None)
     assert plan.stalled and plan.reason == "TeacherMismatch" and "teacher.model: gemma-2-27b-it" in plan.message
     assert stage_events(None, plan) == [("Warning", "TeacherMismatch", plan.message)]
 
 
 def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_for_the_commit():
     ft = parse_finetune(student({"model": "gemma-2-9b-it"}))
-    running = current_stage(ft, "default", None, progress("training", 3, 10))
+    running = current_stage(ft, None, progress("training", 3, 10))
     assert running.stage == TEACHER and "3 of 10 shards" in running.message
-    assert current_stage(ft, "default", None, progress("preempted", 3, 10)).stage == TEACHER
-    done = current_stage(ft, "default", None, progress("completed", 10, 10))
+    assert current_stage(ft, None, progress("preempted", 3, 10)).stage == TEACHER
+    done = current_stage(ft, None, progress("completed", 10, 10))
     assert done.stage == STUDENT and done.condition[:3] == ("TeacherReady", "True", "TeacherCommitted")
     assert done.config.run_id == running.config.run_id and done.config.teacher_uri == running.config.teacher_uri
     # A run that reached its student stage stays there when the teacher's progress is not read again (finished).
     prev = {"stage": "Student", "runId": done.config.run_id}
-    assert current_stage(ft, "default", None, None, prev).stage == STUDENT
-    assert current_stage(ft, "default", None, None, {**prev, "runId": "another"}).stage == TEACHER
+    assert current_stage(ft, None, None, prev).stage == STUDENT
+    assert current_stage(ft, None, None, {**prev, "runId": "another"}).stage == TEACHER
 
     teacher_job, teacher_cfg = rendered(ft, running.config)
     student_job, student_cfg = rendered(ft, done.config)
@@ -99,9 +97,9 @@ def test_each_stage_is_its_own_job_on_its_own_accelerator_and_the_student_waits_
 
 def test_status_and_events_per_stage():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    waiting = current_stage(ft, "default", source("Running"), None)
-    teacher = current_stage(ft, "default", source("Succeeded"), progress("training", 4, 8))
-    student_plan = current_stage(ft, "default", source("Succeeded"), progress("completed", 8, 8))
+    waiting = current_stage(ft, source("Running"), None)
+    teacher = current_stage(ft, source("Succeeded"), progress("training", 4, 8))
+    student_plan = current_stage(ft, source("Succeeded"), progress("completed", 8, 8))
 
     status = stage_status(teacher, progress("training", 4, 8), None, {"teacher": "small-x-teacher"})
     assert status["stage"] == "Teacher"
@@ -128,21 +126,21 @@ def test_status_and_events_per_stage():
 
 def test_a_resolved_run_keeps_its_teacher_while_the_source_is_retrained_or_deleted():
     ft = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "big"}))
-    first = current_stage(ft, "default", source("Succeeded"), None)
+    first = current_stage(ft, source("Succeeded"), None)
     begun: dict = {"phase": "Running", "runId": first.config.run_id}
     status, _ = finish_stage(first, {}, begun, None, None, "2026-11-22T12:00:00Z", 1)
     assert begun == {"phase": "Running", "runId": first.config.run_id}, "finish_stage returns a new status"
     GemmaFineTuneStatus.model_validate(status)
     assert status["teacher"]["adapterUri"] == "gs://out/runs/big/r1/adapter"
     for body in (source("Running", adapter=None), None):  # retraining (no adapter yet), or deleted
-        kept = current_stage(ft, "default", body, None, status)
+        kept = current_stage(ft, body, None, status)
         assert kept.stage == TEACHER and kept.config.run_id == first.config.run_id
     # Its next success brings a new adapter: a new teacher, a new run.
-    renewed = current_stage(ft, "default", source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None, status)
+    renewed = current_stage(ft, source("Succeeded", adapter="gs://out/runs/big/r2/adapter"), None, status)
     assert renewed.config.run_id != first.config.run_id
     # The record belongs to that source only.
     other = parse_finetune(student({"model": "gemma-2-9b-it", "fromFineTune": "bigger"}))
-    assert current_stage(other, "default", None, None, status).stage == WAITING
+    assert current_stage(other, None, None, status).stage == WAITING
 
 
 def test_gemmaft_render_shows_one_job_per_stage_on_its_accelerator(capsys):
