@@ -68,9 +68,12 @@ class Actions:
         return Actions(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(Actions)))
 
     def decision(self, status: dict[str, Any], active: bool = False) -> Decision:
-        """The decision with ``status`` (as the decision built it, JSON) typed."""
+        """The decision with ``status`` (as the decision built it, JSON) typed by the model the CRD's schema comes
+        from; fields it carried over that the model does not know are kept apart (``unknown_status``)."""
+        known, unknown = GemmaFineTuneStatus.split_unknown(status)
         return Decision(create=list(self.create), apply=list(self.apply), patch_jobs=list(self.patch_jobs),
-                        delete=list(self.delete), **typed_status(status), events=list(self.events),
+                        delete=list(self.delete), status=GemmaFineTuneStatus.model_validate(known),
+                        unknown_status=unknown, events=list(self.events),
                         results=list(self.results), new_preemptions=self.new_preemptions,
                         slice_restarts=self.slice_restarts, active=active)
 
@@ -105,9 +108,3 @@ class Decision:
         """The status to write, as JSON; the runtime fills in ``job.uid`` from the create answer of ``job.name``."""
         return merge_unknown(self.status.to_wire(), self.unknown_status)
 
-
-def typed_status(wire: dict[str, Any]) -> dict[str, Any]:
-    """A status the decision built as JSON as the model the CRD's schema comes from, and the fields it carried
-    over that the model does not know: the ``status`` and ``unknown_status`` of a :class:`Decision`."""
-    known, unknown = GemmaFineTuneStatus.split_unknown(wire)
-    return {"status": GemmaFineTuneStatus.model_validate(known), "unknown_status": unknown}
