@@ -21,6 +21,7 @@ from .accelerator_spec import Accelerator
 from .base import ApiModel, cel, with_cel
 from .facts import hub_id
 from .fields import DnsSubdomain, ModelName, ModelUri, Uri
+from .run_stages import TEACHER_STAGE
 
 TeacherQuantization = Literal["none", "nf4"]
 
@@ -103,7 +104,7 @@ def teacher_accelerator(spec) -> Accelerator:
 
 def stage_spec(spec, stage: str | None):
     """The spec whose accelerator runs ``stage``: the teacher stage runs on the teacher's accelerator."""
-    if spec.distillation is None or stage != "teacher":
+    if spec.distillation is None or stage != TEACHER_STAGE:
         return spec
     return spec.model_copy(update={"accelerator": teacher_accelerator(spec)})
 

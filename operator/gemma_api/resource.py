@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field
 
 from .base import ApiModel
 from .distillation import ResolvedTeacher, resolve_teacher, run_identity, teacher_key, teacher_uri
+from .run_stages import StageAlone
 from .spec import GemmaFineTuneSpec
 from .status import GemmaFineTuneStatus
 
@@ -78,7 +79,7 @@ class RunConfig(ApiModel):
     """Distillation: the resolved teacher."""
     teacher_uri: str | None = None
     """Distillation: folder of the teacher stage's outputs (``<output.uri>/teacher-<key>``)."""
-    stage: Literal["teacher", "student", "evaluate"] | None = None
+    stage: StageAlone | None = None
     """The one stage this config runs (a Job per stage: teacher, student, evaluate); unset: every stage in order."""
 
     @classmethod

@@ -9,6 +9,7 @@ from pydantic import Field
 from .base import ApiModel
 from .evaluation_results import CheckScore
 from .inputs import RunInputs
+from .run_stages import TRAIN_STAGE
 
 Phase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -71,7 +72,7 @@ class JobRecord(ApiModel):
     name: str
     uid: str | None = None
     attempt: int = 0
-    stage: str = "train"
+    stage: str = TRAIN_STAGE
     """Which stage of the run this Job is (a run may have more than one stage)."""
 
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from gemma_api import GemmaFineTune, RunConfig
+from gemma_api.run_stages import EVALUATE_STAGE, TRAIN_STAGE
 
 from gemma_operator.render import names, render_run
 from gemma_operator.settings import OperatorSettings
@@ -23,7 +24,7 @@ from .conditions import kstatus_conditions, phase_status
 from .evaluation import evaluated, evaluation_leg, leg_events
 from .model import Actions, Decision, Event, Observed
 from .pods import JobView, PodView, job_view, pod_view
-from .staged_run import EVALUATE, TERMINAL, TRAIN, CurrentStage, StagedRun
+from .staged_run import TERMINAL, CurrentStage, StagedRun
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ class Run:
     @property
     def job_stage(self) -> str:
         """The stage recorded with the Job: ``train`` for a plain run, ``teacher`` or ``student``."""
-        return self.config.stage if self.config is not None else TRAIN
+        return self.config.stage if self.config is not None else TRAIN_STAGE
 
     @property
     def trains(self) -> bool:
         """Whether this stage's Job trains (a completed progress.json then means it is done); the evaluate stage
         of a trained run does not."""
-        return self.job_stage != EVALUATE
+        return self.job_stage != EVALUATE_STAGE
 
     @property
     def name(self) -> str:

@@ -18,11 +18,12 @@ from typing import Any
 
 from gemma_api.evaluation import BELOW_THRESHOLD, PASSED, evaluation_key
 from gemma_api.run import RunProgress
+from gemma_api.run_stages import EVALUATE_STAGE
 from gemma_api.status import EvaluationStatus
 
 from .conditions import set_condition
 from .model import Event
-from .staged_run import EVALUATE, TERMINAL, CurrentStage, StagedRun
+from .staged_run import TERMINAL, CurrentStage, StagedRun
 
 EVALUATED = "Evaluated"
 PENDING_REASON = "NotEvaluated"
@@ -53,7 +54,7 @@ def _stale(prev: dict[str, Any], key: str) -> bool:
 
 def _set_aside(prev: dict[str, Any]) -> dict[str, Any]:
     """``prev`` without the finished leg: no completion, no Job record, the next attempt number."""
-    again = ((prev.get("job") or {}).get("stage")) == EVALUATE
+    again = ((prev.get("job") or {}).get("stage")) == EVALUATE_STAGE
     kept = {k: v for k, v in prev.items() if k not in ("completionTime", "job", "jobName", "evaluation")}
     return {**kept, "attempt": int(prev.get("attempt") or 0) + 1 if again else 0}
 
@@ -66,7 +67,7 @@ def evaluation_leg(run: StagedRun, prev: dict[str, Any]) -> EvaluationLeg | None
         return None
     key = evaluation_key(run.ft.spec)
     fresh = prev.get("phase") in TERMINAL and _trained(prev) and _stale(prev, key)
-    if not fresh and (prev.get("job") or {}).get("stage") != EVALUATE:
+    if not fresh and (prev.get("job") or {}).get("stage") != EVALUATE_STAGE:
         return None
     stage = CurrentStage("Evaluate", "Reevaluating", f"spec.evaluation changed ({key}): the adapter of run {rid} "
                          "is evaluated again", run.evaluate_config())

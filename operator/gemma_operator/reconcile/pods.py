@@ -12,6 +12,7 @@ from gemma_api.run import (
     EXIT_NON_FINITE,
     EXIT_PREEMPTED,
 )
+from gemma_api.run_stages import TRAIN_STAGE
 
 from gemma_operator.render import LABEL_ATTEMPT, LABEL_RUN, LABEL_STAGE
 
@@ -91,7 +92,7 @@ class JobView:
     annotations: dict[str, str]
     spec: dict[str, Any]
     gone: bool = False  # deleted (TTL, a person, garbage collection); this is its last watched state
-    stage: str = "train"  # a distillation's "teacher" or "student" Job (label gemmaft.dev/stage)
+    stage: str = TRAIN_STAGE  # a distillation's teacher or student Job (label gemmaft.dev/stage)
 
     @property
     def finished(self) -> bool:
@@ -174,5 +175,5 @@ def job_view(job: dict[str, Any], gone: bool = False) -> JobView:
         annotations=dict(meta.get("annotations") or {}),
         spec={k: v for k, v in spec.items() if k != "template"},
         gone=gone,
-        stage=labels.get(LABEL_STAGE) or "train",
+        stage=labels.get(LABEL_STAGE) or TRAIN_STAGE,
     )

@@ -20,14 +20,19 @@ from typing import Any
 from gemma_api import GemmaFineTune, RunConfig, SpecError, parse_finetune, run_id, run_uri
 from gemma_api.distillation import ResolvedTeacher, resolve_teacher
 from gemma_api.run import RunProgress
+from gemma_api.run_stages import (
+    DISTILLATION_STAGES,
+    EVALUATE_STAGE,
+    STUDENT_STAGE,
+    TEACHER_STAGE,
+    TRAIN_STAGE,
+)
 
 from .pods import job_view, pod_view
 
 TERMINAL = ("Succeeded", "Failed")
 """The phases a run ends in."""
 
-TRAIN, TEACHER_JOB, STUDENT_JOB, EVALUATE = "train", "teacher", "student", "evaluate"
-"""The stages a run's Jobs are labelled with (``gemmaft.dev/stage``, ``status.job.stage``)."""
 
 TEACHER_CONDITION = "TeacherReady"
 WAITING, TEACHER, STUDENT = "WaitingForTeacher", "Teacher", "Student"
@@ -80,13 +85,13 @@ class StagedRun:
         """The run of a parsed fine-tune; ``status``: its last status (the teacher it recorded)."""
         if ft.spec.distillation is None:
             rid = run_id(ft.spec)
-            return cls(ft, (TRAIN,), rid, run_uri(ft.spec, rid))
+            return cls(ft, (TRAIN_STAGE,), rid, run_uri(ft.spec, rid))
         teacher, reason, message = teacher_source(ft, source, status)
         if teacher is None:
-            return cls(ft, (TEACHER_JOB, STUDENT_JOB),
+            return cls(ft, DISTILLATION_STAGES,
                        waiting=CurrentStage(WAITING, reason, message, stalled=reason == "TeacherMismatch"))
         config = RunConfig.for_finetune(ft, teacher=teacher, namespace=ft.metadata.namespace or "default")
-        return cls(ft, (TEACHER_JOB, STUDENT_JOB), config.run_id, config.run_uri, config)
+        return cls(ft, DISTILLATION_STAGES, config.run_id, config.run_uri, config)
 
     @property
     def namespace(self) -> str:
@@ -105,24 +110,24 @@ class StagedRun:
         """The distillation stage this reconcile is about (None for a plain run). ``prev``: the last status; a run
         that reached its student stage stays there (committed teacher outputs never change, and a finished run's
         teacher folder is not read again)."""
-        if TEACHER_JOB not in self.stages:  # a plain run: one stage, no distillation stage to pick
+        if TEACHER_STAGE not in self.stages:  # a plain run: one stage, no distillation stage to pick
             return None
         if self.waiting is not None or self.config is None:
             return self.waiting
         committed = teacher_progress is not None and teacher_progress.state == "completed"
         if committed or reached_student(prev, self.run_id):
             return CurrentStage(STUDENT, "TeacherCommitted", f"teacher outputs committed at {self.teacher_uri}",
-                                self.config.model_copy(update={"stage": STUDENT_JOB}))
+                                self.config.model_copy(update={"stage": STUDENT_STAGE}))
         done = f"{teacher_progress.step} of {teacher_progress.total_steps} shards committed" \
             if teacher_progress is not None and teacher_progress.total_steps else "starting"
         return CurrentStage(TEACHER, "TeacherRunning", f"teacher pass of {self.config.teacher.model}: {done}",
-                            self.config.model_copy(update={"stage": TEACHER_JOB}))
+                            self.config.model_copy(update={"stage": TEACHER_STAGE}))
 
     def evaluate_config(self) -> RunConfig:
         """The run config of an evaluate Job: the trained adapter of this run (a distillation's student), evaluated
         again on the accelerator that trained it."""
         config = self.config or RunConfig.for_finetune(self.ft, namespace=self.namespace)
-        return config.model_copy(update={"stage": EVALUATE})
+        return config.model_copy(update={"stage": EVALUATE_STAGE})
 
     def progress_folders(self, status: dict[str, Any], jobs: list[dict[str, Any]], pods: list[dict[str, Any]],
                          awaited: frozenset[str]) -> tuple[str | None, str | None]:

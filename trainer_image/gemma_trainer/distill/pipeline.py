@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from gemma_api.run import EXIT_FAILED, EXIT_OK
+from gemma_api.run_stages import DISTILLATION_STAGES, TEACHER_STAGE
 
 from ..backends import device_setup
 from ..callbacks import PreemptionCallback
@@ -28,8 +29,6 @@ from .teacher import commit_stage, load_teacher, rows_per_shard, run_teacher_sta
 
 log = logging.getLogger("gemma_trainer")
 
-STAGES = ("teacher", "student")
-
 
 def run_config(cfg, rank, setup, preemption=None, make_setup=device_setup) -> int:
     """Run ``cfg``'s stages in order; the first exit code that is not OK ends the run. ``make_setup`` gives each
@@ -41,9 +40,9 @@ def run_config(cfg, rank, setup, preemption=None, make_setup=device_setup) -> in
                    "operator resolves: for a local run set teacher.modelUri and teacher.adapterUri to its model "
                    "and <run>/adapter")
         raise ConfigError("spec.distillation.teacher.fromFineTune", [message])
-    for stage in (cfg.stage,) if cfg.stage else STAGES:
+    for stage in (cfg.stage,) if cfg.stage else DISTILLATION_STAGES:
         stage_setup = setup if cfg.stage else make_setup(stage_spec(cfg, stage))
-        run = run_teacher if stage == "teacher" else run_student
+        run = run_teacher if stage == TEACHER_STAGE else run_student
         code = run(cfg, rank, stage_setup, preemption)
         if code != EXIT_OK:
             return code
